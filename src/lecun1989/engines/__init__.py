@@ -1,0 +1,48 @@
+"""Training engines: each trains one or more runs of the same recipe on the same data.
+
+An engine is built from the network's configuration, the runs (initial weights and learning
+rate of each) and the data, then driven pass by pass by the trainer:
+
+    engine = ENGINES[name](net_config, runs, data, optimizer="sgd", dtype="float32")
+    for each pass:
+        engine.train_pass(tick)        # one presentation of every training example, in order
+        engine.evaluate()              # per run: {"train": Evaluation, "test": Evaluation}
+        engine.params()                # per run: {name: array} in the layout of model.Net1989
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    seed: int
+    lr: float
+    params: dict[str, np.ndarray]   # initial weights, as Net1989.get_params() gives them
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float    # mean over examples and the 10 outputs of (target - output)^2
+    misses: int    # exact count of examples whose largest output is not the label
+    n: int
+
+    @property
+    def error(self) -> float:
+        return self.misses / self.n
+
+
+def engine_class(name: str):
+    from ..errors import LecunError
+    if name == "torch":
+        from .torch_ref import TorchEngine
+        return TorchEngine
+    raise LecunError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+
+
+ENGINE_NAMES = ("torch",)
