@@ -70,8 +70,8 @@ class Net1989(nn.Module):
         g = torch.Generator().manual_seed(seed)
 
         def winit(fan_in, *shape):
-            bound = paper.INIT_SCALE / (fan_in ** 0.5 if config.init == "sqrt" else fan_in)
-            return nn.Parameter((torch.rand(*shape, generator=g) - 0.5) * 2 * bound)
+            denom = fan_in ** 0.5 if config.init == "sqrt" else fan_in
+            return nn.Parameter((torch.rand(*shape, generator=g) - 0.5) * 2 * paper.INIT_SCALE / denom)
 
         k, n1, n2 = paper.KERNEL, paper.H1_SIZE, paper.H2_SIZE
         n_in = paper.H2_INPUTS_PER_PLANE

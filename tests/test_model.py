@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+
+from lecun1989 import paper
+from lecun1989.cli import main
+from lecun1989.errors import LecunError
+from lecun1989.model import Net1989, NetConfig, connection_table
+
+PAPER_LAYERS = {  # layer: (units, connections, free parameters), from the paper's section 5.1
+    "H1": (768, 19968, 1068), "H2": (192, 38592, 2592), "H3": (30, 5790, 5790), "output": (10, 310, 310)}
+
+
+def test_layer_and_total_counts_equal_the_papers():
+    rows = Net1989().describe()
+    for r in rows[1:]:
+        assert (r["units"], r["connections"], r["parameters"]) == PAPER_LAYERS[r["layer"]]
+    assert sum(r["units"] for r in rows) == paper.UNITS
+    assert sum(r["connections"] for r in rows) == paper.CONNECTIONS
+    assert sum(r["parameters"] for r in rows) == paper.PARAMETERS
+    assert sum(p.numel() for p in Net1989().parameters()) == paper.PARAMETERS
+
+
+def test_cli_info_prints_counts_beside_the_paper(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "1,256       64,660       9,760" in out and "matches the paper" in out
+
+
+def test_gradients_match_finite_differences_for_every_parameter():
+    torch.manual_seed(0)
+    net = Net1989(NetConfig(output_bias=-1.0), seed=3).double()
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64) * 2 - 1
+    t = -torch.ones(2, 10, dtype=torch.float64)
+    t[0, 3] = t[1, 7] = 1
+    loss = torch.mean((t - net(x)) ** 2)
+    loss.backward()
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    for name in Net1989.PARAMS:
+        p = getattr(net, name)
+        flat = p.data.view(-1)
+        # 40 entries of every tensor (all of a small one), central differences in float64
+        for i in rng.choice(flat.numel(), size=min(40, flat.numel()), replace=False):
+            old = flat[i].item()
+            with torch.no_grad():
+                flat[i] = old + eps
+                up = torch.mean((t - net(x)) ** 2).item()
+                flat[i] = old - eps
+                down = torch.mean((t - net(x)) ** 2).item()
+                flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - p.grad.view(-1)[i].item()) <= 1e-8 + 1e-5 * abs(numeric), (name, i)
+
+
+def test_h2_planes_read_only_their_eight_h1_planes():
+    net = Net1989()
+    table = connection_table("block")
+    h1 = torch.rand(1, 12, 8, 8)
+    with torch.no_grad():
+        base = torch.nn.functional.conv2d(torch.nn.functional.pad(h1, (2,) * 4, value=-1),
+                                          net.h2_dense_weight(), stride=2)
+        for plane in range(12):
+            h = h1.clone()
+            h[0, plane] += 1
+            moved = torch.nn.functional.conv2d(torch.nn.functional.pad(h, (2,) * 4, value=-1),
+                                               net.h2_dense_weight(), stride=2)
+            changed = (moved - base).abs().amax(dim=(0, 2, 3)) > 0
+            assert changed.tolist() == [plane in row for row in table.tolist()]
+
+
+def test_init_rules_and_biases():
+    sqrt_net, lin_net = Net1989(NetConfig(init="sqrt")), Net1989(NetConfig(init="linear"))
+    for name, fan_in in (("H1w", 25), ("H2w", 200), ("H3w", 192), ("outw", 30)):
+        w_sqrt, w_lin = getattr(sqrt_net, name), getattr(lin_net, name)
+        assert w_sqrt.abs().max() <= 2.4 / fan_in ** 0.5 and w_sqrt.abs().max() > 0.9 * 2.4 / fan_in ** 0.5
+        assert w_lin.abs().max() <= 2.4 / fan_in and w_lin.abs().max() > 0.9 * 2.4 / fan_in
+    for name in ("H1b", "H2b", "H3b", "outb"):
+        assert (getattr(sqrt_net, name) == 0).all()
+    assert (Net1989(NetConfig(output_bias=-1)).outb == -1).all()
+
+
+def test_same_seed_gives_the_reproductions_initial_weights():
+    # The best-known reproduction: torch.manual_seed(1337), then torch.rand per weight tensor in order.
+    torch.manual_seed(1337)
+    shapes = [(25, (12, 1, 5, 5)), (200, (12, 8, 5, 5)), (192, (192, 30)), (30, (30, 10))]
+    ref = [(torch.rand(*s) - 0.5) * 2 * 2.4 / f ** 0.5 for f, s in shapes]
+    net = Net1989(seed=1337)
+    for r, name in zip(ref, ("H1w", "H2w", "H3w", "outw")):
+        assert torch.equal(r, getattr(net, name).detach())
+    assert not torch.equal(Net1989(seed=1).H1w, net.H1w)
+
+
+def test_scaled_tanh_is_lecuns_sigmoid():
+    net = Net1989(NetConfig(activation="scaled_tanh"))
+    a = torch.linspace(-3, 3, 7)
+    assert torch.allclose(net.act(a), 1.7159 * torch.tanh(2 * a / 3))
+    assert abs(float(net.act(torch.tensor(1.0))) - 1.0) < 1e-3
+
+
+def test_params_round_trip_and_unknown_settings():
+    a, b = Net1989(seed=1), Net1989(seed=2)
+    b.set_params(a.get_params())
+    assert all(np.array_equal(v, b.get_params()[k]) for k, v in a.get_params().items())
+    with pytest.raises(LecunError, match="unknown activation"):
+        NetConfig(activation="sigmoid")

@@ -1,0 +1,108 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from lecun1989.cli import main
+from lecun1989.errors import LecunError
+from lecun1989.rundir import load_weights
+from lecun1989.train import Recipe, train
+
+EVAL_LINE = re.compile(r"^eval: split (train|test ). loss \d\.\d{6}e[+-]\d\d\. error (\d+\.\d\d)%\. misses: (\d+)$")
+
+
+def small(ds, n_train=300, n_test=200):
+    return ds.subset(n_train, n_test)
+
+
+def test_short_run_on_real_subset_lowers_the_error(usps, tmp_path):
+    ds = small(usps)
+    summaries = train(Recipe(passes=3), ds, tmp_path / "run", quiet=True, echo=lambda s: None)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["pass"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_error"] < rows[0]["train_error"] < 0.9   # untrained: about 90% wrong
+    assert rows[-1]["test_error"] < rows[0]["test_error"]
+    assert summaries[0]["train_misses"] == rows[-1]["train_misses"]
+
+
+def test_log_format_exact_misses_and_byte_identical_reruns(usps, tmp_path):
+    ds = small(usps, 200, 150)
+    logs = []
+    for name in ("a", "b"):
+        printed = []
+        train(Recipe(passes=2, seeds=(5,)), ds, tmp_path / name, quiet=True, echo=printed.append)
+        log = (tmp_path / name / "log.txt").read_text()
+        assert log.splitlines()[: len(printed) - 2] == printed[: len(printed) - 2]
+        logs.append(log)
+    assert logs[0] == logs[1]
+    evals = [EVAL_LINE.match(line) for line in logs[0].splitlines() if line.startswith("eval:")]
+    assert len(evals) == 4 and all(evals)
+    for m in evals:
+        n = 200 if m.group(1) == "train" else 150
+        assert f"{int(m.group(3)) / n * 100:.2f}" == m.group(2)
+    assert "split test . loss" in logs[0]
+
+
+def test_run_directory_contents(usps, tmp_path):
+    out = tmp_path / "run"
+    train(Recipe(passes=2, lrs=(0.02,), seeds=(9,)), small(usps, 100, 50), out, quiet=True, echo=lambda s: None)
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr"] == 0.02 and config["seed"] == 9 and config["passes"] == 2
+    assert config["data"]["source"] == "usps" and len(config["data"]["sha256"]) == 64
+    assert config["net"] == {"activation": "tanh", "init": "sqrt", "output_bias": 0.0, "table": "block"}
+    assert {"torch", "numpy", "lecun1989"} <= set(config["versions"])
+    params, meta = load_weights(out / "weights.safetensors")
+    assert params["H2w"].shape == (12, 8, 5, 5) and meta["pass"] == "2"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_existing_run_directory_needs_force(usps, tmp_path):
+    out = tmp_path / "run"
+    ds = small(usps, 50, 20)
+    train(Recipe(passes=1), ds, out, quiet=True, echo=lambda s: None)
+    before = (out / "log.txt").read_bytes()
+    with pytest.raises(LecunError, match="already exists; pass --force"):
+        train(Recipe(passes=1, seeds=(2,)), ds, out, quiet=True, echo=lambda s: None)
+    assert (out / "log.txt").read_bytes() == before
+    train(Recipe(passes=1, seeds=(2,)), ds, out, force=True, quiet=True, echo=lambda s: None)
+    assert (out / "log.txt").read_bytes() != before
+
+
+def test_many_runs_get_their_own_directories_and_a_summary(usps, tmp_path):
+    printed = []
+    summaries = train(Recipe(passes=1, seeds=(1, 2)), small(usps, 60, 30), tmp_path / "many", quiet=True,
+                      echo=printed.append)
+    assert [s["seed"] for s in summaries] == [1, 2]
+    for seed in (1, 2):
+        assert (tmp_path / "many" / f"lr0.03-seed{seed}" / "weights.safetensors").is_file()
+    assert any(line.startswith("final over 2 runs") for line in printed)
+
+
+def test_cli_repro_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["repro", "--train-size", "80", "--test-size", "40", "--passes", "2", "--quiet",
+                 "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout == (out / "log.txt").read_text()
+    assert stdout.count("eval: split") == 4 and "paper (1989)" in stdout
+    assert main(["repro", "--train-size", "80", "--passes", "1", "--quiet", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "learning rates must be positive"),
+    (["--data", "usps", "--raw-dir", "/nonexistent-dir"], "is not a folder"),
+])
+def test_cli_repro_bad_input_is_one_line(tmp_path, capsys, args, message):
+    assert main(["repro", "--quiet", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_rejects_nonsense_numbers(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["repro", "--passes", "0"])
+    assert e.value.code == 2 and "not a positive integer" in capsys.readouterr().err
