@@ -130,6 +130,11 @@ def cmd_repro(args) -> None:
     print(f"run saved to {out} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
 
 
+def cmd_bench(args) -> None:
+    from .bench import bench
+    bench(load_data(args), ref_steps=args.ref_steps, runs=args.runs, passes=args.passes, dtype=args.dtype)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .engines import ENGINE_NAMES
     from .optim import OPTIMIZERS
@@ -156,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seed of the initial weights (default {paper.REPRO_SEED})")
     p.add_argument("--seeds", type=parse_int_list, help="several seeds, e.g. 0-31 or 1,2,5 (one run each)")
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
-    p.add_argument("--engine", default="torch", choices=ENGINE_NAMES)
+    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES,
+                   help="fast: the compiled engine (default); torch: the PyTorch reference")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
     p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
@@ -164,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser("bench", help="time the compiled engine against the PyTorch reference")
+    add_data_args(p)
+    p.add_argument("--ref-steps", type=positive_int, default=2000, help="steps to time the reference on")
+    p.add_argument("--runs", type=positive_int, default=32, help="runs trained at once for the many-runs figure")
+    p.add_argument("--passes", type=positive_int, default=paper.PASSES, help="passes of the timed fast run")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

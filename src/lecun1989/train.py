@@ -31,7 +31,7 @@ class Recipe:
     lrs: tuple[float, ...] = (paper.REPRO_LR,)
     seeds: tuple[int, ...] = (paper.REPRO_SEED,)
     optimizer: str = "sgd"
-    engine: str = "torch"
+    engine: str = "fast"
     dtype: str = "float32"
     net: NetConfig = field(default_factory=NetConfig)
 
@@ -127,7 +127,7 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
                       disable=quiet, leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
                 engine.train_pass(bar.update)
             evals = engine.evaluate()
-            params = engine.params()
+            params = engine.get_params()
             for rd, ev, prm, (seed, lr) in zip(rundirs, evals, params, runs):
                 lines = [f"pass {p}/{recipe.passes}", eval_line("train", ev["train"]), eval_line("test", ev["test"])]
                 for line in lines:

@@ -7,7 +7,7 @@ rate of each) and the data, then driven pass by pass by the trainer:
     for each pass:
         engine.train_pass(tick)        # one presentation of every training example, in order
         engine.evaluate()              # per run: {"train": Evaluation, "test": Evaluation}
-        engine.params()                # per run: {name: array} in the layout of model.Net1989
+        engine.get_params()            # per run: {name: array} in the layout of model.Net1989
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def engine_class(name: str):
     if name == "torch":
         from .torch_ref import TorchEngine
         return TorchEngine
+    if name == "fast":
+        from .fast import FastEngine
+        return FastEngine
     raise LecunError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
 
 
-ENGINE_NAMES = ("torch",)
+ENGINE_NAMES = ("fast", "torch")

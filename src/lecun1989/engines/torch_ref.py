@@ -64,5 +64,5 @@ class TorchEngine:
         return [{name: evaluate(model, *self.splits[name], labels[name]) for name in ("train", "test")}
                 for model in self.models]
 
-    def params(self) -> list[dict[str, np.ndarray]]:
+    def get_params(self) -> list[dict[str, np.ndarray]]:
         return [model.get_params() for model in self.models]

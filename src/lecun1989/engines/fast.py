@@ -1,0 +1,224 @@
+"""The compiled engine: the whole training loop in numba, one example at a time, in the paper's order.
+
+Each run is a flat parameter vector; many runs train at once, spread over the cores (prange),
+all reading the same precomputed input unrolling. One training step is
+
+    fprop:  input -> H1 -> H2 -> H3 -> output -> loss      (layers.*_fprop)
+    bprop:  dE/doutput -> ... -> gradient of every parameter (layers.*_bprop)
+    step:   the optimizer updates the parameters             (layers.sgd_step)
+
+and its numbers follow the PyTorch reference (engines/torch_ref.py), which the tests check.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+from numba import njit, prange
+
+from .. import paper
+from ..data import Dataset, Split
+from ..model import NetConfig, connection_table
+from . import DTYPES, Evaluation, RunSpec
+from . import layers as L
+
+K1 = paper.KERNEL * paper.KERNEL          # taps per kernel
+P1 = paper.H1_SIZE * paper.H1_SIZE        # H1 positions per plane
+P2 = paper.H2_SIZE * paper.H2_SIZE        # H2 positions per plane
+N_H2 = paper.H2_PLANES * P2
+NI = paper.H2_INPUTS_PER_PLANE
+NO = paper.N_CLASSES
+N3 = paper.H3_UNITS
+
+# (name in model.Net1989, shape in this engine), in the order of the flat parameter vector
+LAYOUT = (("H1w", (paper.H1_PLANES, 1, K1)), ("H1b", (paper.H1_PLANES, P1)),
+          ("H2w", (paper.H2_PLANES, NI, K1)), ("H2b", (paper.H2_PLANES, P2)),
+          ("H3w", (N3, N_H2)), ("H3b", (N3,)), ("outw", (NO, N3)), ("outb", (NO,)))
+TRANSPOSED = {"H3w", "outw"}   # the model stores fully connected weights as (in, out)
+N_PARAMS = sum(int(np.prod(shape)) for _, shape in LAYOUT)
+
+
+def pack(params: dict[str, np.ndarray], dtype) -> np.ndarray:
+    parts = [(params[name].T if name in TRANSPOSED else params[name]).reshape(-1) for name, _ in LAYOUT]
+    return np.concatenate(parts).astype(dtype)
+
+
+def unpack(flat: np.ndarray) -> dict[str, np.ndarray]:
+    out, o = {}, 0
+    for name, shape in LAYOUT:
+        n = int(np.prod(shape))
+        block = flat[o:o + n].reshape(shape)
+        out[name] = np.ascontiguousarray(block.T if name in TRANSPOSED else block)
+        if name in ("H1w", "H2w"):
+            out[name] = out[name].reshape(shape[0], shape[1], paper.KERNEL, paper.KERNEL)
+        elif name in ("H1b", "H2b"):
+            side = int(round(shape[1] ** 0.5))
+            out[name] = out[name].reshape(shape[0], side, side)
+        o += n
+    return out
+
+
+@njit(**L.FLAGS)
+def views(flat):
+    o = 0
+    W1 = flat[o:o + 12 * K1].reshape((12, 1, K1)); o += 12 * K1
+    B1 = flat[o:o + 12 * P1].reshape((12, P1)); o += 12 * P1
+    W2 = flat[o:o + 12 * NI * K1].reshape((12, NI, K1)); o += 12 * NI * K1
+    B2 = flat[o:o + 12 * P2].reshape((12, P2)); o += 12 * P2
+    W3 = flat[o:o + N3 * N_H2].reshape((N3, N_H2)); o += N3 * N_H2
+    B3 = flat[o:o + N3]; o += N3
+    W4 = flat[o:o + NO * N3].reshape((NO, N3)); o += NO * N3
+    B4 = flat[o:o + NO]
+    return W1, B1, W2, B2, W3, B3, W4, B4
+
+
+@njit(**L.FLAGS)
+def workspace(like):
+    dt = like.dtype
+    # activations: a1 h1 col2 a2 h2 a3 h3 a4 y; their gradients: dy d4 dh3 d3 dh2 d2 dcol2 dh1 d1;
+    # then the gradient of every parameter, flat like the parameters
+    return (np.zeros((12, P1), dt), np.zeros((12, P1), dt), np.zeros((12, K1, P2), dt),
+            np.zeros((12, P2), dt), np.zeros((12, P2), dt), np.zeros(N3, dt), np.zeros(N3, dt),
+            np.zeros(NO, dt), np.zeros(NO, dt),
+            np.zeros(NO, dt), np.zeros(NO, dt), np.zeros(N3, dt), np.zeros(N3, dt), np.zeros(N_H2, dt),
+            np.zeros((12, P2), dt), np.zeros((12, K1, P2), dt), np.zeros((12, P1), dt),
+            np.zeros((12, P1), dt), np.zeros(like.size, dt))
+
+
+@njit(**L.FLAGS)
+def fprop(params, x1col, table1, table2, idx2, consts, ws):
+    W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
+    a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
+    L.conv_fprop(x1col, W1, B1, table1, a1)
+    L.act_fprop(a1, consts, h1)
+    L.im2col(h1, idx2, consts[2], col2)
+    L.conv_fprop(col2, W2, B2, table2, a2)
+    L.act_fprop(a2, consts, h2)
+    L.fc_fprop(h2.reshape(N_H2), W3, B3, a3)
+    L.act_fprop(a3, consts, h3)
+    L.fc_fprop(h3, W4, B4, a4)
+    L.act_fprop(a4, consts, y)
+
+
+@njit(**L.FLAGS)
+def bprop(params, x1col, t, table1, table2, idx2, consts, ws):
+    """Gradient of the example's loss with respect to every parameter, into ws[-1] (flat)."""
+    W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
+    a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
+    dy, d4, dh3, d3, dh2, d2, dcol2, dh1, d1, grads = (ws[9], ws[10], ws[11], ws[12], ws[13], ws[14],
+                                                       ws[15], ws[16], ws[17], ws[18])
+    gW1, gB1, gW2, gB2, gW3, gB3, gW4, gB4 = views(grads)
+    L.mse_bprop(y, t, dy)
+    L.act_bprop(y, dy, consts, d4)
+    L.fc_bprop(h3, W4, d4, gW4, gB4, dh3, True)
+    L.act_bprop(h3, dh3, consts, d3)
+    L.fc_bprop(h2.reshape(N_H2), W3, d3, gW3, gB3, dh2, True)
+    L.act_bprop(h2, dh2.reshape((12, P2)), consts, d2)
+    L.conv_bprop(col2, W2, table2, d2, gW2, gB2, dcol2, True)
+    L.col2im(dcol2, idx2, dh1)
+    L.act_bprop(h1, dh1, consts, d1)
+    L.conv_bprop(x1col, W1, table1, d1, gW1, gB1, dcol2, False)
+
+
+@njit(parallel=True, **L.FLAGS)
+def train_chunk(params, lrs, X1col, T, start, stop, table1, table2, idx2, consts):
+    """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order."""
+    for r in prange(params.shape[0]):
+        p = params[r]
+        ws = workspace(p)
+        for n in range(start, stop):
+            fprop(p, X1col[n], table1, table2, idx2, consts, ws)
+            bprop(p, X1col[n], T[n], table1, table2, idx2, consts, ws)
+            L.sgd_step(p, ws[-1], lrs[r])
+
+
+@njit(parallel=True, **L.FLAGS)
+def evaluate_all(params, X1col, T, table1, table2, idx2, consts, chunk):
+    """Per run and example: the loss (float64) and the predicted class (first largest output)."""
+    R, N = params.shape[0], X1col.shape[0]
+    losses = np.zeros((R, N))
+    preds = np.zeros((R, N), dtype=np.int64)
+    n_chunks = (N + chunk - 1) // chunk
+    for job in prange(R * n_chunks):
+        r, c = job // n_chunks, job % n_chunks
+        ws = workspace(params[r])
+        for n in range(c * chunk, min(N, (c + 1) * chunk)):
+            fprop(params[r], X1col[n], table1, table2, idx2, consts, ws)
+            y = ws[8]
+            losses[r, n] = L.mse_fprop(y, T[n])
+            best = 0
+            for m in range(1, y.size):
+                if y[m] > y[best]:
+                    best = m
+            preds[r, n] = best
+    return losses, preds
+
+
+@njit(**L.FLAGS)
+def unroll_inputs(images, idx1, pad_value, out):
+    for n in range(images.shape[0]):
+        L.im2col(images[n], idx1, pad_value, out[n])
+
+
+ACT_CONSTS = {"tanh": (1.0, 1.0), "scaled_tanh": (1.7159, 2.0 / 3.0)}
+
+
+class FastEngine:
+    name = "fast"
+    CHUNK = 512   # examples per compiled call: the progress bar's granularity
+
+    def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optimizer: str = "sgd",
+                 dtype: str = "float32"):
+        self.dtype = DTYPES[dtype]
+        self.params = np.stack([pack(run.params, self.dtype) for run in runs])
+        self.lrs = np.array([run.lr for run in runs], dtype=self.dtype)
+        self.consts = np.array([*ACT_CONSTS[net.activation], paper.PAD_VALUE], dtype=self.dtype)
+        self.table1 = np.zeros((paper.H1_PLANES, 1), dtype=np.int64)
+        self.table2 = connection_table(net.table)
+        self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
+        self.idx2 = L.im2col_index(paper.H1_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
+        self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
+        self.optimizer = optimizer
+        self._compiled = False
+
+    def _prepare(self, split: Split):
+        images = split.images.reshape(len(split), 1, -1).astype(self.dtype)
+        cols = np.empty((len(split), 1, K1, P1), dtype=self.dtype)
+        unroll_inputs(images, self.idx1, self.dtype(paper.PAD_VALUE), cols)
+        return cols, split.targets.astype(self.dtype), split.labels
+
+    def _args(self):
+        return self.table1, self.table2, self.idx2, self.consts
+
+    def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
+        X, T, _ = self.splits["train"]
+        for start in range(0, len(X), self.CHUNK):
+            stop = min(len(X), start + self.CHUNK)
+            self._first_call(train_chunk, self.params, self.lrs, X, T, start, stop, *self._args())
+            tick((stop - start) * len(self.params))
+
+    def _first_call(self, fn, *args):
+        """Call fn; the first time, say how long compiling took if it was not in the disk cache."""
+        t0 = time.perf_counter()
+        result = fn(*args)
+        if not self._compiled:
+            self._compiled = True
+            if sum(fn.stats.cache_misses.values()):
+                print(f"compiled the fast engine in {time.perf_counter() - t0:.1f}s (cached for next time)",
+                      file=sys.stderr)
+        return result
+
+    def evaluate(self) -> list[dict[str, Evaluation]]:
+        results = [{} for _ in range(len(self.params))]
+        for name, (X, T, labels) in self.splits.items():
+            losses, preds = evaluate_all(self.params, X, T, *self._args(), 64)
+            for r in range(len(self.params)):
+                results[r][name] = Evaluation(loss=float(losses[r].sum() / losses.shape[1]),
+                                              misses=int((preds[r] != labels).sum()), n=len(labels))
+        return results
+
+    def get_params(self) -> list[dict[str, np.ndarray]]:
+        return [unpack(p) for p in self.params]

@@ -1,0 +1,162 @@
+"""The network's layers as compiled kernels, each with its fprop and bprop (as in SN / Lush).
+
+Layouts are chosen so that the innermost loops run over contiguous memory of useful length:
+feature maps are (planes, positions) with the 64 or 16 output positions innermost, convolution
+inputs are unrolled once per example into (planes, 25 taps, positions) ("im2col"), and fully
+connected weights are (out, in). Every function works in the dtype of its arrays; scalar
+constants come in as arrays of that dtype so no float64 leaks into float32 code.
+
+Every kernel is compiled once and cached on disk (numba's cache=True).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# reassoc lets reductions vectorize; contract allows FMA. No assumptions about NaN or infinity.
+FLAGS = dict(cache=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, error_model="numpy")
+
+TANH, SCALED_TANH = 0, 1
+ACTIVATION_IDS = {"tanh": TANH, "scaled_tanh": SCALED_TANH}
+
+
+def im2col_index(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
+    """(taps, positions) -> flat input index of each tap of each output position, or -1 for padding."""
+    out = (size + 2 * pad - kernel) // stride + 1
+    idx = np.full((kernel * kernel, out * out), -1, dtype=np.int64)
+    for ty in range(kernel):
+        for tx in range(kernel):
+            for oy in range(out):
+                for ox in range(out):
+                    iy, ix = stride * oy + ty - pad, stride * ox + tx - pad
+                    if 0 <= iy < size and 0 <= ix < size:
+                        idx[ty * kernel + tx, oy * out + ox] = iy * size + ix
+    return idx
+
+
+@njit(**FLAGS)
+def im2col(h, idx, pad_value, col):
+    """h (planes, size*size) -> col (planes, taps, positions); padding taps read pad_value."""
+    for c in range(h.shape[0]):
+        for t in range(idx.shape[0]):
+            for p in range(idx.shape[1]):
+                i = idx[t, p]
+                col[c, t, p] = h[c, i] if i >= 0 else pad_value
+
+
+@njit(**FLAGS)
+def col2im(dcol, idx, dh):
+    """The adjoint of im2col: dh (planes, size*size) = sum of dcol over the taps that read each input."""
+    dh[:] = 0
+    for c in range(dcol.shape[0]):
+        for t in range(idx.shape[0]):
+            for p in range(idx.shape[1]):
+                i = idx[t, p]
+                if i >= 0:
+                    dh[c, i] += dcol[c, t, p]
+
+
+# --- convolution with untied biases and a connection table --------------------------------------
+# W (out planes, inputs per plane, taps), B (out planes, positions), table (out planes, inputs per plane)
+
+@njit(**FLAGS)
+def conv_fprop(col, W, B, table, a):
+    for o in range(W.shape[0]):
+        a[o, :] = B[o, :]
+        for k in range(W.shape[1]):
+            c = table[o, k]
+            for t in range(W.shape[2]):
+                w = W[o, k, t]
+                for p in range(a.shape[1]):
+                    a[o, p] += w * col[c, t, p]
+
+
+@njit(**FLAGS)
+def conv_bprop(col, W, table, d, gW, gB, dcol, need_dcol):
+    """d = dE/da (out planes, positions) -> gW, gB, and dE/dcol when need_dcol."""
+    if need_dcol:
+        dcol[:] = 0
+    for o in range(W.shape[0]):
+        gB[o, :] = d[o, :]
+        for k in range(W.shape[1]):
+            c = table[o, k]
+            for t in range(W.shape[2]):
+                g = W.dtype.type(0)
+                for p in range(d.shape[1]):
+                    g += d[o, p] * col[c, t, p]
+                gW[o, k, t] = g
+                if need_dcol:
+                    w = W[o, k, t]
+                    for p in range(d.shape[1]):
+                        dcol[c, t, p] += w * d[o, p]
+
+
+# --- fully connected: W (out, in) ------------------------------------------------------------------
+
+@njit(**FLAGS)
+def fc_fprop(x, W, b, a):
+    for j in range(W.shape[0]):
+        s = b[j]
+        for i in range(W.shape[1]):
+            s += W[j, i] * x[i]
+        a[j] = s
+
+
+@njit(**FLAGS)
+def fc_bprop(x, W, d, gW, gb, dx, need_dx):
+    if need_dx:
+        dx[:] = 0
+    for j in range(W.shape[0]):
+        dj = d[j]
+        gb[j] = dj
+        for i in range(W.shape[1]):
+            gW[j, i] = dj * x[i]
+        if need_dx:
+            for i in range(W.shape[1]):
+                dx[i] += W[j, i] * dj
+
+
+# --- activations: fprop a -> y, bprop dE/dy -> dE/da using y ---------------------------------------
+# consts: [A, S] of the scaled tanh A tanh(S a); plain tanh is A = S = 1.
+
+@njit(**FLAGS)
+def act_fprop(a, consts, y):
+    A, S = consts[0], consts[1]
+    for i in range(a.size):
+        y.flat[i] = A * np.tanh(S * a.flat[i])
+
+
+@njit(**FLAGS)
+def act_bprop(y, dy, consts, d):
+    A, S = consts[0], consts[1]
+    k = S / A   # f'(a) = S (A^2 - y^2) / A
+    for i in range(y.size):
+        yi = y.flat[i]
+        d.flat[i] = dy.flat[i] * k * (A * A - yi * yi)
+
+
+# --- loss: mean over the outputs of (target - output)^2 ---------------------------------------------
+
+@njit(**FLAGS)
+def mse_fprop(y, t):
+    s = 0.0
+    for i in range(y.size):
+        e = np.float64(t[i]) - np.float64(y[i])
+        s += e * e
+    return s / y.size
+
+
+@njit(**FLAGS)
+def mse_bprop(y, t, dy):
+    scale = y.dtype.type(2) / y.dtype.type(y.size)
+    for i in range(y.size):
+        dy[i] = scale * (y[i] - t[i])
+
+
+# --- optimizers: separate from the layers, they see only parameters and gradients ------------------
+
+@njit(**FLAGS)
+def sgd_step(params, grads, lr):
+    for i in range(params.size):
+        params[i] -= lr * grads[i]
