@@ -9,7 +9,7 @@ import pytest
 from lecun1989.engines import RunSpec
 from lecun1989.engines.fast import FastEngine, pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
-from lecun1989.model import Net1989, NetConfig
+from lecun1989.model import Net1989, NetConfig, connection_table
 
 
 def specs(net, seeds, lr=0.03):
@@ -18,7 +18,8 @@ def specs(net, seeds, lr=0.03):
 
 def test_pack_unpack_round_trip():
     params = Net1989(seed=4).get_params()
-    back = unpack(pack(params, np.float64))
+    table = connection_table("block")
+    back = unpack(pack(params, table, np.float64), table)
     assert all(np.array_equal(params[k], back[k]) and params[k].shape == back[k].shape for k in params)
 
 
@@ -83,7 +84,7 @@ def test_compiled_code_is_cached_on_disk(usps, raw_dir, session_home):
 import sys
 from lecun1989 import data
 from lecun1989.engines import fast
-from lecun1989.model import Net1989, NetConfig
+from lecun1989.model import Net1989, NetConfig, connection_table
 from lecun1989.engines import RunSpec
 ds = data.load("usps", home=sys.argv[1], raw_dir=sys.argv[2]).subset(20, 20)
 e = fast.FastEngine(NetConfig(), [RunSpec(0, 0.03, Net1989(seed=0).get_params())], ds)

@@ -33,40 +33,52 @@ NI = paper.H2_INPUTS_PER_PLANE
 NO = paper.N_CLASSES
 N3 = paper.H3_UNITS
 
-# (name in model.Net1989, shape in this engine), in the order of the flat parameter vector
-LAYOUT = (("H1w", (paper.H1_PLANES, 1, K1)), ("H1b", (paper.H1_PLANES, P1)),
-          ("H2w", (paper.H2_PLANES, NI, K1)), ("H2b", (paper.H2_PLANES, P2)),
+C2 = paper.H1_PLANES * K1                # H2's unrolled input rows: 12 planes x 25 taps
+# (name in model.Net1989, shape in this engine), in the order of the flat parameter vector.
+# H2's weights are held dense over all 12 H1 planes, zero where the table has no connection.
+LAYOUT = (("H1w", (paper.H1_PLANES, K1)), ("H1b", (paper.H1_PLANES, P1)),
+          ("H2w", (paper.H2_PLANES, C2)), ("H2b", (paper.H2_PLANES, P2)),
           ("H3w", (N3, N_H2)), ("H3b", (N3,)), ("outw", (NO, N3)), ("outb", (NO,)))
-TRANSPOSED = {"H3w", "outw"}   # the model stores fully connected weights as (in, out)
-N_PARAMS = sum(int(np.prod(shape)) for _, shape in LAYOUT)
+N_FLAT = sum(int(np.prod(shape)) for _, shape in LAYOUT)
 
 
-def pack(params: dict[str, np.ndarray], dtype) -> np.ndarray:
-    parts = [(params[name].T if name in TRANSPOSED else params[name]).reshape(-1) for name, _ in LAYOUT]
-    return np.concatenate(parts).astype(dtype)
+def h2_mask(table: np.ndarray) -> np.ndarray:
+    """(12, 12 x 25): 1 where H2 plane o reads H1 plane c, per tap."""
+    mask = np.zeros((paper.H2_PLANES, paper.H1_PLANES, K1))
+    mask[np.arange(paper.H2_PLANES)[:, None], table] = 1
+    return mask.reshape(paper.H2_PLANES, C2)
 
 
-def unpack(flat: np.ndarray) -> dict[str, np.ndarray]:
-    out, o = {}, 0
+def pack(params: dict[str, np.ndarray], table: np.ndarray, dtype) -> np.ndarray:
+    dense = np.zeros((paper.H2_PLANES, paper.H1_PLANES, K1))
+    dense[np.arange(paper.H2_PLANES)[:, None], table] = params["H2w"].reshape(paper.H2_PLANES, NI, K1)
+    engine = {**params, "H2w": dense, "H3w": params["H3w"].T, "outw": params["outw"].T}
+    return np.concatenate([np.asarray(engine[name]).reshape(-1) for name, _ in LAYOUT]).astype(dtype)
+
+
+def unpack(flat: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray]:
+    """The flat vector back in model.Net1989's names and layouts."""
+    blocks, o = {}, 0
     for name, shape in LAYOUT:
         n = int(np.prod(shape))
-        block = flat[o:o + n].reshape(shape)
-        out[name] = np.ascontiguousarray(block.T if name in TRANSPOSED else block)
-        if name in ("H1w", "H2w"):
-            out[name] = out[name].reshape(shape[0], shape[1], paper.KERNEL, paper.KERNEL)
-        elif name in ("H1b", "H2b"):
-            side = int(round(shape[1] ** 0.5))
-            out[name] = out[name].reshape(shape[0], side, side)
+        blocks[name] = flat[o:o + n].reshape(shape)
         o += n
-    return out
+    k, n1, n2 = paper.KERNEL, paper.H1_SIZE, paper.H2_SIZE
+    dense = blocks["H2w"].reshape(paper.H2_PLANES, paper.H1_PLANES, K1)
+    return {"H1w": blocks["H1w"].reshape(paper.H1_PLANES, 1, k, k).copy(),
+            "H1b": blocks["H1b"].reshape(paper.H1_PLANES, n1, n1).copy(),
+            "H2w": dense[np.arange(paper.H2_PLANES)[:, None], table].reshape(paper.H2_PLANES, NI, k, k),
+            "H2b": blocks["H2b"].reshape(paper.H2_PLANES, n2, n2).copy(),
+            "H3w": blocks["H3w"].T.copy(), "H3b": blocks["H3b"].copy(),
+            "outw": blocks["outw"].T.copy(), "outb": blocks["outb"].copy()}
 
 
-@njit(**L.FLAGS)
+@njit(**L.INLINE)
 def views(flat):
     o = 0
-    W1 = flat[o:o + 12 * K1].reshape((12, 1, K1)); o += 12 * K1
+    W1 = flat[o:o + 12 * K1].reshape((12, K1)); o += 12 * K1
     B1 = flat[o:o + 12 * P1].reshape((12, P1)); o += 12 * P1
-    W2 = flat[o:o + 12 * NI * K1].reshape((12, NI, K1)); o += 12 * NI * K1
+    W2 = flat[o:o + 12 * C2].reshape((12, C2)); o += 12 * C2
     B2 = flat[o:o + 12 * P2].reshape((12, P2)); o += 12 * P2
     W3 = flat[o:o + N3 * N_H2].reshape((N3, N_H2)); o += N3 * N_H2
     B3 = flat[o:o + N3]; o += N3
@@ -75,7 +87,7 @@ def views(flat):
     return W1, B1, W2, B2, W3, B3, W4, B4
 
 
-@njit(**L.FLAGS)
+@njit(**L.INLINE)
 def workspace(like):
     dt = like.dtype
     # activations: a1 h1 col2 a2 h2 a3 h3 a4 y; their gradients: dy d4 dh3 d3 dh2 d2 dcol2 dh1 d1;
@@ -88,14 +100,14 @@ def workspace(like):
             np.zeros((12, P1), dt), np.zeros(like.size, dt))
 
 
-@njit(**L.FLAGS)
-def fprop(params, x1col, table1, table2, idx2, consts, ws):
+@njit(**L.INLINE)
+def fprop(params, x1col, idx2, consts, ws):
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
     a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
-    L.conv_fprop(x1col, W1, B1, table1, a1)
+    L.conv_fprop(x1col, W1, B1, a1)
     L.act_fprop(a1, consts, h1)
     L.im2col(h1, idx2, consts[2], col2)
-    L.conv_fprop(col2, W2, B2, table2, a2)
+    L.conv_fprop(col2.reshape((C2, P2)), W2, B2, a2)
     L.act_fprop(a2, consts, h2)
     L.fc_fprop(h2.reshape(N_H2), W3, B3, a3)
     L.act_fprop(a3, consts, h3)
@@ -103,8 +115,8 @@ def fprop(params, x1col, table1, table2, idx2, consts, ws):
     L.act_fprop(a4, consts, y)
 
 
-@njit(**L.FLAGS)
-def bprop(params, x1col, t, table1, table2, idx2, consts, ws):
+@njit(**L.INLINE)
+def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws):
     """Gradient of the example's loss with respect to every parameter, into ws[-1] (flat)."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
     a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
@@ -117,26 +129,26 @@ def bprop(params, x1col, t, table1, table2, idx2, consts, ws):
     L.act_bprop(h3, dh3, consts, d3)
     L.fc_bprop(h2.reshape(N_H2), W3, d3, gW3, gB3, dh2, True)
     L.act_bprop(h2, dh2.reshape((12, P2)), consts, d2)
-    L.conv_bprop(col2, W2, table2, d2, gW2, gB2, dcol2, True)
+    L.conv_bprop(col2.reshape((C2, P2)), W2, mask2, d2, gW2, gB2, dcol2.reshape((C2, P2)), True)
     L.col2im(dcol2, idx2, dh1)
     L.act_bprop(h1, dh1, consts, d1)
-    L.conv_bprop(x1col, W1, table1, d1, gW1, gB1, dcol2, False)
+    L.conv_bprop(x1col, W1, mask1, d1, gW1, gB1, dcol2.reshape((C2, P2)), False)
 
 
 @njit(parallel=True, **L.FLAGS)
-def train_chunk(params, lrs, X1col, T, start, stop, table1, table2, idx2, consts):
+def train_chunk(params, lrs, X1col, T, start, stop, mask1, mask2, idx2, consts):
     """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order."""
     for r in prange(params.shape[0]):
         p = params[r]
         ws = workspace(p)
         for n in range(start, stop):
-            fprop(p, X1col[n], table1, table2, idx2, consts, ws)
-            bprop(p, X1col[n], T[n], table1, table2, idx2, consts, ws)
+            fprop(p, X1col[n], idx2, consts, ws)
+            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws)
             L.sgd_step(p, ws[-1], lrs[r])
 
 
 @njit(parallel=True, **L.FLAGS)
-def evaluate_all(params, X1col, T, table1, table2, idx2, consts, chunk):
+def evaluate_all(params, X1col, T, idx2, consts, chunk):
     """Per run and example: the loss (float64) and the predicted class (first largest output)."""
     R, N = params.shape[0], X1col.shape[0]
     losses = np.zeros((R, N))
@@ -146,7 +158,7 @@ def evaluate_all(params, X1col, T, table1, table2, idx2, consts, chunk):
         r, c = job // n_chunks, job % n_chunks
         ws = workspace(params[r])
         for n in range(c * chunk, min(N, (c + 1) * chunk)):
-            fprop(params[r], X1col[n], table1, table2, idx2, consts, ws)
+            fprop(params[r], X1col[n], idx2, consts, ws)
             y = ws[8]
             losses[r, n] = L.mse_fprop(y, T[n])
             best = 0
@@ -173,11 +185,12 @@ class FastEngine:
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optimizer: str = "sgd",
                  dtype: str = "float32"):
         self.dtype = DTYPES[dtype]
-        self.params = np.stack([pack(run.params, self.dtype) for run in runs])
+        self.table = connection_table(net.table)
+        self.params = np.stack([pack(run.params, self.table, self.dtype) for run in runs])
         self.lrs = np.array([run.lr for run in runs], dtype=self.dtype)
         self.consts = np.array([*ACT_CONSTS[net.activation], paper.PAD_VALUE], dtype=self.dtype)
-        self.table1 = np.zeros((paper.H1_PLANES, 1), dtype=np.int64)
-        self.table2 = connection_table(net.table)
+        self.mask1 = np.ones((paper.H1_PLANES, K1), dtype=self.dtype)
+        self.mask2 = h2_mask(self.table).astype(self.dtype)
         self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.idx2 = L.im2col_index(paper.H1_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
@@ -188,16 +201,14 @@ class FastEngine:
         images = split.images.reshape(len(split), 1, -1).astype(self.dtype)
         cols = np.empty((len(split), 1, K1, P1), dtype=self.dtype)
         unroll_inputs(images, self.idx1, self.dtype(paper.PAD_VALUE), cols)
-        return cols, split.targets.astype(self.dtype), split.labels
-
-    def _args(self):
-        return self.table1, self.table2, self.idx2, self.consts
+        return cols.reshape(len(split), K1, P1), split.targets.astype(self.dtype), split.labels
 
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
         X, T, _ = self.splits["train"]
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            self._first_call(train_chunk, self.params, self.lrs, X, T, start, stop, *self._args())
+            self._first_call(train_chunk, self.params, self.lrs, X, T, start, stop, self.mask1, self.mask2,
+                             self.idx2, self.consts)
             tick((stop - start) * len(self.params))
 
     def _first_call(self, fn, *args):
@@ -214,11 +225,11 @@ class FastEngine:
     def evaluate(self) -> list[dict[str, Evaluation]]:
         results = [{} for _ in range(len(self.params))]
         for name, (X, T, labels) in self.splits.items():
-            losses, preds = evaluate_all(self.params, X, T, *self._args(), 64)
+            losses, preds = evaluate_all(self.params, X, T, self.idx2, self.consts, 64)
             for r in range(len(self.params)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / losses.shape[1]),
                                               misses=int((preds[r] != labels).sum()), n=len(labels))
         return results
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
-        return [unpack(p) for p in self.params]
+        return [unpack(p, self.table) for p in self.params]
