@@ -16,6 +16,15 @@ def specs(net, seeds, lr=0.03):
     return [RunSpec(s, lr, Net1989(net, s).get_params()) for s in seeds]
 
 
+def one_pass_each(net, ds, seed, dtype):
+    """Both engines from the same initial weights, after one pass over ds."""
+    run = specs(net, [seed])
+    fast, ref = FastEngine(net, run, ds, dtype=dtype), TorchEngine(net, run, ds, dtype=dtype)
+    fast.train_pass()
+    ref.train_pass()
+    return fast, ref
+
+
 def test_pack_unpack_round_trip():
     params = Net1989(seed=4).get_params()
     table = connection_table("block")
@@ -27,10 +36,7 @@ def test_pack_unpack_round_trip():
 def test_one_full_pass_float64_equals_reference_within_1e_9(usps, activation):
     net = NetConfig(activation=activation, output_bias=-1.0)
     ds = usps if activation == "tanh" else usps.subset(500, 100)   # the full pass once is enough
-    run = specs(net, [2])
-    fast, ref = FastEngine(net, run, ds, dtype="float64"), TorchEngine(net, run, ds, dtype="float64")
-    fast.train_pass()
-    ref.train_pass()
+    fast, ref = one_pass_each(net, ds, seed=2, dtype="float64")
     a, b = fast.get_params()[0], ref.get_params()[0]
     for name in a:
         assert np.abs(a[name] - b[name]).max() <= 1e-9, name
@@ -43,10 +49,7 @@ def test_one_full_pass_float64_equals_reference_within_1e_9(usps, activation):
 def test_float32_pass_equals_reference_within_1e_4_relative(usps):
     net = NetConfig()
     ds = usps.subset(1000, 100)
-    run = specs(net, [3])
-    fast, ref = FastEngine(net, run, ds, dtype="float32"), TorchEngine(net, run, ds, dtype="float32")
-    fast.train_pass()
-    ref.train_pass()
+    fast, ref = one_pass_each(net, ds, seed=3, dtype="float32")
     a, b = fast.get_params()[0], ref.get_params()[0]
     for name in a:
         assert np.abs(a[name] - b[name]).max() <= 1e-4 * np.abs(b[name]).max(), name
