@@ -111,8 +111,12 @@ def cmd_info(args) -> None:
     same = (total["units"], total["connections"], total["parameters"]) == (paper.UNITS, paper.CONNECTIONS,
                                                                             paper.PARAMETERS)
     print("matches the paper" if same else "DIFFERS from the paper")
+    groups: dict[tuple, list[int]] = {}
+    for plane, row in enumerate(net.table.tolist()):
+        groups.setdefault(tuple(row), []).append(plane)
     print(f"H1->H2 table ({args.table}): " + "; ".join(
-        f"{o}:{','.join(map(str, row))}" for o, row in enumerate(net.table.tolist())))
+        f"H2 planes {','.join(map(str, planes))} read H1 planes {','.join(map(str, row))}"
+        for row, planes in groups.items()))
 
 
 def cmd_repro(args) -> None:
