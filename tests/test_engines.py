@@ -6,14 +6,14 @@ import sys
 import numpy as np
 import pytest
 
-from lecun1989.engines import RunSpec
+from lecun1989.engines import initial_runs
 from lecun1989.engines.fast import FastEngine, pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
 from lecun1989.model import Net1989, NetConfig, connection_table
 
 
 def specs(net, seeds, lr=0.03):
-    return [RunSpec(s, lr, Net1989(net, s).get_params()) for s in seeds]
+    return initial_runs(net, [(s, lr) for s in seeds])
 
 
 def one_pass_each(net, ds, seed, dtype):
@@ -87,10 +87,10 @@ def test_compiled_code_is_cached_on_disk(usps, raw_dir, session_home):
 import sys
 from lecun1989 import data
 from lecun1989.engines import fast
-from lecun1989.model import Net1989, NetConfig, connection_table
-from lecun1989.engines import RunSpec
+from lecun1989.engines import initial_runs
+from lecun1989.model import NetConfig
 ds = data.load("usps", home=sys.argv[1], raw_dir=sys.argv[2]).subset(20, 20)
-e = fast.FastEngine(NetConfig(), [RunSpec(0, 0.03, Net1989(seed=0).get_params())], ds)
+e = fast.FastEngine(NetConfig(), initial_runs(NetConfig(), [(0, 0.03)]), ds)
 e.train_pass(); e.evaluate()
 print(sum(fast.train_chunk.stats.cache_misses.values()), sum(fast.train_chunk.stats.cache_hits.values()))
 """

@@ -1,7 +1,6 @@
 import json
 import re
 
-import numpy as np
 import pytest
 
 from lecun1989.cli import main

@@ -9,16 +9,14 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
 from . import paper
 from .data import Dataset
-from .engines import RunSpec, engine_class
-from .model import Net1989, NetConfig
+from .engines import engine_class, initial_runs
+from .model import NetConfig
 
 
 def _engine(name: str, net: NetConfig, n_runs: int, data: Dataset, dtype: str):
-    runs = [RunSpec(seed, paper.REPRO_LR, Net1989(net, seed).get_params()) for seed in range(n_runs)]
+    runs = initial_runs(net, [(seed, paper.REPRO_LR) for seed in range(n_runs)])
     return engine_class(name)(net, runs, data, dtype=dtype)
 
 

@@ -26,10 +26,13 @@ TABLES = {
     "block": [list(range(0, 8))] * 4 + [list(range(4, 12))] * 4 + [[0, 1, 2, 3, 8, 9, 10, 11]] * 4,
 }
 
+# f(a) = A tanh(S a). The scaled one is LeCun's later papers' "scaled hyperbolic tangent":
+# f(+-1) = +-1, and f'' is largest near +-1.
+ACTIVATION_SCALES = {"tanh": (1.0, 1.0), "scaled_tanh": (1.7159, 2.0 / 3.0)}
+_A, _S = ACTIVATION_SCALES["scaled_tanh"]
 ACTIVATIONS = {
     "tanh": torch.tanh,
-    # LeCun's later papers' "scaled hyperbolic tangent": f(+-1) = +-1, f'' maximal near +-1.
-    "scaled_tanh": lambda a: 1.7159 * torch.tanh(a * (2.0 / 3.0)),
+    "scaled_tanh": lambda a: _A * torch.tanh(a * _S),
 }
 
 INITS = ("sqrt", "linear")  # U(-2.4/sqrt(F), 2.4/sqrt(F)) or the literal U(-2.4/F, 2.4/F)

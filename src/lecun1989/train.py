@@ -18,9 +18,9 @@ import numpy as np
 
 from . import __version__, paper
 from .data import Dataset
-from .engines import DTYPES, RunSpec, engine_class
+from .engines import DTYPES, engine_class, initial_runs
 from .errors import LecunError
-from .model import Net1989, NetConfig
+from .model import NetConfig
 from .rundir import RunDir, claim, eval_line
 from .optim import OPTIMIZERS
 
@@ -101,7 +101,7 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
     for d in dirs:
         claim(d, force)
 
-    specs = [RunSpec(seed, lr, Net1989(recipe.net, seed).get_params()) for seed, lr in runs]
+    specs = initial_runs(recipe.net, runs)
     common = {"command": command, "passes": recipe.passes, "optimizer": recipe.optimizer,
               "engine": recipe.engine, "dtype": recipe.dtype, "net": recipe.net.to_dict(),
               "data": {"source": data.source, "seed": data.seed, "n_train": len(data.train),

@@ -37,6 +37,12 @@ class Evaluation:
         return self.misses / self.n
 
 
+def initial_runs(net, runs: list[tuple[int, float]]) -> list[RunSpec]:
+    """(seed, lr) pairs -> RunSpecs holding the initial weights model.Net1989 draws for each seed."""
+    from ..model import Net1989
+    return [RunSpec(seed, lr, Net1989(net, seed).get_params()) for seed, lr in runs]
+
+
 def engine_class(name: str):
     from ..errors import LecunError
     if name == "torch":

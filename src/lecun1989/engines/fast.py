@@ -21,7 +21,8 @@ from numba import njit, prange
 
 from .. import paper
 from ..data import Dataset, Split
-from ..model import NetConfig, connection_table
+from ..errors import LecunError
+from ..model import ACTIVATION_SCALES, NetConfig, connection_table
 from . import DTYPES, Evaluation, RunSpec
 from . import layers as L
 
@@ -119,7 +120,7 @@ def fprop(params, x1col, idx2, consts, ws):
 def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws):
     """Gradient of the example's loss with respect to every parameter, into ws[-1] (flat)."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
-    a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
+    h1, col2, h2, h3, y = ws[1], ws[2], ws[4], ws[6], ws[8]   # bprop needs only the activations' outputs
     dy, d4, dh3, d3, dh2, d2, dcol2, dh1, d1, grads = (ws[9], ws[10], ws[11], ws[12], ws[13], ws[14],
                                                        ws[15], ws[16], ws[17], ws[18])
     gW1, gB1, gW2, gB2, gW3, gB3, gW4, gB4 = views(grads)
@@ -175,8 +176,6 @@ def unroll_inputs(images, idx1, pad_value, out):
         L.im2col(images[n], idx1, pad_value, out[n])
 
 
-ACT_CONSTS = {"tanh": (1.0, 1.0), "scaled_tanh": (1.7159, 2.0 / 3.0)}
-
 
 class FastEngine:
     name = "fast"
@@ -184,17 +183,18 @@ class FastEngine:
 
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optimizer: str = "sgd",
                  dtype: str = "float32"):
+        if optimizer != "sgd":
+            raise LecunError(f"the fast engine has no optimizer {optimizer!r} yet; use sgd")
         self.dtype = DTYPES[dtype]
         self.table = connection_table(net.table)
         self.params = np.stack([pack(run.params, self.table, self.dtype) for run in runs])
         self.lrs = np.array([run.lr for run in runs], dtype=self.dtype)
-        self.consts = np.array([*ACT_CONSTS[net.activation], paper.PAD_VALUE], dtype=self.dtype)
+        self.consts = np.array([*ACTIVATION_SCALES[net.activation], paper.PAD_VALUE], dtype=self.dtype)
         self.mask1 = np.ones((paper.H1_PLANES, K1), dtype=self.dtype)
         self.mask2 = h2_mask(self.table).astype(self.dtype)
         self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.idx2 = L.im2col_index(paper.H1_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
-        self.optimizer = optimizer
         self._compiled = False
 
     def _prepare(self, split: Split):
@@ -207,11 +207,11 @@ class FastEngine:
         X, T, _ = self.splits["train"]
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            self._first_call(train_chunk, self.params, self.lrs, X, T, start, stop, self.mask1, self.mask2,
+            self._call_reporting_compile(train_chunk, self.params, self.lrs, X, T, start, stop, self.mask1, self.mask2,
                              self.idx2, self.consts)
             tick((stop - start) * len(self.params))
 
-    def _first_call(self, fn, *args):
+    def _call_reporting_compile(self, fn, *args):
         """Call fn; the first time, say how long compiling took if it was not in the disk cache."""
         t0 = time.perf_counter()
         result = fn(*args)

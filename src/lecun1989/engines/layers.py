@@ -19,9 +19,6 @@ FLAGS = dict(cache=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=Fa
 # Small kernels are inlined into their callers, so no arrays are passed (and ref-counted) per call.
 INLINE = dict(FLAGS, inline="always")
 
-TANH, SCALED_TANH = 0, 1
-ACTIVATION_IDS = {"tanh": TANH, "scaled_tanh": SCALED_TANH}
-
 
 def im2col_index(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
     """(taps, positions) -> flat input index of each tap of each output position, or -1 for padding."""

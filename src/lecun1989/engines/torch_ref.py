@@ -15,7 +15,7 @@ import torch
 from ..data import Dataset, Split
 from ..model import Net1989, NetConfig
 from ..optim import make_torch_optimizer
-from . import DTYPES, Evaluation, RunSpec
+from . import Evaluation, RunSpec
 
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
