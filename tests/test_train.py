@@ -105,3 +105,37 @@ def test_cli_rejects_nonsense_numbers(capsys):
     with pytest.raises(SystemExit) as e:
         main(["repro", "--passes", "0"])
     assert e.value.code == 2 and "not a positive integer" in capsys.readouterr().err
+
+
+def test_cli_paper_prints_the_comparison_and_saves_curves(tmp_path, capsys):
+    out = tmp_path / "paper"
+    assert main(["paper", "--train-size", "120", "--test-size", "60", "--passes", "2", "--seeds", "3,4",
+                 "--hessian-samples", "40", "--quiet", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    study = json.loads((out / "study.json").read_text())
+    per_run = [[json.loads(line) for line in (out / f"lr0.0005-seed{s}" / "metrics.jsonl").read_text().splitlines()]
+               for s in (3, 4)]
+    assert study["final"]["test_misses"]["mean"] == (per_run[0][-1]["test_misses"] + per_run[1][-1]["test_misses"]) / 2
+    assert study["command"].startswith("lecun1989 paper")
+    curves = (out / "curves.csv").read_text().splitlines()
+    assert len(curves) == 3 and curves[0].startswith("pass,runs,train_error_mean,train_error_std")
+    assert float(curves[2].split(",")[2]) == pytest.approx((per_run[0][1]["train_error"] + per_run[1][1]["train_error"]) / 2)
+    for label in ("train error", "test error", "train MSE", "test MSE"):
+        assert any(line.startswith(label) and "1 std" in line for line in stdout.splitlines())
+    config = json.loads((out / "lr0.0005-seed3" / "config.json").read_text())
+    assert config["command"] == "paper" and config["net"]["activation"] == "scaled_tanh"
+    assert config["optimizer"] == {"name": "sdlm", "schedule": "constant", "mu": 0.02, "hessian_samples": 40,
+                                   "hessian": "pass", "decay": 0.01}
+
+
+def test_validation_split_is_labelled_and_never_compared_with_the_paper(usps, tmp_path):
+    ds = usps.validation(100).subset(200)
+    assert len(ds.test) == 100 and ds.test_name == "val"
+    assert (ds.test.labels == usps.train.labels[-100:]).all()
+    printed = []
+    train(Recipe(passes=1), ds, tmp_path / "v", quiet=True, echo=printed.append)
+    assert any(line.startswith("eval: split val  .") for line in printed)
+    assert not any("paper (1989)" in line for line in printed)
+    assert json.loads((tmp_path / "v" / "config.json").read_text())["data"]["held_out"] == 100
+    with pytest.raises(LecunError, match="validation split"):
+        usps.validation(len(usps.train))

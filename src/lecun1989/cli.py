@@ -1,8 +1,9 @@
-"""The `lecun1989` command: data, info, repro."""
+"""The `lecun1989` command: data, info, repro, paper, bench."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -70,14 +71,95 @@ def load_data(args):
                      offline=args.offline)
 
 
-def add_net_args(p: argparse.ArgumentParser) -> None:
-    from .model import ACTIVATIONS, INITS, TABLES
-    p.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS),
-                   help="tanh, or scaled_tanh = 1.7159 tanh(2a/3) (default tanh)")
-    p.add_argument("--init", default="sqrt", choices=INITS,
-                   help="weights ~ U(+-2.4/sqrt(F)) (sqrt) or U(+-2.4/F) (linear); default sqrt")
-    p.add_argument("--output-bias", type=float, default=0.0, help="initial output biases (default 0)")
-    p.add_argument("--table", default="block", choices=list(TABLES), help="H1->H2 connection table")
+def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
+    from .model import ACTIVATIONS, INITS, TABLES, NetConfig
+    net = net or NetConfig()
+    p.add_argument("--activation", default=net.activation, choices=list(ACTIVATIONS),
+                   help=f"tanh, or scaled_tanh = 1.7159 tanh(2a/3) (default {net.activation})")
+    p.add_argument("--init", default=net.init, choices=INITS,
+                   help=f"weights ~ U(+-2.4/sqrt(F)) (sqrt) or U(+-2.4/F) (linear); default {net.init}")
+    p.add_argument("--output-bias", type=float, default=net.output_bias,
+                   help=f"initial output biases (default {net.output_bias:g})")
+    p.add_argument("--table", default=net.table, choices=list(TABLES),
+                   help=f"H1->H2 connection table (default {net.table}; see `lecun1989 info --table NAME`)")
+
+
+def net_from_args(args):
+    from .model import NetConfig
+    return NetConfig(args.activation, args.init, args.output_bias, args.table)
+
+
+def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
+    from .optim import HESSIAN_MODES, OPTIMIZERS, SCHEDULES
+    p.add_argument("--optimizer", default=optim.name, choices=OPTIMIZERS,
+                   help=f"sgd: w -= lr g; sdlm: the paper's diagonal Newton method, w -= lr / (mu + h) g "
+                        f"(default {optim.name})")
+    p.add_argument("--lr", type=float, default=lr, help=f"learning rate; eps for sdlm (default {lr:g})")
+    p.add_argument("--lrs", type=parse_float_list, help="several learning rates, e.g. 0.01,0.03 (one run each)")
+    p.add_argument("--schedule", default=optim.schedule,
+                   help=f"per-pass factor of the learning rate: {' or '.join(SCHEDULES)} (LeNet-5's eps "
+                        f"schedule), or factor:passes,...,last factor, e.g. 1:2,0.4:3,0.2 (default {optim.schedule})")
+    p.add_argument("--mu", type=float, default=optim.mu, help=f"sdlm: the step is lr / (mu + h) (default {optim.mu:g})")
+    p.add_argument("--hessian-samples", type=positive_int, default=optim.hessian_samples,
+                   help=f"sdlm: examples h is averaged over before each pass (default {optim.hessian_samples})")
+    p.add_argument("--hessian", default=optim.hessian, choices=HESSIAN_MODES,
+                   help="sdlm: re-estimate h before each pass (pass), or keep a running average updated "
+                        f"after every example (running); default {optim.hessian}")
+    p.add_argument("--hessian-decay", type=float, default=optim.decay,
+                   help=f"sdlm --hessian running: weight of the newest example (default {optim.decay:g})")
+
+
+def add_train_args(p: argparse.ArgumentParser, recipe, out_help: str) -> None:
+    """Every setting of a training run, with the recipe's values as defaults."""
+    from .engines import ENGINE_NAMES
+    add_data_args(p)
+    add_net_args(p, recipe.net)
+    add_optim_args(p, recipe.optim, recipe.lrs[0])
+    p.add_argument("--passes", type=positive_int, default=recipe.passes,
+                   help=f"passes over the training set (default {recipe.passes})")
+    if len(recipe.seeds) == 1:
+        p.add_argument("--seed", type=int, default=recipe.seeds[0],
+                       help=f"seed of the initial weights (default {recipe.seeds[0]})")
+    seeds_default = format_int_list(recipe.seeds)
+    p.add_argument("--seeds", type=parse_int_list, default=None if len(recipe.seeds) == 1 else recipe.seeds,
+                   help="several seeds, e.g. 0-31 or 1,2,5 (one run each)" +
+                        ("" if len(recipe.seeds) == 1 else f"; default {seeds_default}"))
+    p.add_argument("--engine", default=recipe.engine, choices=ENGINE_NAMES,
+                   help="fast: the compiled engine (default); torch: the PyTorch reference")
+    p.add_argument("--dtype", default=recipe.dtype, choices=("float32", "float64"))
+    p.add_argument("--validation", type=positive_int, metavar="N",
+                   help="hold out the last N training examples and evaluate on them instead of the test set "
+                        "(for choosing settings)")
+    p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
+    p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def format_int_list(values) -> str:
+    values = list(values)
+    if values == list(range(values[0], values[0] + len(values))) and len(values) > 1:
+        return f"{values[0]}-{values[-1]}"
+    return ",".join(map(str, values))
+
+
+def recipe_from_args(args):
+    from .optim import OptimConfig
+    from .train import Recipe
+    optim = OptimConfig(args.optimizer, args.schedule, args.mu, args.hessian_samples, args.hessian,
+                        args.hessian_decay)
+    return Recipe(passes=args.passes, lrs=args.lrs or (args.lr,), seeds=args.seeds or (getattr(args, "seed", None),), optim=optim,
+                  engine=args.engine, dtype=args.dtype, net=net_from_args(args))
+
+
+def data_from_args(args):
+    ds = load_data(args)
+    if args.validation:
+        ds = ds.validation(args.validation)
+    if args.train_size or args.test_size:
+        ds = ds.subset(args.train_size, args.test_size)
+    return ds
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -97,8 +179,8 @@ def cmd_data(args) -> None:
 
 
 def cmd_info(args) -> None:
-    from .model import Net1989, NetConfig
-    net = Net1989(NetConfig(args.activation, args.init, args.output_bias, args.table))
+    from .model import Net1989
+    net = Net1989(net_from_args(args))
     rows = net.describe()
     print(f"{'layer':8s} {'shape':>8s} {'units':>7s} {'connections':>12s} {'parameters':>11s} {'multiply-adds':>14s}")
     for r in rows:
@@ -115,23 +197,37 @@ def cmd_info(args) -> None:
     for plane, row in enumerate(net.table.tolist()):
         groups.setdefault(tuple(row), []).append(plane)
     print(f"H1->H2 table ({args.table}): " + "; ".join(
-        f"H2 planes {','.join(map(str, planes))} read H1 planes {','.join(map(str, row))}"
+        f"H2 plane{'s' * (len(planes) > 1)} {','.join(map(str, planes))} read{'s' * (len(planes) == 1)} "
+        f"H1 planes {','.join(map(str, row))}"
         for row, planes in groups.items()))
 
 
 def cmd_repro(args) -> None:
-    from .model import NetConfig
-    from .train import Recipe, train
-    recipe = Recipe(passes=args.passes, lrs=args.lrs or (args.lr,), seeds=args.seeds or (args.seed,),
-                    optimizer=args.optimizer, engine=args.engine, dtype=args.dtype,
-                    net=NetConfig(args.activation, args.init, args.output_bias, args.table))
-    ds = load_data(args)
-    if args.train_size or args.test_size:
-        ds = ds.subset(args.train_size, args.test_size)
+    from .train import train
+    recipe = recipe_from_args(args)
+    ds = data_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / time.strftime(f"repro-{ds.source}-%Y%m%d-%H%M%S")
     t0 = time.perf_counter()
     train(recipe, ds, out, force=args.force, quiet=args.quiet)
     print(f"run saved to {out} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+
+
+def cmd_paper(args) -> None:
+    from .results import comparison_lines, write_study
+    from .train import run_dirs, train
+    recipe = recipe_from_args(args)
+    ds = data_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / time.strftime(f"paper-{ds.source}-%Y%m%d-%H%M%S")
+    t0 = time.perf_counter()
+    train(recipe, ds, out, force=args.force, quiet=args.quiet, command="paper")
+    dirs = run_dirs(out, recipe.runs())
+    study = write_study(out, dirs, {"command": args.command_line, "data": ds.source,
+                                     "held_out": ds.held_out})
+    print()
+    for line in comparison_lines(study["final"]):
+        print(line)
+    print(f"runs, curves.csv (per-pass mean and std) and study.json saved to {out} "
+          f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
 
 
 def cmd_bench(args) -> None:
@@ -140,8 +236,7 @@ def cmd_bench(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engines import ENGINE_NAMES
-    from .optim import OPTIMIZERS
+    from . import recipes
     parser = argparse.ArgumentParser(prog="lecun1989", description=f"Reproduce {paper.CITATION}.")
     parser.add_argument("--version", action="version", version=f"lecun1989 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -154,26 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_net_args(p)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("repro", help="the paper's training run: online SGD, 23 passes")
-    add_data_args(p)
-    add_net_args(p)
-    p.add_argument("--lr", type=float, default=paper.REPRO_LR, help=f"learning rate (default {paper.REPRO_LR})")
-    p.add_argument("--lrs", type=parse_float_list, help="several learning rates, e.g. 0.01,0.03 (one run each)")
-    p.add_argument("--passes", type=positive_int, default=paper.PASSES,
-                   help=f"passes over the training set (default {paper.PASSES})")
-    p.add_argument("--seed", type=int, default=paper.REPRO_SEED,
-                   help=f"seed of the initial weights (default {paper.REPRO_SEED})")
-    p.add_argument("--seeds", type=parse_int_list, help="several seeds, e.g. 0-31 or 1,2,5 (one run each)")
-    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
-    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES,
-                   help="fast: the compiled engine (default); torch: the PyTorch reference")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
-    p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
-    p.add_argument("--out", help="run directory (default runs/repro-DATA-DATE-TIME)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p = sub.add_parser("repro", help="one training run (or a seed x learning-rate grid); default: the "
+                                     "best-known reproduction's recipe, online SGD for 23 passes")
+    add_train_args(p, recipes.REPRO, "run directory (default runs/repro-DATA-DATE-TIME)")
     p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser("paper", help="the most faithful configuration (the paper's diagonal Newton optimizer) "
+                                     "over 10 seeds, beside the paper's figures")
+    add_train_args(p, recipes.PAPER, "study directory, one run directory per seed inside "
+                                     "(default runs/paper-DATA-DATE-TIME)")
+    p.set_defaults(func=cmd_paper)
 
     p = sub.add_parser("bench", help="time the compiled engine against the PyTorch reference")
     add_data_args(p)
@@ -188,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.func(args)
     except LecunError as e:

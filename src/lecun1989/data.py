@@ -76,6 +76,11 @@ class Dataset:
     seed: int | None     # the MNIST draw's seed; None for USPS
     train: Split
     test: Split
+    held_out: int = 0    # > 0: `test` is the last held_out training examples (a validation split)
+
+    @property
+    def test_name(self) -> str:
+        return "val" if self.held_out else "test"
 
     @property
     def sha256(self) -> str:
@@ -90,7 +95,18 @@ class Dataset:
         """The first n examples of each split (the paper's order is kept)."""
         train = self.train if n_train is None else self.train.subset(n_train)
         test = self.test if n_test is None else self.test.subset(n_test)
-        return Dataset(self.source, self.seed, train, test)
+        return Dataset(self.source, self.seed, train, test, self.held_out)
+
+    def validation(self, n_val: int) -> "Dataset":
+        """Train on all but the last n_val training examples and evaluate on those: for choosing
+        settings without ever looking at the test set."""
+        n = len(self.train)
+        if not 0 < n_val < n:
+            raise LecunError(f"the validation split must hold 1 to {n - 1} of the {n} training examples, "
+                             f"got {n_val}")
+        images, labels = self.train.images, self.train.labels
+        return Dataset(self.source, self.seed, Split(images[:n - n_val], labels[:n - n_val]),
+                       Split(images[n - n_val:], labels[n - n_val:]), n_val)
 
 
 # --- where files live -------------------------------------------------------------------------

@@ -24,6 +24,10 @@ TABLES = {
     # The paper gives no pattern; the common assumption (and the best-known reproduction's):
     # planes 0-3 read H1 planes 0-7, planes 4-7 read 4-11, planes 8-11 read 0-3 and 8-11.
     "block": [list(range(0, 8))] * 4 + [list(range(4, 12))] * 4 + [[0, 1, 2, 3, 8, 9, 10, 11]] * 4,
+    # Each H2 plane reads its own 8 consecutive H1 planes, wrapping around (plane o reads o..o+7 mod
+    # 12): every H2 plane sees a different subset, in the spirit of LeNet-5's table (LeCun et al.
+    # 1998, table I), where each plane of C3 reads a different set of contiguous S2 planes.
+    "cyclic": [sorted((o + k) % 12 for k in range(8)) for o in range(12)],
 }
 
 # f(a) = A tanh(S a). The scaled one is LeCun's later papers' "scaled hyperbolic tangent":

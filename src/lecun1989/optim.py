@@ -1,15 +1,122 @@
-"""Optimizers, kept apart from the model: the paper's recipe is plain online gradient descent."""
+"""Optimizers, kept apart from the model and the engines.
+
+sgd:  w -= lr * g, the best-known reproduction's recipe.
+sdlm: stochastic diagonal Levenberg-Marquardt, the paper's "special version of Newton's algorithm
+      that uses a positive, diagonal approximation of the Hessian" (Becker & LeCun 1988; described
+      in LeCun, Bottou, Orr & Mueller, "Efficient BackProp", 1998, and LeCun et al. 1998, appendix C):
+      w_k -= eps / (mu + h_kk) * g_k, where h_kk is the diagonal Gauss-Newton second derivative of
+      the loss (back-propagated with f'' dropped, the layers' `bbprop`), averaged over
+      `hessian_samples` training examples before each pass; with `hessian="running"` it is also
+      updated after every example as a running average. Here eps is the run's learning rate.
+
+Both multiply the learning rate by a per-pass factor from the schedule.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
+import numpy as np
 import torch
 
 from .errors import LecunError
 
-OPTIMIZERS = ("sgd",)
+OPTIMIZERS = ("sgd", "sdlm")
+HESSIAN_MODES = ("pass", "running")
+
+# LeNet-5's eps schedule (LeCun et al. 1998, appendix C): 5e-4 for 2 passes, 2e-4 for 3, 1e-4 for 3,
+# 5e-5 for 4, then 1e-5, written as factors of the first value.
+SCHEDULES = {"constant": "1", "lenet5": "1:2,0.4:3,0.2:3,0.1:4,0.02"}
 
 
-def make_torch_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    if name == "sgd":
+def parse_schedule(text: str) -> list[tuple[float, int | None]]:
+    """'1:2,0.4:3,0.2' -> [(1, 2), (0.4, 3), (0.2, None)]: factor for that many passes; the last lasts."""
+    text = SCHEDULES.get(text, text)
+    steps = []
+    try:
+        parts = text.split(",")
+        for i, part in enumerate(parts):
+            factor, _, n = part.partition(":")
+            last = i == len(parts) - 1
+            if (n == "") != last or float(factor) <= 0 or (n and int(n) < 1):
+                raise ValueError
+            steps.append((float(factor), None if last else int(n)))
+    except ValueError:
+        raise LecunError(f"bad schedule {text!r}: use {', '.join(SCHEDULES)} or factors like 1:2,0.4:3,0.2 "
+                         f"(factor:passes, ..., last factor for the remaining passes)") from None
+    return steps
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"
+    schedule: str = "constant"
+    mu: float = 0.02              # sdlm: keeps the step bounded where the curvature is small
+    hessian_samples: int = 500    # sdlm: examples the curvature is averaged over before each pass
+    hessian: str = "pass"         # sdlm: "pass" or "running"
+    decay: float = 0.01           # sdlm running mode: weight of the newest example in the average
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise LecunError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.hessian not in HESSIAN_MODES:
+            raise LecunError(f"unknown hessian mode {self.hessian!r}; choose one of {', '.join(HESSIAN_MODES)}")
+        if not self.mu > 0:
+            raise LecunError(f"--mu must be positive, got {self.mu}")
+        if self.hessian_samples < 1:
+            raise LecunError(f"--hessian-samples must be at least 1, got {self.hessian_samples}")
+        if not 0 < self.decay <= 1:
+            raise LecunError(f"--hessian-decay must be in (0, 1], got {self.decay}")
+        parse_schedule(self.schedule)
+
+    @property
+    def running(self) -> bool:
+        return self.name == "sdlm" and self.hessian == "running"
+
+    def factor(self, pass_num: int) -> float:
+        """The schedule's learning-rate factor for pass 1, 2, ..."""
+        left = pass_num
+        for factor, n in parse_schedule(self.schedule):
+            if n is None or left <= n:
+                return factor
+            left -= n
+        raise AssertionError("unreachable: the last step has no end")
+
+    def hessian_examples(self, pass_num: int, n_train: int) -> np.ndarray:
+        """Indices of the examples h is estimated on before a pass: consecutive windows of the
+        training set, moving on by `hessian_samples` each pass (wrapping around), so every example
+        is used and no random draw is needed."""
+        n = min(self.hessian_samples, n_train)
+        return (np.arange(n) + (pass_num - 1) * n) % n_train
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.name == "sgd":
+            for key in ("mu", "hessian_samples", "hessian", "decay"):
+                d.pop(key)
+        return d
+
+
+class SDLM(torch.optim.Optimizer):
+    """The reference implementation: step lr / (mu + h) per parameter, with h set by the engine."""
+
+    def __init__(self, params, lr: float, mu: float):
+        super().__init__(params, dict(lr=lr, mu=mu))
+
+    def set_curvature(self, h: dict[torch.Tensor, torch.Tensor]) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["h"] = h[p]
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                step = group["lr"] / (group["mu"] + self.state[p]["h"])
+                p.sub_(step * p.grad)
+
+
+def make_torch_optimizer(config: OptimConfig, params, lr: float) -> torch.optim.Optimizer:
+    if config.name == "sgd":
         return torch.optim.SGD(params, lr=lr)
-    raise LecunError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return SDLM(params, lr=lr, mu=config.mu)

@@ -22,7 +22,7 @@ from .engines import DTYPES, engine_class, initial_runs
 from .errors import LecunError
 from .model import NetConfig
 from .rundir import RunDir, claim, eval_line
-from .optim import OPTIMIZERS
+from .optim import OptimConfig
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Recipe:
     passes: int = paper.PASSES
     lrs: tuple[float, ...] = (paper.REPRO_LR,)
     seeds: tuple[int, ...] = (paper.REPRO_SEED,)
-    optimizer: str = "sgd"
+    optim: OptimConfig = field(default_factory=OptimConfig)
     engine: str = "fast"
     dtype: str = "float32"
     net: NetConfig = field(default_factory=NetConfig)
@@ -42,8 +42,6 @@ class Recipe:
             raise LecunError(f"learning rates must be positive, got {', '.join(map(str, self.lrs))}")
         if not self.seeds:
             raise LecunError("give at least one seed")
-        if self.optimizer not in OPTIMIZERS:
-            raise LecunError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.dtype not in DTYPES:
             raise LecunError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
         engine_class(self.engine)  # validates the name
@@ -79,8 +77,9 @@ def run_dirs(out: Path, runs: list[tuple[int, float]]) -> list[Path]:
 
 
 def header(recipe: Recipe, data: Dataset, seed: int, lr: float) -> str:
-    return (f"lecun1989 {__version__}: data {data.source} ({len(data.train)} train / {len(data.test)} test, "
-            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype}, optimizer {recipe.optimizer} "
+    return (f"lecun1989 {__version__}: data {data.source} ({len(data.train)} train / {len(data.test)} "
+            f"{'validation: the last training examples' if data.held_out else 'test'}, "
+            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype}, optimizer {recipe.optim.name} "
             f"lr {lr:g}, {recipe.passes} passes, seed {seed}")
 
 
@@ -102,10 +101,10 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
         claim(d, force)
 
     specs = initial_runs(recipe.net, runs)
-    common = {"command": command, "passes": recipe.passes, "optimizer": recipe.optimizer,
+    common = {"command": command, "passes": recipe.passes, "optimizer": recipe.optim.to_dict(),
               "engine": recipe.engine, "dtype": recipe.dtype, "net": recipe.net.to_dict(),
               "data": {"source": data.source, "seed": data.seed, "n_train": len(data.train),
-                       "n_test": len(data.test), "sha256": data.sha256},
+                       "n_test": len(data.test), "held_out": data.held_out, "sha256": data.sha256},
               "versions": versions(), "git_commit": git_commit(), "paper": paper.CITATION,
               **(extra_config or {})}
     rundirs = [RunDir(d, force, {**common, "seed": seed, "lr": lr}) for d, (seed, lr) in zip(dirs, runs)]
@@ -119,7 +118,7 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
              f"learning rates), data {data.source}, engine {recipe.engine}, {recipe.passes} passes")
 
     t0 = time.perf_counter()
-    engine = engine_class(recipe.engine)(recipe.net, specs, data, optimizer=recipe.optimizer, dtype=recipe.dtype)
+    engine = engine_class(recipe.engine)(recipe.net, specs, data, optim=recipe.optim, dtype=recipe.dtype)
     setup_s = time.perf_counter() - t0
     try:
         for p in range(1, recipe.passes + 1):
@@ -129,7 +128,7 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
             evals = engine.evaluate()
             params = engine.get_params()
             for rd, ev, prm, (seed, lr) in zip(rundirs, evals, params, runs):
-                lines = [f"pass {p}/{recipe.passes}", eval_line("train", ev["train"]), eval_line("test", ev["test"])]
+                lines = [f"pass {p}/{recipe.passes}", eval_line("train", ev["train"]), eval_line(data.test_name, ev["test"])]
                 for line in lines:
                     rd.log(line)
                 rd.record(p, ev)
@@ -142,7 +141,7 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
                 test = [ev["test"].error * 100 for ev in evals]
                 train_ = [ev["train"].error * 100 for ev in evals]
                 echo(f"pass {p}/{recipe.passes}: train error {np.mean(train_):.2f}% (min {min(train_):.2f}, "
-                     f"max {max(train_):.2f}), test error {np.mean(test):.2f}% (min {min(test):.2f}, "
+                     f"max {max(train_):.2f}), {data.test_name} error {np.mean(test):.2f}% (min {min(test):.2f}, "
                      f"max {max(test):.2f})")
     finally:
         for rd in rundirs:
@@ -155,30 +154,33 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
              **{f"{k}": v for k, v in rd.rows[-1].items() if k != "pass"},
              "wall_s": wall_s, "engine_setup_s": setup_s}
         rd.write_summary(s)
-        for line in final_lines([s]):
+        for line in final_lines([s], data.test_name):
             rd.log(line)
         summaries.append(s)
-    for line in final_lines(summaries):
+    for line in final_lines(summaries, data.test_name):
         echo(line)
     return summaries
 
 
-def final_lines(summaries: list[dict]) -> list[str]:
+def final_lines(summaries: list[dict], test_name: str = "test") -> list[str]:
+    """The final figures (mean ± std (min .. max) over runs) and the paper's row below them. When the
+    second split is a validation split, it is labelled so, and the paper's row is left out."""
     paper_row = (f"paper (1989):   train error {paper.TRAIN_ERROR * 100:.2f}% ({paper.TRAIN_MISSES} misses), "
                  f"test error {paper.TEST_ERROR * 100:.2f}% ({paper.TEST_MISSES} misses), "
                  f"train MSE {paper.TRAIN_MSE:.2e}, test MSE {paper.TEST_MSE:.2e}")
     if len(summaries) == 1:
         s = summaries[0]
-        return [f"final:          train error {s['train_error'] * 100:.2f}% ({s['train_misses']} misses), "
-                f"test error {s['test_error'] * 100:.2f}% ({s['test_misses']} misses), "
-                f"train MSE {s['train_loss']:.2e}, test MSE {s['test_loss']:.2e}", paper_row]
+        lines = [f"final:          train error {s['train_error'] * 100:.2f}% ({s['train_misses']} misses), "
+                 f"{test_name} error {s['test_error'] * 100:.2f}% ({s['test_misses']} misses), "
+                 f"train MSE {s['train_loss']:.2e}, {test_name} MSE {s['test_loss']:.2e}"]
+        return lines + [paper_row] * (test_name == "test")
     lines = [f"final over {len(summaries)} runs: mean ± std (min .. max)"]
     for key, label, fmt in (("train_error", "train error %", "{:.2f}"), ("train_misses", "train misses", "{:.1f}"),
-                            ("test_error", "test error %", "{:.2f}"), ("test_misses", "test misses", "{:.1f}"),
-                            ("train_loss", "train MSE", "{:.2e}"), ("test_loss", "test MSE", "{:.2e}")):
+                            ("test_error", f"{test_name} error %", "{:.2f}"),
+                            ("test_misses", f"{test_name} misses", "{:.1f}"),
+                            ("train_loss", "train MSE", "{:.2e}"), ("test_loss", f"{test_name} MSE", "{:.2e}")):
         scale = 100 if key.endswith("error") else 1
         st = summarize([s[key] * scale for s in summaries])
         lines.append(f"  {label:13s} " + fmt.format(st["mean"]) + " ± " + fmt.format(st["std"]) +
                      " (" + fmt.format(st["min"]) + " .. " + fmt.format(st["max"]) + ")")
-    lines.append(paper_row)
-    return lines
+    return lines + [paper_row] * (test_name == "test")

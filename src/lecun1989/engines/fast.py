@@ -5,7 +5,10 @@ all reading the same precomputed input unrolling. One training step is
 
     fprop:  input -> H1 -> H2 -> H3 -> output -> loss      (layers.*_fprop)
     bprop:  dE/doutput -> ... -> gradient of every parameter (layers.*_bprop)
-    step:   the optimizer updates the parameters             (layers.sgd_step)
+    step:   the optimizer updates the parameters             (layers.diagonal_step)
+
+and, for the paper's optimizer, bbprop gives the diagonal second derivatives (layers.*_bbprop)
+that set each parameter's step size.
 
 and its numbers follow the PyTorch reference (engines/torch_ref.py), which the tests check.
 """
@@ -21,8 +24,8 @@ from numba import njit, prange
 
 from .. import paper
 from ..data import Dataset, Split
-from ..errors import LecunError
 from ..model import ACTIVATION_SCALES, NetConfig, connection_table
+from ..optim import OptimConfig
 from . import DTYPES, Evaluation, RunSpec
 from . import layers as L
 
@@ -136,16 +139,71 @@ def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws):
     L.conv_bprop(x1col, W1, mask1, d1, gW1, gB1, dcol2.reshape((C2, P2)), False)
 
 
+@njit(**L.INLINE)
+def bbprop(params, x1col, mask1, mask2, idx2, consts, ws, ws2):
+    """Diagonal second derivatives of the example's loss (f'' dropped) into ws2[-1] (flat), from the
+    activations fprop left in ws; ws2's derivative slots hold the intermediate d2E/da^2."""
+    W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
+    h1, col2, h2, h3, y = ws[1], ws[2], ws[4], ws[6], ws[8]
+    dy, d4, dh3, d3, dh2, d2, dcol2, dh1, d1, hess = (ws2[9], ws2[10], ws2[11], ws2[12], ws2[13], ws2[14],
+                                                      ws2[15], ws2[16], ws2[17], ws2[18])
+    hW1, hB1, hW2, hB2, hW3, hB3, hW4, hB4 = views(hess)
+    L.mse_bbprop(y, dy)
+    L.act_bbprop(y, dy, consts, d4)
+    L.fc_bbprop(h3, W4, d4, hW4, hB4, dh3, True)
+    L.act_bbprop(h3, dh3, consts, d3)
+    L.fc_bbprop(h2.reshape(N_H2), W3, d3, hW3, hB3, dh2, True)
+    L.act_bbprop(h2, dh2.reshape((12, P2)), consts, d2)
+    L.conv_bbprop(col2.reshape((C2, P2)), W2, mask2, d2, hW2, hB2, dcol2.reshape((C2, P2)), True)
+    L.col2im(dcol2, idx2, dh1)
+    L.act_bbprop(h1, dh1, consts, d1)
+    L.conv_bbprop(x1col, W1, mask1, d1, hW1, hB1, dcol2.reshape((C2, P2)), False)
+
+
 @njit(parallel=True, **L.FLAGS)
-def train_chunk(params, lrs, X1col, T, start, stop, mask1, mask2, idx2, consts):
-    """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order."""
+def estimate_hessian(params, X1col, T, examples, mask1, mask2, idx2, consts):
+    """Per run: the mean over `examples` of bbprop's second derivatives (float64)."""
+    R = params.shape[0]
+    h = np.zeros((R, params.shape[1]))
+    for r in prange(R):
+        ws, ws2 = workspace(params[r]), workspace(params[r])
+        for n in examples:
+            fprop(params[r], X1col[n], idx2, consts, ws)
+            bbprop(params[r], X1col[n], mask1, mask2, idx2, consts, ws, ws2)
+            h[r] += ws2[-1]
+        h[r] /= len(examples)
+    return h
+
+
+@njit(parallel=True, **L.FLAGS)
+def train_chunk(params, steps, X1col, T, start, stop, mask1, mask2, idx2, consts):
+    """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order, with the
+    step sizes steps[r]."""
     for r in prange(params.shape[0]):
         p = params[r]
         ws = workspace(p)
         for n in range(start, stop):
             fprop(p, X1col[n], idx2, consts, ws)
             bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws)
-            L.sgd_step(p, ws[-1], lrs[r])
+            L.diagonal_step(p, ws[-1], steps[r])
+
+
+@njit(parallel=True, **L.FLAGS)
+def train_chunk_running(params, steps, X1col, T, start, stop, mask1, mask2, idx2, consts, h, hyper):
+    """train_chunk for SDLM with a running estimate of h: after every example, bbprop, the running
+    average of h[r], and new steps from it (hyper[r] = decay, lr, mu). A function of its own, so
+    that it is compiled only for those who use it."""
+    for r in prange(params.shape[0]):
+        p = params[r]
+        ws, ws2 = workspace(p), workspace(p)
+        decay, lr, mu = hyper[r, 0], hyper[r, 1], hyper[r, 2]
+        for n in range(start, stop):
+            fprop(p, X1col[n], idx2, consts, ws)
+            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws)
+            bbprop(p, X1col[n], mask1, mask2, idx2, consts, ws, ws2)
+            L.running_average(h[r], ws2[-1], decay)
+            L.sdlm_steps(h[r], lr, mu, steps[r])
+            L.diagonal_step(p, ws[-1], steps[r])
 
 
 @njit(parallel=True, **L.FLAGS)
@@ -181,14 +239,17 @@ class FastEngine:
     name = "fast"
     CHUNK = 512   # examples per compiled call: the progress bar's granularity
 
-    def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optimizer: str = "sgd",
+    def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
                  dtype: str = "float32"):
-        if optimizer != "sgd":
-            raise LecunError(f"the fast engine has no optimizer {optimizer!r} yet; use sgd")
         self.dtype = DTYPES[dtype]
+        self.optim = optim
         self.table = connection_table(net.table)
         self.params = np.stack([pack(run.params, self.table, self.dtype) for run in runs])
-        self.lrs = np.array([run.lr for run in runs], dtype=self.dtype)
+        self.lrs = np.array([run.lr for run in runs])
+        self.steps = np.empty_like(self.params)
+        self.h = np.zeros_like(self.params)        # SDLM's curvature estimate per parameter
+        self.hyper = np.zeros((len(runs), 3), dtype=self.dtype)
+        self.passes_done = 0
         self.consts = np.array([*ACTIVATION_SCALES[net.activation], paper.PAD_VALUE], dtype=self.dtype)
         self.mask1 = np.ones((paper.H1_PLANES, K1), dtype=self.dtype)
         self.mask2 = h2_mask(self.table).astype(self.dtype)
@@ -203,21 +264,43 @@ class FastEngine:
         unroll_inputs(images, self.idx1, self.dtype(paper.PAD_VALUE), cols)
         return cols.reshape(len(split), K1, P1), split.targets.astype(self.dtype), split.labels
 
+    def _begin_pass(self, pass_num: int) -> None:
+        """Step sizes for the pass: lr x schedule, divided by mu + h for SDLM."""
+        lrs = self.lrs * self.optim.factor(pass_num)
+        if self.optim.name == "sgd":
+            self.steps[:] = lrs.astype(self.dtype)[:, None]
+            return
+        X, T, _ = self.splits["train"]
+        if not (self.optim.running and pass_num > 1):   # the running average carries over between passes
+            examples = self.optim.hessian_examples(pass_num, len(X))
+            self.h[:] = estimate_hessian(self.params, X, T, examples, self.mask1, self.mask2, self.idx2, self.consts)
+        mu = self.dtype(self.optim.mu)
+        for r, lr in enumerate(lrs):
+            self.steps[r] = self.dtype(lr) / (mu + self.h[r])
+        if self.optim.running:
+            self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
+
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
+        self.passes_done += 1
+        self._begin_pass(self.passes_done)
         X, T, _ = self.splits["train"]
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            self._call_reporting_compile(train_chunk, self.params, self.lrs, X, T, start, stop, self.mask1, self.mask2,
-                             self.idx2, self.consts)
+            args = (self.params, self.steps, X, T, start, stop, self.mask1, self.mask2, self.idx2, self.consts)
+            if self.optim.running:
+                self._call_reporting_compile(train_chunk_running, *args, self.h, self.hyper)
+            else:
+                self._call_reporting_compile(train_chunk, *args)
             tick((stop - start) * len(self.params))
 
     def _call_reporting_compile(self, fn, *args):
         """Call fn; the first time, say how long compiling took if it was not in the disk cache."""
+        misses = sum(fn.stats.cache_misses.values())
         t0 = time.perf_counter()
         result = fn(*args)
         if not self._compiled:
             self._compiled = True
-            if sum(fn.stats.cache_misses.values()):
+            if sum(fn.stats.cache_misses.values()) > misses:
                 print(f"compiled the fast engine in {time.perf_counter() - t0:.1f}s (cached for next time)",
                       file=sys.stderr)
         return result

@@ -1,4 +1,9 @@
-"""The network's layers as compiled kernels, each with its fprop and bprop (as in SN / Lush).
+"""The network's layers as compiled kernels, each with its fprop, bprop and bbprop (as in SN / Lush).
+
+bbprop back-propagates diagonal second derivatives with f'' dropped (Gauss-Newton, LeCun 1987,
+"Efficient BackProp" 1998): d2E/da_i^2 = f'(a_i)^2 sum_j w_ji^2 d2E/da_j^2, and each weight gets
+the sum, over the connections that share it, of x^2 d2E/da^2. It is the bprop of the same layer
+with weights and inputs squared, which is how the kernels below compute it.
 
 Layouts are chosen so that the innermost loops run over contiguous memory of useful length:
 feature maps are (planes, positions) with the 64 or 16 output positions innermost, convolution
@@ -82,6 +87,12 @@ def conv_bprop(col, W, mask, d, gW, gB, dcol, need_dcol):
         np.dot(W.T, d, dcol)
 
 
+@njit(**INLINE)
+def conv_bbprop(col, W, mask, dd, hW, hB, ddcol, need_ddcol):
+    """dd = d2E/da^2 -> hW, hB (second derivatives of the weights), and d2E/dcol^2 when need_ddcol."""
+    conv_bprop(col * col, W * W, mask, dd, hW, hB, ddcol, need_ddcol)
+
+
 # --- fully connected: W (out, in) ------------------------------------------------------------------
 
 @njit(**INLINE)
@@ -107,6 +118,11 @@ def fc_bprop(x, W, d, gW, gb, dx, need_dx):
                 dx[i] += W[j, i] * dj
 
 
+@njit(**INLINE)
+def fc_bbprop(x, W, dd, hW, hb, ddx, need_ddx):
+    fc_bprop(x * x, W * W, dd, hW, hb, ddx, need_ddx)
+
+
 # --- activations: fprop a -> y, bprop dE/dy -> dE/da using y ---------------------------------------
 # consts: [A, S] of the scaled tanh A tanh(S a); plain tanh is A = S = 1.
 
@@ -124,6 +140,17 @@ def act_bprop(y, dy, consts, d):
     for i in range(y.size):
         yi = y.flat[i]
         d.flat[i] = dy.flat[i] * k * (A * A - yi * yi)
+
+
+@njit(**INLINE)
+def act_bbprop(y, ddy, consts, dd):
+    """d2E/da^2 = f'(a)^2 d2E/dy^2 (the f'' term dropped)."""
+    A, S = consts[0], consts[1]
+    k = S / A
+    for i in range(y.size):
+        yi = y.flat[i]
+        fp = k * (A * A - yi * yi)
+        dd.flat[i] = ddy.flat[i] * fp * fp
 
 
 # --- loss: mean over the outputs of (target - output)^2 ---------------------------------------------
@@ -144,9 +171,30 @@ def mse_bprop(y, t, dy):
         dy[i] = scale * (y[i] - t[i])
 
 
+@njit(**INLINE)
+def mse_bbprop(y, ddy):
+    """d2E/dy^2 = 2 / n for every output."""
+    ddy[:] = y.dtype.type(2) / y.dtype.type(y.size)
+
+
 # --- optimizers: separate from the layers, they see only parameters and gradients ------------------
 
+# SGD and SDLM both come down to a step size per parameter (lr, or eps / (mu + h)), recomputed
+# before each pass, or after every example for SDLM's running estimate of h.
+
 @njit(**INLINE)
-def sgd_step(params, grads, lr):
+def diagonal_step(params, grads, steps):
     for i in range(params.size):
-        params[i] -= lr * grads[i]
+        params[i] -= steps[i] * grads[i]
+
+
+@njit(**INLINE)
+def sdlm_steps(h, lr, mu, steps):
+    for i in range(h.size):
+        steps[i] = lr / (mu + h[i])
+
+
+@njit(**INLINE)
+def running_average(h, new, decay):
+    for i in range(h.size):
+        h[i] += decay * (new[i] - h[i])

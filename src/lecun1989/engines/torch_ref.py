@@ -11,15 +11,49 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data import Dataset, Split
-from ..model import Net1989, NetConfig
-from ..optim import make_torch_optimizer
+from .. import paper
+from ..model import ACTIVATION_SCALES, Net1989, NetConfig
+from ..optim import OptimConfig, make_torch_optimizer
 from . import Evaluation, RunSpec
 
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((target - output) ** 2)
+
+
+@torch.no_grad()
+def bbprop(model: Net1989, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Diagonal Gauss-Newton second derivatives of the MSE, summed over the batch x, per parameter.
+
+    Layer by layer from the output down, f'' dropped:
+        d2E/dy^2 = 2/10;  d2E/da^2 = f'(a)^2 d2E/dy^2;  d2E/dx_i^2 = sum_j w_ji^2 d2E/da_j^2;
+        d2E/dw^2 = sum over the connections sharing w of x^2 d2E/da^2.
+    The convolutions' sums over shared connections are the weight gradient of a convolution of the
+    squared (padded) input, and their input sums the input gradient of one with squared weights.
+    Padding is constant, so it passes nothing down.
+    """
+    A, S = ACTIVATION_SCALES[model.config.activation]
+    dact2 = lambda y: (S / A * (A * A - y * y)) ** 2   # f'(a)^2 from f(a) = y
+    conv_w, conv_x = torch.nn.grad.conv2d_weight, torch.nn.grad.conv2d_input
+    pad = lambda t: F.pad(t, (paper.PAD,) * 4, value=paper.PAD_VALUE)
+    crop = lambda t: t[..., paper.PAD:-paper.PAD, paper.PAD:-paper.PAD]
+    h1, h2, h3, out = model.layers(x)
+    h = {}
+    dd = torch.full_like(out, 2 / out.shape[1]) * dact2(out)
+    h["outw"], h["outb"] = (h3 * h3).T @ dd, dd.sum(0)
+    dd = dd @ (model.outw ** 2).T * dact2(h3)
+    flat = h2.flatten(start_dim=1)
+    h["H3w"], h["H3b"] = (flat * flat).T @ dd, dd.sum(0)
+    dd = (dd @ (model.H3w ** 2).T).view_as(h2) * dact2(h2)
+    W2 = model.h2_dense_weight()
+    dense = conv_w(pad(h1) ** 2, W2.shape, dd, stride=paper.STRIDE)
+    h["H2w"], h["H2b"] = dense[torch.arange(paper.H2_PLANES)[:, None], model.table], dd.sum(0)
+    dd = crop(conv_x(pad(h1).shape, W2 ** 2, dd, stride=paper.STRIDE)) * dact2(h1)
+    h["H1w"], h["H1b"] = conv_w(pad(x) ** 2, model.H1w.shape, dd, stride=paper.STRIDE), dd.sum(0)
+    return h
 
 
 @torch.no_grad()
@@ -32,10 +66,11 @@ def evaluate(model: Net1989, x: torch.Tensor, t: torch.Tensor, labels: np.ndarra
 class TorchEngine:
     name = "torch"
 
-    def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optimizer: str = "sgd",
+    def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
                  dtype: str = "float32"):
         torch_dtype = getattr(torch, dtype)
-        self.data = data
+        self.data, self.optim, self.lrs = data, optim, [run.lr for run in runs]
+        self.passes_done = 0
         self.splits = {name: self._tensors(split, torch_dtype) for name, split in
                        (("train", data.train), ("test", data.test))}
         self.models, self.optimizers = [], []
@@ -43,19 +78,34 @@ class TorchEngine:
             model = Net1989(net).to(torch_dtype)
             model.set_params(run.params)
             self.models.append(model)
-            self.optimizers.append(make_torch_optimizer(optimizer, model.parameters(), run.lr))
+            self.optimizers.append(make_torch_optimizer(optim, model.parameters(), run.lr))
 
     @staticmethod
     def _tensors(split: Split, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(split.images).to(dtype), torch.from_numpy(split.targets).to(dtype)
 
+    def _curvature(self, model: Net1989, x: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
+        h = bbprop(model, x)
+        return {getattr(model, name): h[name] / len(x) for name in model.PARAMS}
+
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
+        self.passes_done += 1
+        p = self.passes_done
         x, t = self.splits["train"]
-        for model, opt in zip(self.models, self.optimizers):
+        running = self.optim.running
+        for model, opt, lr in zip(self.models, self.optimizers, self.lrs):
+            opt.param_groups[0]["lr"] = lr * self.optim.factor(p)
+            if self.optim.name == "sdlm" and not (running and p > 1):
+                opt.set_curvature(self._curvature(model, x[torch.from_numpy(self.optim.hessian_examples(p, len(x)))]))
             for i in range(len(x)):
                 loss = mse(model(x[i:i + 1]), t[i:i + 1])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if running:
+                    new = self._curvature(model, x[i:i + 1])
+                    for prm in model.parameters():
+                        h = opt.state[prm]["h"]
+                        h += self.optim.decay * (new[prm] - h)
                 opt.step()
                 tick(1)
 

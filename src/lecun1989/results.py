@@ -1,0 +1,107 @@
+"""Results across runs: per-pass curves (mean and std over seeds) and the comparison with the paper.
+
+Everything here is read back from run directories (metrics.jsonl, config.json, summary.json), so
+it works the same for a run that just finished and for one trained last week.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import paper
+from .errors import LecunError
+from .io import write_json, write_text
+
+METRICS = ("train_error", "test_error", "train_loss", "test_loss", "train_misses", "test_misses")
+# (metric, label, the paper's figure)
+PAPER_FIGURES = (("train_error", "train error", paper.TRAIN_ERROR), ("test_error", "test error", paper.TEST_ERROR),
+                 ("train_loss", "train MSE", paper.TRAIN_MSE), ("test_loss", "test MSE", paper.TEST_MSE))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise LecunError(f"cannot read {path} ({e}); is {run_dir} a run directory?") from None
+
+
+def run_dirs_under(paths: list[Path]) -> list[Path]:
+    """The run directories among `paths` and their subfolders (a run directory holds metrics.jsonl)."""
+    found = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise LecunError(f"{p} does not exist")
+        found += [p] if (p / "metrics.jsonl").is_file() else sorted(m.parent for m in p.rglob("metrics.jsonl"))
+    if not found:
+        raise LecunError(f"no run directories (with metrics.jsonl) in {', '.join(map(str, paths))}")
+    return found
+
+
+def stats(values) -> dict:
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max()), "n": int(len(a))}
+
+
+def curves(runs: list[list[dict]]) -> list[dict]:
+    """Per pass: mean and std over runs of every metric (passes all runs finished)."""
+    n = min(len(r) for r in runs)
+    rows = []
+    for i in range(n):
+        row = {"pass": runs[0][i]["pass"], "runs": len(runs)}
+        for m in METRICS:
+            s = stats([r[i][m] for r in runs])
+            row[f"{m}_mean"], row[f"{m}_std"] = s["mean"], s["std"]
+        rows.append(row)
+    return rows
+
+
+def write_curves(out: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "curves.csv", buf.getvalue())
+
+
+def final_stats(runs: list[list[dict]]) -> dict:
+    return {m: stats([r[-1][m] for r in runs]) for m in METRICS}
+
+
+def comparison_lines(final: dict) -> list[str]:
+    """The paper's four figures beside ours (mean ± std (min .. max)), and whether each lies within
+    one standard deviation of ours."""
+    n = final["train_error"]["n"]
+    lines = [f"{'':12s} {'paper (1989)':>14s}   ours over {n} run{'s' * (n > 1)}: mean ± std (min .. max)"]
+    for key, label, value in PAPER_FIGURES:
+        s = final[key]
+        within = abs(s["mean"] - value) <= s["std"]
+        if key.endswith("error"):
+            m = final[key.replace("error", "misses")]
+            paper_misses = paper.TRAIN_MISSES if key.startswith("train") else paper.TEST_MISSES
+            ours = (f"{s['mean'] * 100:.2f}% ± {s['std'] * 100:.2f} ({s['min'] * 100:.2f} .. {s['max'] * 100:.2f}); "
+                    f"misses {m['mean']:.1f} ± {m['std']:.1f}")
+            theirs = f"{value * 100:.2f}% ({paper_misses})"
+        else:
+            ours = f"{s['mean']:.2e} ± {s['std']:.1e} ({s['min']:.2e} .. {s['max']:.2e})"
+            theirs = f"{value:.2e}"
+        lines.append(f"{label:12s} {theirs:>14s}   {ours}   {'within 1 std' if within else 'outside 1 std'}")
+    return lines
+
+
+def write_study(out: Path, run_dirs: list[Path], extra: dict | None = None) -> dict:
+    """curves.csv and study.json (final figures, paper's figures, per-run finals) for runs of one recipe."""
+    runs = [read_metrics(d) for d in run_dirs]
+    final = final_stats(runs)
+    write_curves(out, curves(runs))
+    study = {**(extra or {}), "runs": [str(d) for d in run_dirs], "final": final,
+             "paper": {key: value for key, _, value in PAPER_FIGURES},
+             "per_run": [r[-1] for r in runs]}
+    write_json(out / "study.json", study)
+    return study

@@ -1,0 +1,158 @@
+"""The paper's optimizer: bbprop's second derivatives, the step sizes, the schedule, and training."""
+
+import numpy as np
+import pytest
+import torch
+
+from lecun1989 import paper
+from lecun1989.cli import main
+from lecun1989.engines import initial_runs
+from lecun1989.engines import layers as L
+from lecun1989.engines.fast import FastEngine, estimate_hessian, unpack
+from lecun1989.engines.torch_ref import TorchEngine, bbprop
+from lecun1989.errors import LecunError
+from lecun1989.model import ACTIVATION_SCALES, Net1989, NetConfig
+from lecun1989.optim import OptimConfig, parse_schedule
+
+
+def brute_force_bbprop(model: Net1989, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The recursion written out connection by connection, for one image x (16, 16), in float64."""
+    A, S = ACTIVATION_SCALES[model.config.activation]
+    with torch.no_grad():
+        h1, h2, h3, out = (t[0].double().numpy() for t in model.layers(torch.from_numpy(x).double()[None, None]))
+    w = {k: v.astype(np.float64) for k, v in model.get_params().items()}
+    fp2 = lambda y: (S / A * (A * A - y * y)) ** 2
+    h = {k: np.zeros_like(v) for k, v in w.items()}
+    dd_out = 2 / 10 * fp2(out)
+    for i in range(30):
+        for j in range(10):
+            h["outw"][i, j] += h3[i] ** 2 * dd_out[j]
+    h["outb"] = dd_out
+    dd3 = np.array([sum(w["outw"][i, j] ** 2 * dd_out[j] for j in range(10)) for i in range(30)]) * fp2(h3)
+    flat2 = h2.reshape(-1)
+    for i in range(192):
+        for j in range(30):
+            h["H3w"][i, j] += flat2[i] ** 2 * dd3[j]
+    h["H3b"] = dd3
+    dd2 = np.array([sum(w["H3w"][i, j] ** 2 * dd3[j] for j in range(30)) for i in range(192)]).reshape(12, 4, 4) * fp2(h2)
+
+    def conv(inp, W, table, dd, hW):
+        """Every connection of a 5x5 stride-2 convolution over inp padded by 2 with -1."""
+        d_in = np.zeros_like(inp)
+        for o in range(dd.shape[0]):
+            for oy in range(dd.shape[1]):
+                for ox in range(dd.shape[2]):
+                    for k, c in enumerate(table[o]):
+                        for ty in range(5):
+                            for tx in range(5):
+                                iy, ix = 2 * oy + ty - 2, 2 * ox + tx - 2
+                                inside = 0 <= iy < inp.shape[1] and 0 <= ix < inp.shape[2]
+                                v = inp[c, iy, ix] if inside else paper.PAD_VALUE
+                                hW[o, k, ty, tx] += v * v * dd[o, oy, ox]
+                                if inside:
+                                    d_in[c, iy, ix] += W[o, k, ty, tx] ** 2 * dd[o, oy, ox]
+        return d_in
+
+    dd1 = conv(h1, w["H2w"], model.table.numpy(), dd2, h["H2w"]) * fp2(h1)
+    h["H2b"] = dd2
+    conv(x[None].astype(np.float64), w["H1w"], np.zeros((12, 1), dtype=int), dd1, h["H1w"])
+    h["H1b"] = dd1
+    return h
+
+
+@pytest.mark.parametrize("activation", ["tanh", "scaled_tanh"])
+def test_bbprop_equals_the_recursion_computed_connection_by_connection(usps, activation):
+    net = NetConfig(activation=activation, table="cyclic", output_bias=-1.0)
+    model = Net1989(net, seed=3).double()
+    x = usps.train.images[7, 0]
+    expected = brute_force_bbprop(model, x)
+    reference = bbprop(model, torch.from_numpy(x).double()[None, None])
+    ds = usps.subset(8, 1)
+    engine = FastEngine(net, initial_runs(net, [(3, 0.1)]), ds, dtype="float64")
+    X, T, _ = engine.splits["train"]
+    fast = unpack(estimate_hessian(engine.params, X, T, np.array([7]), engine.mask1, engine.mask2, engine.idx2,
+                                   engine.consts)[0], engine.table)
+    for name, e in expected.items():
+        assert np.abs(reference[name].numpy() - e).max() <= 1e-12 * np.abs(e).max(), name
+        assert np.abs(fast[name] - e).max() <= 1e-12 * np.abs(e).max(), name
+        assert (e >= 0).all() and e.max() > 0
+
+
+def test_bbprop_of_one_layer_is_the_exact_gauss_newton_diagonal():
+    """For y = f(W x + b) and the MSE, the recursion drops nothing but f'': it is diag(J^T (2/n) J)."""
+    rng = np.random.default_rng(0)
+    x, W, b = rng.normal(size=30), rng.normal(size=(10, 30)) * 0.3, rng.normal(size=10) * 0.3
+    consts = np.array([*ACTIVATION_SCALES["scaled_tanh"], -1.0])
+    a = np.empty(10)
+    y = np.empty(10)
+    L.fc_fprop(x, W, b, a)
+    L.act_fprop(a, consts, y)
+    ddy, dd, hW, hb, ddx = np.empty(10), np.empty(10), np.empty((10, 30)), np.empty(10), np.empty(30)
+    L.mse_bbprop(y, ddy)
+    L.act_bbprop(y, ddy, consts, dd)
+    L.fc_bbprop(x, W, dd, hW, hb, ddx, True)
+
+    def f(W_, b_):
+        return 1.7159 * torch.tanh(2 / 3 * (W_ @ torch.from_numpy(x) + b_))
+
+    JW, Jb = torch.func.jacrev(f, argnums=(0, 1))(torch.from_numpy(W), torch.from_numpy(b))
+    JW = JW.reshape(10, -1)
+    assert np.allclose(hW.reshape(-1), (JW ** 2).sum(0).numpy() * 2 / 10, rtol=1e-12, atol=0)
+    assert np.allclose(hb, (Jb ** 2).sum(0).numpy() * 2 / 10, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("hessian", ["pass", "running"])
+def test_sdlm_pass_float64_equals_reference_within_1e_9(usps, hessian):
+    net = NetConfig(output_bias=-1.0)
+    optim = OptimConfig("sdlm", schedule="1:1,0.5", hessian_samples=60, hessian=hessian)
+    ds = usps.subset(200, 100)
+    runs = initial_runs(net, [(2, 5e-4)])
+    fast, ref = FastEngine(net, runs, ds, optim, "float64"), TorchEngine(net, runs, ds, optim, "float64")
+    for _ in range(2):
+        fast.train_pass()
+        ref.train_pass()
+    a, b = fast.get_params()[0], ref.get_params()[0]
+    for name in a:
+        assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    assert [e["train"].misses for e in fast.evaluate()] == [e["train"].misses for e in ref.evaluate()]
+
+
+def test_sdlm_learns_and_batches_keep_runs_independent(usps):
+    net = NetConfig(output_bias=-1.0)
+    ds = usps.subset(500, 200)
+    optim = OptimConfig("sdlm", hessian_samples=100)
+    before = FastEngine(net, initial_runs(net, [(1, 1e-3)]), ds, optim).evaluate()[0]
+    batch = FastEngine(net, initial_runs(net, [(1, 1e-3), (2, 1e-3), (1, 3e-4)]), ds, optim)
+    alone = FastEngine(net, initial_runs(net, [(1, 1e-3)]), ds, optim)
+    for _ in range(3):
+        batch.train_pass()
+        alone.train_pass()
+    after = alone.evaluate()[0]
+    assert after["train"].misses < 0.1 * before["train"].misses
+    assert after["test"].misses < 0.3 * before["test"].misses
+    assert np.array_equal(batch.params[0], alone.params[0])
+    assert not np.array_equal(batch.params[0], batch.params[2])
+
+
+def test_schedule_factors_and_hessian_windows():
+    lenet = OptimConfig(schedule="lenet5")
+    assert [lenet.factor(p) for p in range(1, 15)] == [1, 1, .4, .4, .4, .2, .2, .2, .1, .1, .1, .1, .02, .02]
+    assert [OptimConfig().factor(p) for p in (1, 23)] == [1, 1]
+    assert parse_schedule("2:1,0.5") == [(2.0, 1), (0.5, None)]
+    opt = OptimConfig("sdlm", hessian_samples=300)
+    assert list(opt.hessian_examples(1, 1000)[[0, -1]]) == [0, 299]
+    assert list(opt.hessian_examples(4, 1000)[[0, -1]]) == [900, 199]   # wraps around
+
+
+@pytest.mark.parametrize("kwargs", [dict(schedule="1:2"), dict(schedule="x"), dict(schedule="1:0,1"),
+                                    dict(name="adam"), dict(mu=0), dict(hessian="sometimes"), dict(decay=0)])
+def test_bad_optimizer_settings_are_refused(kwargs):
+    with pytest.raises(LecunError):
+        OptimConfig(**kwargs)
+
+
+def test_cli_bad_schedule_is_one_line(capsys, tmp_path):
+    assert main(["repro", "--optimizer", "sdlm", "--schedule", "1:2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad schedule" in err
+    assert not (tmp_path / "r").exists()
