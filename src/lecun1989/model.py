@@ -37,7 +37,11 @@ _A, _S = ACTIVATION_SCALES["scaled_tanh"]
 ACTIVATIONS = {
     "tanh": torch.tanh,
     "scaled_tanh": lambda a: _A * torch.tanh(a * _S),
+    "relu": torch.relu,   # the modern recipe's
 }
+# The output layer and loss: the paper's tanh units with the MSE against +-1 targets, or the modern
+# linear outputs with softmax cross-entropy.
+LOSSES = ("mse", "ce")
 
 INITS = ("sqrt", "linear")  # U(-2.4/sqrt(F), 2.4/sqrt(F)) or the literal U(-2.4/F, 2.4/F)
 
@@ -48,15 +52,40 @@ class NetConfig:
     init: str = "sqrt"
     output_bias: float = 0.0
     table: str = "block"
+    loss: str = "mse"
+    dropout: float = 0.0   # training only: the probability of dropping each of H2's outputs
+    shift: int = 0         # training only: roll each image by up to this many pixels in x and y
 
     def __post_init__(self):
         for field, value, allowed in (("activation", self.activation, ACTIVATIONS),
-                                      ("init", self.init, INITS), ("table", self.table, TABLES)):
+                                      ("init", self.init, INITS), ("table", self.table, TABLES),
+                                      ("loss", self.loss, LOSSES)):
             if value not in allowed:
                 raise LecunError(f"unknown {field} {value!r}; choose one of {', '.join(allowed)}")
+        if not 0 <= self.dropout < 1:
+            raise LecunError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.shift <= 2:
+            raise LecunError(f"--shift must be 0, 1 or 2 pixels, got {self.shift}")
 
+    @property
+    def noisy(self) -> bool:
+        """Whether training draws random numbers (dropout masks, shifts)."""
+        return self.dropout > 0 or self.shift > 0
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def training_noise(config: NetConfig, seed: int, pass_num: int, n: int):
+    """The random draws of one run's pass, made up front from a generator seeded by (seed, pass), so
+    that a run is reproducible, runs in a batch are independent, and both engines see the same draws.
+
+    Returns (shifts, keep): shifts int64 (n, 2), each of y and x in [-shift, shift], or None; keep
+    bool (n, 12, 4, 4), False where H2's output is dropped, or None.
+    """
+    rng = np.random.default_rng([seed, pass_num, 1989])
+    shifts = rng.integers(-config.shift, config.shift + 1, size=(n, 2)) if config.shift else None
+    keep = rng.random((n, paper.H2_PLANES, paper.H2_SIZE, paper.H2_SIZE)) >= config.dropout if config.dropout else None
+    return shifts, keep
 
 
 def connection_table(name: str) -> np.ndarray:
@@ -99,17 +128,28 @@ class Net1989(nn.Module):
         dense = self.H2w.new_zeros(paper.H2_PLANES, paper.H1_PLANES, *self.H2w.shape[2:])
         return dense.index_put((rows, self.table), self.H2w)
 
-    def layers(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The activations of H1, H2, H3 and the output for a batch x of shape (N, 1, 16, 16)."""
+    def layers(self, x: torch.Tensor, shift=None, keep=None) -> list[torch.Tensor]:
+        """The activations of H1, H2, H3 and the output for a batch x of shape (N, 1, 16, 16).
+
+        Training noise, for one example (N = 1): shift (dy, dx) rolls the image (wrapping around,
+        as the best-known reproduction's torch.roll does); keep (12, 4, 4) drops H2's outputs where
+        False and scales the others by 1 / (1 - dropout), as torch's dropout does. H2's activations
+        are returned before the dropout.
+        """
+        if shift is not None:
+            x = torch.roll(x, (int(shift[0]), int(shift[1])), (2, 3))
         pad = (paper.PAD,) * 4
         h1 = self.act(F.conv2d(F.pad(x, pad, value=paper.PAD_VALUE), self.H1w, stride=paper.STRIDE) + self.H1b)
         h2 = self.act(F.conv2d(F.pad(h1, pad, value=paper.PAD_VALUE), self.h2_dense_weight(),
                                stride=paper.STRIDE) + self.H2b)
-        h3 = self.act(h2.flatten(start_dim=1) @ self.H3w + self.H3b)
-        out = self.act(h3 @ self.outw + self.outb)
+        h2d = h2 if keep is None else h2 * (torch.from_numpy(keep).to(h2.dtype) * (1 / (1 - self.config.dropout)))
+        h3 = self.act(h2d.flatten(start_dim=1) @ self.H3w + self.H3b)
+        a = h3 @ self.outw + self.outb
+        out = a if self.config.loss == "ce" else self.act(a)
         return [h1, h2, h3, out]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs (for the cross-entropy loss: the logits)."""
         return self.layers(x)[-1]
 
     def get_params(self) -> dict[str, np.ndarray]:

@@ -9,7 +9,10 @@ sdlm: stochastic diagonal Levenberg-Marquardt, the paper's "special version of N
       `hessian_samples` training examples before each pass; with `hessian="running"` it is also
       updated after every example as a running average. Here eps is the run's learning rate.
 
-Both multiply the learning rate by a per-pass factor from the schedule.
+adamw: the modern recipe's AdamW, with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, weight
+      decay 0.01) unless set.
+
+All multiply the learning rate by a per-pass factor from the schedule.
 """
 
 from __future__ import annotations
@@ -21,19 +24,27 @@ import torch
 
 from .errors import LecunError
 
-OPTIMIZERS = ("sgd", "sdlm")
+OPTIMIZERS = ("sgd", "sdlm", "adamw")
 HESSIAN_MODES = ("pass", "running")
 
 # LeNet-5's eps schedule (LeCun et al. 1998, appendix C): 5e-4 for 2 passes, 2e-4 for 3, 1e-4 for 3,
 # 5e-5 for 4, then 1e-5, written as factors of the first value.
+# "linear:F" goes linearly from 1 at the first pass to F at the last (the modern recipe's
+# linear:0.333333, from 3e-4 to 1e-4).
 SCHEDULES = {"constant": "1", "lenet5": "1:2,0.4:3,0.2:3,0.1:4,0.02"}
 
 
 def parse_schedule(text: str) -> list[tuple[float, int | None]]:
-    """'1:2,0.4:3,0.2' -> [(1, 2), (0.4, 3), (0.2, None)]: factor for that many passes; the last lasts."""
+    """'1:2,0.4:3,0.2' -> [(1, 2), (0.4, 3), (0.2, None)]: factor for that many passes; the last lasts.
+    'linear:F' -> [(F, -1)]."""
     text = SCHEDULES.get(text, text)
     steps = []
     try:
+        if text.startswith("linear:"):
+            end = float(text.split(":", 1)[1])
+            if not end > 0:
+                raise ValueError
+            return [(end, -1)]
         parts = text.split(",")
         for i, part in enumerate(parts):
             factor, _, n = part.partition(":")
@@ -42,8 +53,9 @@ def parse_schedule(text: str) -> list[tuple[float, int | None]]:
                 raise ValueError
             steps.append((float(factor), None if last else int(n)))
     except ValueError:
-        raise LecunError(f"bad schedule {text!r}: use {', '.join(SCHEDULES)} or factors like 1:2,0.4:3,0.2 "
-                         f"(factor:passes, ..., last factor for the remaining passes)") from None
+        raise LecunError(f"bad schedule {text!r}: use {', '.join(SCHEDULES)}, factors like 1:2,0.4:3,0.2 "
+                         f"(factor:passes, ..., last factor for the remaining passes), or linear:0.33 "
+                         f"(from 1 down to 0.33 at the last pass)") from None
     return steps
 
 
@@ -55,6 +67,9 @@ class OptimConfig:
     hessian_samples: int = 500    # sdlm: examples the curvature is averaged over before each pass
     hessian: str = "pass"         # sdlm: "pass" or "running"
     decay: float = 0.01           # sdlm running mode: weight of the newest example in the average
+    betas: tuple[float, float] = (0.9, 0.999)   # adamw, PyTorch's defaults
+    eps: float = 1e-8
+    weight_decay: float = 0.01
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -67,16 +82,22 @@ class OptimConfig:
             raise LecunError(f"--hessian-samples must be at least 1, got {self.hessian_samples}")
         if not 0 < self.decay <= 1:
             raise LecunError(f"--hessian-decay must be in (0, 1], got {self.decay}")
+        if not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1 and self.eps > 0 and self.weight_decay >= 0):
+            raise LecunError("adamw needs betas in [0, 1), eps > 0 and weight decay >= 0")
         parse_schedule(self.schedule)
 
     @property
     def running(self) -> bool:
         return self.name == "sdlm" and self.hessian == "running"
 
-    def factor(self, pass_num: int) -> float:
-        """The schedule's learning-rate factor for pass 1, 2, ..."""
+    def factor(self, pass_num: int, passes: int) -> float:
+        """The schedule's learning-rate factor for pass 1, 2, ... of `passes`."""
+        steps = parse_schedule(self.schedule)
+        if steps[0][1] == -1:
+            alpha = (pass_num - 1) / (passes - 1) if passes > 1 else 0.0
+            return (1 - alpha) + alpha * steps[0][0]
         left = pass_num
-        for factor, n in parse_schedule(self.schedule):
+        for factor, n in steps:
             if n is None or left <= n:
                 return factor
             left -= n
@@ -91,8 +112,11 @@ class OptimConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if self.name == "sgd":
+        if self.name != "sdlm":
             for key in ("mu", "hessian_samples", "hessian", "decay"):
+                d.pop(key)
+        if self.name != "adamw":
+            for key in ("betas", "eps", "weight_decay"):
                 d.pop(key)
         return d
 
@@ -119,4 +143,7 @@ class SDLM(torch.optim.Optimizer):
 def make_torch_optimizer(config: OptimConfig, params, lr: float) -> torch.optim.Optimizer:
     if config.name == "sgd":
         return torch.optim.SGD(params, lr=lr)
+    if config.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=config.betas, eps=config.eps,
+                                 weight_decay=config.weight_decay, foreach=False)
     return SDLM(params, lr=lr, mu=config.mu)

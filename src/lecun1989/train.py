@@ -44,6 +44,9 @@ class Recipe:
             raise LecunError("give at least one seed")
         if self.dtype not in DTYPES:
             raise LecunError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if self.optim.name == "sdlm" and (self.net.activation == "relu" or self.net.loss != "mse"):
+            raise LecunError("sdlm is the paper's method for its tanh network and MSE; use sgd or adamw with "
+                             "--activation relu or --loss ce")
         engine_class(self.engine)  # validates the name
 
     def runs(self) -> list[tuple[int, float]]:
@@ -118,7 +121,8 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
              f"learning rates), data {data.source}, engine {recipe.engine}, {recipe.passes} passes")
 
     t0 = time.perf_counter()
-    engine = engine_class(recipe.engine)(recipe.net, specs, data, optim=recipe.optim, dtype=recipe.dtype)
+    engine = engine_class(recipe.engine)(recipe.net, specs, data, optim=recipe.optim, dtype=recipe.dtype,
+                                         passes=recipe.passes)
     setup_s = time.perf_counter() - t0
     try:
         for p in range(1, recipe.passes + 1):

@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from .. import paper
 from ..data import Dataset, Split
-from ..model import ACTIVATION_SCALES, NetConfig, connection_table
+from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noise
 from ..optim import OptimConfig
 from . import DTYPES, Evaluation, RunSpec
 from . import layers as L
@@ -95,17 +95,28 @@ def views(flat):
 def workspace(like):
     dt = like.dtype
     # activations: a1 h1 col2 a2 h2 a3 h3 a4 y; their gradients: dy d4 dh3 d3 dh2 d2 dcol2 dh1 d1;
-    # then the gradient of every parameter, flat like the parameters
+    # then the gradient of every parameter, flat like the parameters; then H2's output after dropout
     return (np.zeros((12, P1), dt), np.zeros((12, P1), dt), np.zeros((12, K1, P2), dt),
             np.zeros((12, P2), dt), np.zeros((12, P2), dt), np.zeros(N3, dt), np.zeros(N3, dt),
             np.zeros(NO, dt), np.zeros(NO, dt),
             np.zeros(NO, dt), np.zeros(NO, dt), np.zeros(N3, dt), np.zeros(N3, dt), np.zeros(N_H2, dt),
             np.zeros((12, P2), dt), np.zeros((12, K1, P2), dt), np.zeros((12, P1), dt),
-            np.zeros((12, P1), dt), np.zeros(like.size, dt))
+            np.zeros((12, P1), dt), np.zeros(like.size, dt), np.zeros(N_H2, dt))
 
 
 @njit(**L.INLINE)
-def fprop(params, x1col, idx2, consts, ws):
+def h3_input(ws, drop):
+    """What H3 reads: H2's output, times the dropout scales (0 or 1 / (1 - p)) when drop is not empty."""
+    if drop.size == 0:
+        return ws[4].reshape(N_H2)
+    h2, h2d = ws[4].reshape(N_H2), ws[19]
+    for i in range(N_H2):
+        h2d[i] = h2[i] * drop[i]
+    return h2d
+
+
+@njit(**L.INLINE)
+def fprop(params, x1col, idx2, consts, ws, drop):
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
     a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
     L.conv_fprop(x1col, W1, B1, a1)
@@ -113,25 +124,34 @@ def fprop(params, x1col, idx2, consts, ws):
     L.im2col(h1, idx2, consts[2], col2)
     L.conv_fprop(col2.reshape((C2, P2)), W2, B2, a2)
     L.act_fprop(a2, consts, h2)
-    L.fc_fprop(h2.reshape(N_H2), W3, B3, a3)
+    L.fc_fprop(h3_input(ws, drop), W3, B3, a3)
     L.act_fprop(a3, consts, h3)
     L.fc_fprop(h3, W4, B4, a4)
-    L.act_fprop(a4, consts, y)
+    if consts[4] != 0:          # the cross-entropy's logits (a loop: an array assignment here
+        for i in range(NO):     # miscompiles inside the parallel evaluation)
+            y[i] = a4[i]
+    else:
+        L.act_fprop(a4, consts, y)
 
 
 @njit(**L.INLINE)
-def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws):
-    """Gradient of the example's loss with respect to every parameter, into ws[-1] (flat)."""
+def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws, drop):
+    """Gradient of the example's loss with respect to every parameter, into ws[18] (flat)."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
     h1, col2, h2, h3, y = ws[1], ws[2], ws[4], ws[6], ws[8]   # bprop needs only the activations' outputs
     dy, d4, dh3, d3, dh2, d2, dcol2, dh1, d1, grads = (ws[9], ws[10], ws[11], ws[12], ws[13], ws[14],
                                                        ws[15], ws[16], ws[17], ws[18])
     gW1, gB1, gW2, gB2, gW3, gB3, gW4, gB4 = views(grads)
-    L.mse_bprop(y, t, dy)
-    L.act_bprop(y, dy, consts, d4)
+    if consts[4] != 0:
+        L.ce_bprop(y, t, d4)
+    else:
+        L.mse_bprop(y, t, dy)
+        L.act_bprop(y, dy, consts, d4)
     L.fc_bprop(h3, W4, d4, gW4, gB4, dh3, True)
     L.act_bprop(h3, dh3, consts, d3)
-    L.fc_bprop(h2.reshape(N_H2), W3, d3, gW3, gB3, dh2, True)
+    L.fc_bprop(h3_input(ws, drop), W3, d3, gW3, gB3, dh2, True)
+    for i in range(drop.size):
+        dh2[i] *= drop[i]
     L.act_bprop(h2, dh2.reshape((12, P2)), consts, d2)
     L.conv_bprop(col2.reshape((C2, P2)), W2, mask2, d2, gW2, gB2, dcol2.reshape((C2, P2)), True)
     L.col2im(dcol2, idx2, dh1)
@@ -141,7 +161,7 @@ def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws):
 
 @njit(**L.INLINE)
 def bbprop(params, x1col, mask1, mask2, idx2, consts, ws, ws2):
-    """Diagonal second derivatives of the example's loss (f'' dropped) into ws2[-1] (flat), from the
+    """Diagonal second derivatives of the example's loss (f'' dropped) into ws2[18] (flat), from the
     activations fprop left in ws; ws2's derivative slots hold the intermediate d2E/da^2."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
     h1, col2, h2, h3, y = ws[1], ws[2], ws[4], ws[6], ws[8]
@@ -168,9 +188,9 @@ def estimate_hessian(params, X1col, T, examples, mask1, mask2, idx2, consts):
     for r in prange(R):
         ws, ws2 = workspace(params[r]), workspace(params[r])
         for n in examples:
-            fprop(params[r], X1col[n], idx2, consts, ws)
+            fprop(params[r], X1col[n], idx2, consts, ws, params[r, :0])
             bbprop(params[r], X1col[n], mask1, mask2, idx2, consts, ws, ws2)
-            h[r] += ws2[-1]
+            h[r] += ws2[18]
         h[r] /= len(examples)
     return h
 
@@ -182,10 +202,11 @@ def train_chunk(params, steps, X1col, T, start, stop, mask1, mask2, idx2, consts
     for r in prange(params.shape[0]):
         p = params[r]
         ws = workspace(p)
+        none = p[:0]
         for n in range(start, stop):
-            fprop(p, X1col[n], idx2, consts, ws)
-            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws)
-            L.diagonal_step(p, ws[-1], steps[r])
+            fprop(p, X1col[n], idx2, consts, ws, none)
+            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws, none)
+            L.diagonal_step(p, ws[18], steps[r])
 
 
 @njit(parallel=True, **L.FLAGS)
@@ -197,13 +218,43 @@ def train_chunk_running(params, steps, X1col, T, start, stop, mask1, mask2, idx2
         p = params[r]
         ws, ws2 = workspace(p), workspace(p)
         decay, lr, mu = hyper[r, 0], hyper[r, 1], hyper[r, 2]
+        none = p[:0]
         for n in range(start, stop):
-            fprop(p, X1col[n], idx2, consts, ws)
-            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws)
+            fprop(p, X1col[n], idx2, consts, ws, none)
+            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws, none)
             bbprop(p, X1col[n], mask1, mask2, idx2, consts, ws, ws2)
-            L.running_average(h[r], ws2[-1], decay)
+            L.running_average(h[r], ws2[18], decay)
             L.sdlm_steps(h[r], lr, mu, steps[r])
-            L.diagonal_step(p, ws[-1], steps[r])
+            L.diagonal_step(p, ws[18], steps[r])
+
+
+@njit(parallel=True, **L.FLAGS)
+def train_chunk_modern(params, X1col, images, shift_ids, idx1s, keep, drop_scale, T, start, stop, mask1, mask2,
+                       idx2, consts, steps, adam, m, v, step0):
+    """train_chunk with the modern recipe's pieces, each used when present: a shifted unrolling of
+    the image where shift_ids[r, n] >= 0 (idx1s[k] maps the image to the unrolled input shifted by
+    shift k), dropout where keep[r, n] is False (the others scaled by drop_scale), and AdamW when
+    adam[r, 0] (lr) is not 0 (adam[r] = lr, beta1, beta2, eps, weight decay; m, v its moments;
+    step0 + n + 1 its step count), else steps[r] as in train_chunk."""
+    for r in prange(params.shape[0]):
+        p = params[r]
+        ws = workspace(p)
+        x1 = np.empty((1, K1, P1), p.dtype)
+        drop = np.empty(keep.shape[2], p.dtype)
+        zero = p.dtype.type(0)
+        for n in range(start, stop):
+            xc = X1col[n]
+            if shift_ids.shape[1] > 0 and shift_ids[r, n] >= 0:
+                L.im2col(images[n], idx1s[shift_ids[r, n]], consts[2], x1)
+                xc = x1[0]
+            for i in range(drop.size):
+                drop[i] = drop_scale if keep[r, n, i] else zero
+            fprop(p, xc, idx2, consts, ws, drop)
+            bprop(p, xc, T[n], mask1, mask2, idx2, consts, ws, drop)
+            if adam[r, 0] != 0:
+                L.adamw_step(p, ws[18], m[r], v[r], adam[r], step0 + n + 1)
+            else:
+                L.diagonal_step(p, ws[18], steps[r])
 
 
 @njit(parallel=True, **L.FLAGS)
@@ -217,9 +268,9 @@ def evaluate_all(params, X1col, T, idx2, consts, chunk):
         r, c = job // n_chunks, job % n_chunks
         ws = workspace(params[r])
         for n in range(c * chunk, min(N, (c + 1) * chunk)):
-            fprop(params[r], X1col[n], idx2, consts, ws)
+            fprop(params[r], X1col[n], idx2, consts, ws, params[r, :0])
             y = ws[8]
-            losses[r, n] = L.mse_fprop(y, T[n])
+            losses[r, n] = L.ce_fprop(y, T[n]) if consts[4] != 0 else L.mse_fprop(y, T[n])
             best = 0
             for m in range(1, y.size):
                 if y[m] > y[best]:
@@ -235,27 +286,47 @@ def unroll_inputs(images, idx1, pad_value, out):
 
 
 
+def shift_indices(idx1: np.ndarray, shift: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """For every roll (dy, dx) with |dy|, |dx| <= shift: the unrolling index of the rolled image,
+    read straight from the unrolled one (torch.roll: out[y, x] = in[(y - dy) % 16, (x - dx) % 16])."""
+    n = paper.IMAGE_SIZE
+    offsets = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+    out = np.empty((len(offsets), *idx1.shape), dtype=np.int64)
+    for k, (dy, dx) in enumerate(offsets):
+        iy, ix = idx1 // n, idx1 % n
+        out[k] = np.where(idx1 >= 0, ((iy - dy) % n) * n + (ix - dx) % n, -1)
+    return out, {o: k for k, o in enumerate(offsets)}
+
+
 class FastEngine:
     name = "fast"
     CHUNK = 512   # examples per compiled call: the progress bar's granularity
 
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
-                 dtype: str = "float32"):
+                 dtype: str = "float32", passes: int = paper.PASSES):
         self.dtype = DTYPES[dtype]
-        self.optim = optim
+        self.net, self.optim, self.runs, self.passes = net, optim, runs, passes
         self.table = connection_table(net.table)
         self.params = np.stack([pack(run.params, self.table, self.dtype) for run in runs])
         self.lrs = np.array([run.lr for run in runs])
         self.steps = np.empty_like(self.params)
         self.h = np.zeros_like(self.params)        # SDLM's curvature estimate per parameter
         self.hyper = np.zeros((len(runs), 3), dtype=self.dtype)
+        adamw = optim.name == "adamw"
+        self.m = np.zeros_like(self.params) if adamw else self.params[:, :0]   # AdamW's moments
+        self.v = np.zeros_like(self.params) if adamw else self.params[:, :0]
+        self.adam = np.zeros((len(runs), 5), dtype=self.dtype)
         self.passes_done = 0
-        self.consts = np.array([*ACTIVATION_SCALES[net.activation], paper.PAD_VALUE], dtype=self.dtype)
+        A, S = ACTIVATION_SCALES.get(net.activation, (1.0, 1.0))
+        self.consts = np.array([A, S, paper.PAD_VALUE, net.activation == "relu", net.loss == "ce"], dtype=self.dtype)
         self.mask1 = np.ones((paper.H1_PLANES, K1), dtype=self.dtype)
         self.mask2 = h2_mask(self.table).astype(self.dtype)
         self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.idx2 = L.im2col_index(paper.H1_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
+        self.idx1s, self.shift_id = shift_indices(self.idx1, net.shift)
+        self.images = data.train.images.reshape(len(data.train), 1, -1).astype(self.dtype)
         self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
+        self.modern = net.noisy or net.loss != "mse" or adamw
         self._compiled = False
 
     def _prepare(self, split: Split):
@@ -266,7 +337,11 @@ class FastEngine:
 
     def _begin_pass(self, pass_num: int) -> None:
         """Step sizes for the pass: lr x schedule, divided by mu + h for SDLM."""
-        lrs = self.lrs * self.optim.factor(pass_num)
+        lrs = self.lrs * self.optim.factor(pass_num, self.passes)
+        if self.optim.name == "adamw":
+            o = self.optim
+            self.adam[:] = np.stack([lrs, *(np.full_like(lrs, x) for x in (*o.betas, o.eps, o.weight_decay))], axis=1)
+            return
         if self.optim.name == "sgd":
             self.steps[:] = lrs.astype(self.dtype)[:, None]
             return
@@ -280,17 +355,39 @@ class FastEngine:
         if self.optim.running:
             self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
 
+    def _noise(self, pass_num: int, n: int):
+        """This pass's shifts (as indices into idx1s, -1 for none) and dropout masks, per run."""
+        R = len(self.runs)
+        shift_ids = np.full((R, n if self.net.shift else 0), -1, dtype=np.int64)
+        keep = np.ones((R, n, N_H2 if self.net.dropout else 0), dtype=np.bool_)
+        for r, run in enumerate(self.runs):
+            shifts, kp = training_noise(self.net, run.seed, pass_num, n)
+            if shifts is not None:
+                shift_ids[r] = [self.shift_id[(int(dy), int(dx))] for dy, dx in shifts]
+            if kp is not None:
+                keep[r] = kp.reshape(n, N_H2)
+        return shift_ids, keep
+
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
         self.passes_done += 1
         self._begin_pass(self.passes_done)
         X, T, _ = self.splits["train"]
+        if self.modern:
+            shift_ids, keep = self._noise(self.passes_done, len(X))
+            scale = self.dtype(1 / (1 - self.net.dropout))
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            args = (self.params, self.steps, X, T, start, stop, self.mask1, self.mask2, self.idx2, self.consts)
-            if self.optim.running:
-                self._call_reporting_compile(train_chunk_running, *args, self.h, self.hyper)
+            if self.modern:
+                self._call_reporting_compile(
+                    train_chunk_modern, self.params, X, self.images, shift_ids, self.idx1s, keep, scale, T, start,
+                    stop, self.mask1, self.mask2, self.idx2, self.consts, self.steps, self.adam, self.m, self.v,
+                    (self.passes_done - 1) * len(X))
             else:
-                self._call_reporting_compile(train_chunk, *args)
+                args = (self.params, self.steps, X, T, start, stop, self.mask1, self.mask2, self.idx2, self.consts)
+                if self.optim.running:
+                    self._call_reporting_compile(train_chunk_running, *args, self.h, self.hyper)
+                else:
+                    self._call_reporting_compile(train_chunk, *args)
             tick((stop - start) * len(self.params))
 
     def _call_reporting_compile(self, fn, *args):
@@ -306,6 +403,7 @@ class FastEngine:
         return result
 
     def evaluate(self) -> list[dict[str, Evaluation]]:
+        """Per run, the loss over each whole split and the exact misses; no dropout, no shifts."""
         results = [{} for _ in range(len(self.params))]
         for name, (X, T, labels) in self.splits.items():
             losses, preds = evaluate_all(self.params, X, T, self.idx2, self.consts, 64)

@@ -124,22 +124,31 @@ def fc_bbprop(x, W, dd, hW, hb, ddx, need_ddx):
 
 
 # --- activations: fprop a -> y, bprop dE/dy -> dE/da using y ---------------------------------------
-# consts: [A, S] of the scaled tanh A tanh(S a); plain tanh is A = S = 1.
+# consts: [A, S, pad value, relu, linear output]: the scaled tanh A tanh(S a) (plain tanh is A = S = 1),
+# or the ReLU when consts[3] is 1.
 
 @njit(**INLINE)
 def act_fprop(a, consts, y):
     A, S = consts[0], consts[1]
-    for i in range(a.size):
-        y.flat[i] = A * np.tanh(S * a.flat[i])
+    if consts[3] != 0:
+        for i in range(a.size):
+            y.flat[i] = max(a.flat[i], 0)
+    else:
+        for i in range(a.size):
+            y.flat[i] = A * np.tanh(S * a.flat[i])
 
 
 @njit(**INLINE)
 def act_bprop(y, dy, consts, d):
     A, S = consts[0], consts[1]
-    k = S / A   # f'(a) = S (A^2 - y^2) / A
-    for i in range(y.size):
-        yi = y.flat[i]
-        d.flat[i] = dy.flat[i] * k * (A * A - yi * yi)
+    if consts[3] != 0:
+        for i in range(y.size):
+            d.flat[i] = dy.flat[i] if y.flat[i] > 0 else 0
+    else:
+        k = S / A   # f'(a) = S (A^2 - y^2) / A
+        for i in range(y.size):
+            yi = y.flat[i]
+            d.flat[i] = dy.flat[i] * k * (A * A - yi * yi)
 
 
 @njit(**INLINE)
@@ -177,6 +186,36 @@ def mse_bbprop(y, ddy):
     ddy[:] = y.dtype.type(2) / y.dtype.type(y.size)
 
 
+# --- loss: softmax cross-entropy of the outputs (logits); t holds +1 for the class -------------------
+
+@njit(**INLINE)
+def ce_fprop(y, t):
+    top = np.float64(y[0])
+    label = 0
+    for i in range(y.size):
+        top = max(top, np.float64(y[i]))
+        if t[i] > 0:
+            label = i
+    s = 0.0
+    for i in range(y.size):
+        s += np.exp(np.float64(y[i]) - top)
+    return top + np.log(s) - np.float64(y[label])
+
+
+@njit(**INLINE)
+def ce_bprop(y, t, dy):
+    """dE/dy = softmax(y) - onehot(label)."""
+    top = y[0]
+    for i in range(y.size):
+        top = max(top, y[i])
+    s = y.dtype.type(0)
+    for i in range(y.size):
+        dy[i] = np.exp(y[i] - top)
+        s += dy[i]
+    for i in range(y.size):
+        dy[i] = dy[i] / s - (1 if t[i] > 0 else 0)
+
+
 # --- optimizers: separate from the layers, they see only parameters and gradients ------------------
 
 # SGD and SDLM both come down to a step size per parameter (lr, or eps / (mu + h)), recomputed
@@ -192,6 +231,24 @@ def diagonal_step(params, grads, steps):
 def sdlm_steps(h, lr, mu, steps):
     for i in range(h.size):
         steps[i] = lr / (mu + h[i])
+
+
+@njit(**INLINE)
+def adamw_step(params, grads, m, v, hyper, step):
+    """PyTorch's AdamW (single-tensor form), hyper = lr, beta1, beta2, eps, weight decay."""
+    lr, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    one = params.dtype.type(1)
+    decay = one - lr * wd
+    c1 = 1.0 - np.float64(b1) ** step
+    c2_sqrt = np.sqrt(1.0 - np.float64(b2) ** step)
+    step_size = params.dtype.type(np.float64(lr) / c1)
+    c2 = params.dtype.type(c2_sqrt)
+    for i in range(params.size):
+        g = grads[i]
+        params[i] *= decay
+        m[i] += (one - b1) * (g - m[i])
+        v[i] = v[i] * b2 + (one - b2) * g * g
+        params[i] -= step_size * m[i] / (np.sqrt(v[i]) / c2 + eps)
 
 
 @njit(**INLINE)

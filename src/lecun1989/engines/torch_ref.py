@@ -1,7 +1,7 @@
 """The reference engine: a plain PyTorch loop, one example at a time, easy to read and check.
 
 It is the recipe of the paper and of the best-known reproduction, step for step: forward one
-example, MSE over the 10 outputs, backward, update. Slow (per-call overhead dominates), which
+example, MSE over the 10 outputs (or the modern cross-entropy), backward, update. Slow (per-call overhead dominates), which
 is why the compiled engine exists; this one is what the compiled engine is tested against.
 """
 
@@ -15,13 +15,21 @@ import torch.nn.functional as F
 
 from ..data import Dataset, Split
 from .. import paper
-from ..model import ACTIVATION_SCALES, Net1989, NetConfig
+from ..model import ACTIVATION_SCALES, Net1989, NetConfig, training_noise
 from ..optim import OptimConfig, make_torch_optimizer
 from . import Evaluation, RunSpec
 
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((target - output) ** 2)
+
+
+def loss_fn(config: NetConfig, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The MSE over the outputs against the +-1 targets, or the softmax cross-entropy of the logits;
+    both averaged over the examples."""
+    if config.loss == "ce":
+        return F.cross_entropy(output, target.argmax(dim=1))
+    return mse(output, target)
 
 
 @torch.no_grad()
@@ -58,18 +66,19 @@ def bbprop(model: Net1989, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def evaluate(model: Net1989, x: torch.Tensor, t: torch.Tensor, labels: np.ndarray) -> Evaluation:
+    """Loss over the whole split (not one example) and the exact count of misses."""
     out = model(x)
     misses = int((out.argmax(dim=1).numpy() != labels).sum())
-    return Evaluation(loss=float(mse(out, t)), misses=misses, n=len(labels))
+    return Evaluation(loss=float(loss_fn(model.config, out, t)), misses=misses, n=len(labels))
 
 
 class TorchEngine:
     name = "torch"
 
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
-                 dtype: str = "float32"):
+                 dtype: str = "float32", passes: int = paper.PASSES):
         torch_dtype = getattr(torch, dtype)
-        self.data, self.optim, self.lrs = data, optim, [run.lr for run in runs]
+        self.net, self.data, self.optim, self.runs, self.passes = net, data, optim, runs, passes
         self.passes_done = 0
         self.splits = {name: self._tensors(split, torch_dtype) for name, split in
                        (("train", data.train), ("test", data.test))}
@@ -93,12 +102,15 @@ class TorchEngine:
         p = self.passes_done
         x, t = self.splits["train"]
         running = self.optim.running
-        for model, opt, lr in zip(self.models, self.optimizers, self.lrs):
-            opt.param_groups[0]["lr"] = lr * self.optim.factor(p)
+        for model, opt, run in zip(self.models, self.optimizers, self.runs):
+            opt.param_groups[0]["lr"] = run.lr * self.optim.factor(p, self.passes)
             if self.optim.name == "sdlm" and not (running and p > 1):
                 opt.set_curvature(self._curvature(model, x[torch.from_numpy(self.optim.hessian_examples(p, len(x)))]))
+            shifts, keep = training_noise(self.net, run.seed, p, len(x))
             for i in range(len(x)):
-                loss = mse(model(x[i:i + 1]), t[i:i + 1])
+                out = model.layers(x[i:i + 1], None if shifts is None else shifts[i],
+                                   None if keep is None else keep[i])[-1]
+                loss = loss_fn(self.net, out, t[i:i + 1])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if running:
@@ -108,7 +120,6 @@ class TorchEngine:
                         h += self.optim.decay * (new[prm] - h)
                 opt.step()
                 tick(1)
-
     def evaluate(self) -> list[dict[str, Evaluation]]:
         labels = {"train": self.data.train.labels, "test": self.data.test.labels}
         return [{name: evaluate(model, *self.splits[name], labels[name]) for name in ("train", "test")}
