@@ -196,3 +196,11 @@ def test_cli_bad_raw_dir_is_one_line_error(tmp_path, capsys):
     assert main(["data", "usps", "--raw-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a folder" in err and "Traceback" not in err
+
+
+def test_mnist50k_extends_the_approximation_with_the_same_test_digits(session_home, raw_dir, mnist):
+    big = data.load("mnist50k", home=session_home, raw_dir=raw_dir)
+    assert big.train.images.shape == (50_000, 1, 16, 16) and big.seed == mnist.seed
+    assert np.array_equal(big.train.images[:paper.N_TRAIN], mnist.train.images)
+    assert np.array_equal(big.test.images, mnist.test.images) and np.array_equal(big.test.labels, mnist.test.labels)
+    assert big.sha256 != mnist.sha256

@@ -9,7 +9,8 @@ import pytest
 from lecun1989.engines import initial_runs
 from lecun1989.engines.fast import FastEngine, pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
-from lecun1989.model import Net1989, NetConfig, connection_table
+from lecun1989.model import Net1989, NetConfig, connection_table, training_noise
+from lecun1989.optim import OptimConfig
 
 
 def specs(net, seeds, lr=0.03):
@@ -97,3 +98,61 @@ print(sum(fast.train_chunk.stats.cache_misses.values()), sum(fast.train_chunk.st
     outs = [subprocess.run([sys.executable, "-c", code, str(session_home), str(raw_dir)], capture_output=True,
                            text=True, check=True).stdout.split() for _ in range(2)]
     assert outs[1] == ["0", "1"]   # the second process compiled nothing
+
+
+MODERN_CASES = {
+    "ce-sgd": (NetConfig(loss="ce"), OptimConfig("sgd"), 0.01),
+    "ce-adamw-linear": (NetConfig(loss="ce"), OptimConfig("adamw", schedule="linear:0.333333"), 3e-4),
+    "shift": (NetConfig(loss="ce", shift=1), OptimConfig("adamw"), 3e-4),
+    "relu-dropout-shift": (NetConfig(loss="ce", activation="relu", dropout=0.25, shift=1),
+                           OptimConfig("adamw", schedule="linear:0.333333", weight_decay=0.1), 3e-4),
+    "mse-relu-dropout-sgd": (NetConfig(activation="relu", dropout=0.5), OptimConfig("sgd"), 0.01),
+}
+
+
+@pytest.mark.parametrize("case", MODERN_CASES)
+def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case):
+    """Cross-entropy, AdamW with linear decay, rolls, ReLU and dropout: the same draws, the same numbers."""
+    net, optim, lr = MODERN_CASES[case]
+    ds = usps.subset(150, 60)
+    runs = initial_runs(net, [(2, lr), (3, lr)])
+    fast = FastEngine(net, runs, ds, optim, "float64", passes=3)
+    ref = TorchEngine(net, runs, ds, optim, "float64", passes=3)
+    for _ in range(3):
+        fast.train_pass()
+        ref.train_pass()
+    for a, b in zip(fast.get_params(), ref.get_params()):
+        for name in a:
+            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    for ea, eb in zip(fast.evaluate(), ref.evaluate()):
+        for split in ("train", "test"):
+            assert ea[split].misses == eb[split].misses
+            assert abs(ea[split].loss - eb[split].loss) <= 1e-9
+    assert not np.array_equal(fast.params[0], fast.params[1])
+
+
+def test_training_noise_is_seeded_per_run_and_pass():
+    net = NetConfig(loss="ce", dropout=0.25, shift=1)
+    s1, k1 = training_noise(net, 4, 2, 1000)
+    s2, k2 = training_noise(net, 4, 2, 1000)
+    assert np.array_equal(s1, s2) and np.array_equal(k1, k2)
+    s3, k3 = training_noise(net, 5, 2, 1000)
+    s4, _ = training_noise(net, 4, 3, 1000)
+    assert not np.array_equal(s1, s3) and not np.array_equal(k1, k3) and not np.array_equal(s1, s4)
+    assert set(np.unique(s1)) == {-1, 0, 1} and abs(1 - k1.mean() - 0.25) < 0.01
+    assert training_noise(NetConfig(), 4, 2, 10) == (None, None)
+
+
+def test_rolled_unrolling_equals_unrolling_the_rolled_image():
+    import torch
+    from lecun1989.engines import layers as L
+    from lecun1989.engines.fast import shift_indices
+    idx1 = L.im2col_index(16, 5, 2, 2)
+    idx1s, ids = shift_indices(idx1, 1)
+    image = np.random.default_rng(0).random((1, 256))
+    for (dy, dx), k in ids.items():
+        rolled = torch.roll(torch.from_numpy(image).view(1, 1, 16, 16), (dy, dx), (2, 3)).numpy().reshape(1, 256)
+        a, b = np.empty((1, 25, 64)), np.empty((1, 25, 64))
+        L.im2col(image, idx1s[k], -1.0, a)
+        L.im2col(rolled, idx1, -1.0, b)
+        assert np.array_equal(a, b)

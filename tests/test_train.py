@@ -113,7 +113,7 @@ def test_cli_paper_prints_the_comparison_and_saves_curves(tmp_path, capsys):
                  "--hessian-samples", "40", "--quiet", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     study = json.loads((out / "study.json").read_text())
-    per_run = [[json.loads(line) for line in (out / f"lr0.0005-seed{s}" / "metrics.jsonl").read_text().splitlines()]
+    per_run = [[json.loads(line) for line in (out / f"lr0.001-seed{s}" / "metrics.jsonl").read_text().splitlines()]
                for s in (3, 4)]
     assert study["final"]["test_misses"]["mean"] == (per_run[0][-1]["test_misses"] + per_run[1][-1]["test_misses"]) / 2
     assert study["command"].startswith("lecun1989 paper")
@@ -122,7 +122,7 @@ def test_cli_paper_prints_the_comparison_and_saves_curves(tmp_path, capsys):
     assert float(curves[2].split(",")[2]) == pytest.approx((per_run[0][1]["train_error"] + per_run[1][1]["train_error"]) / 2)
     for label in ("train error", "test error", "train MSE", "test MSE"):
         assert any(line.startswith(label) and "1 std" in line for line in stdout.splitlines())
-    config = json.loads((out / "lr0.0005-seed3" / "config.json").read_text())
+    config = json.loads((out / "lr0.001-seed3" / "config.json").read_text())
     assert config["command"] == "paper" and config["net"]["activation"] == "scaled_tanh"
     assert config["optimizer"] == {"name": "sdlm", "schedule": "constant", "mu": 0.02, "hessian_samples": 40,
                                    "hessian": "pass", "decay": 0.01}
@@ -139,3 +139,27 @@ def test_validation_split_is_labelled_and_never_compared_with_the_paper(usps, tm
     assert json.loads((tmp_path / "v" / "config.json").read_text())["data"]["held_out"] == 100
     with pytest.raises(LecunError, match="validation split"):
         usps.validation(len(usps.train))
+
+
+def test_cli_modern_step_end_to_end(tmp_path, capsys):
+    out = tmp_path / "modern"
+    assert main(["modern", "--upto", "shift", "--data", "usps", "--seeds", "0,1", "--train-size", "100",
+                 "--test-size", "50", "--quiet", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    config = json.loads((out / "lr0.0003-seed1" / "config.json").read_text())
+    assert config["passes"] == 60 and config["net"]["loss"] == "ce" and config["net"]["shift"] == 1
+    assert config["optimizer"]["name"] == "adamw" and config["optimizer"]["schedule"] == "linear:0.333333"
+    assert "train CE" in stdout and "MSE" not in stdout and "published" in stdout and "2.19%" in stdout
+    rows = [json.loads(line) for line in (out / "lr0.0003-seed1" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 60 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_cli_modern_refuses_the_50k_step_on_usps(capsys, tmp_path):
+    assert main(["modern", "--upto", "data50k", "--data", "usps", "--out", str(tmp_path / "m")]) == 2
+    assert "use --data mnist" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_sdlm_refuses_the_modern_network(tmp_path, capsys):
+    assert main(["repro", "--optimizer", "sdlm", "--loss", "ce", "--out", str(tmp_path / "r")]) == 2
+    assert "sdlm is the paper's method" in capsys.readouterr().err

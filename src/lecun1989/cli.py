@@ -1,4 +1,4 @@
-"""The `lecun1989` command: data, info, repro, paper, bench."""
+"""The `lecun1989` command: data, info, repro, paper, modern, bench."""
 
 from __future__ import annotations
 
@@ -51,10 +51,12 @@ def add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
     from .data import DEFAULT_DATA_SEED, SOURCES
     if positional:
         p.add_argument("data", nargs="?", default="usps", choices=SOURCES,
-                       help="usps: the real 1989 digits; mnist: the MNIST-derived approximation (default usps)")
+                       help="usps: the real 1989 digits; mnist: the MNIST-derived approximation; mnist50k: the same "
+                            "with 50,000 training digits (default usps)")
     else:
         p.add_argument("--data", default="usps", choices=SOURCES,
-                       help="usps: the real 1989 digits; mnist: the MNIST-derived approximation (default usps)")
+                       help="usps: the real 1989 digits; mnist: the MNIST-derived approximation; mnist50k: the same "
+                            "with 50,000 training digits (default usps)")
     p.add_argument("--data-seed", type=int, default=DEFAULT_DATA_SEED,
                    help=f"seed of the MNIST-derived draw (default {DEFAULT_DATA_SEED})")
     p.add_argument("--data-home", help="where downloads and processed data are kept "
@@ -72,7 +74,7 @@ def load_data(args):
 
 
 def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
-    from .model import ACTIVATIONS, INITS, TABLES, NetConfig
+    from .model import ACTIVATIONS, INITS, LOSSES, TABLES, NetConfig
     net = net or NetConfig()
     p.add_argument("--activation", default=net.activation, choices=list(ACTIVATIONS),
                    help=f"tanh, or scaled_tanh = 1.7159 tanh(2a/3) (default {net.activation})")
@@ -82,11 +84,18 @@ def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
                    help=f"initial output biases (default {net.output_bias:g})")
     p.add_argument("--table", default=net.table, choices=list(TABLES),
                    help=f"H1->H2 connection table (default {net.table}; see `lecun1989 info --table NAME`)")
+    p.add_argument("--loss", default=net.loss, choices=LOSSES,
+                   help=f"mse: tanh outputs and the MSE (the paper); ce: linear outputs and softmax "
+                        f"cross-entropy (default {net.loss})")
+    p.add_argument("--dropout", type=float, default=net.dropout,
+                   help=f"training only: drop each of H2's outputs with this probability (default {net.dropout:g})")
+    p.add_argument("--shift", type=int, default=net.shift,
+                   help=f"training only: roll each image by up to this many pixels in x and y (default {net.shift})")
 
 
 def net_from_args(args):
     from .model import NetConfig
-    return NetConfig(args.activation, args.init, args.output_bias, args.table)
+    return NetConfig(args.activation, args.init, args.output_bias, args.table, args.loss, args.dropout, args.shift)
 
 
 def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
@@ -107,6 +116,8 @@ def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
                         f"after every example (running); default {optim.hessian}")
     p.add_argument("--hessian-decay", type=float, default=optim.decay,
                    help=f"sdlm --hessian running: weight of the newest example (default {optim.decay:g})")
+    p.add_argument("--weight-decay", type=float, default=optim.weight_decay,
+                   help=f"adamw: decoupled weight decay (default {optim.weight_decay:g}, PyTorch's)")
 
 
 def add_train_args(p: argparse.ArgumentParser, recipe, out_help: str) -> None:
@@ -148,7 +159,7 @@ def recipe_from_args(args):
     from .optim import OptimConfig
     from .train import Recipe
     optim = OptimConfig(args.optimizer, args.schedule, args.mu, args.hessian_samples, args.hessian,
-                        args.hessian_decay)
+                        args.hessian_decay, weight_decay=args.weight_decay)
     return Recipe(passes=args.passes, lrs=args.lrs or (args.lr,), seeds=args.seeds or (getattr(args, "seed", None),), optim=optim,
                   engine=args.engine, dtype=args.dtype, net=net_from_args(args))
 
@@ -212,22 +223,48 @@ def cmd_repro(args) -> None:
     print(f"run saved to {out} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
 
 
-def cmd_paper(args) -> None:
+def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True) -> dict:
+    """Train every run of the recipe, then write curves.csv and study.json and print the final
+    figures beside the paper's (when `compare`)."""
     from .results import comparison_lines, write_study
     from .train import run_dirs, train
-    recipe = recipe_from_args(args)
-    ds = data_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / time.strftime(f"paper-{ds.source}-%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / time.strftime(f"{name}-{ds.source}-%Y%m%d-%H%M%S")
     t0 = time.perf_counter()
-    train(recipe, ds, out, force=args.force, quiet=args.quiet, command="paper")
-    dirs = run_dirs(out, recipe.runs())
-    study = write_study(out, dirs, {"command": args.command_line, "data": ds.source,
-                                     "held_out": ds.held_out})
+    train(recipe, ds, out, force=args.force, quiet=args.quiet, command=args.command)
+    study = write_study(out, run_dirs(out, recipe.runs()), {"command": args.command_line, "data": ds.source,
+                                                              "held_out": ds.held_out})
     print()
-    for line in comparison_lines(study["final"]):
+    if compare and not ds.held_out:
+        for line in comparison_lines(study["final"]):
+            print(line)
+    for line in extra_lines:
         print(line)
     print(f"runs, curves.csv (per-pass mean and std) and study.json saved to {out} "
           f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+    return study
+
+
+def cmd_paper(args) -> None:
+    run_study(args, recipe_from_args(args), data_from_args(args), "paper")
+
+
+def cmd_modern(args) -> None:
+    from dataclasses import replace
+    from .recipes import LADDER, STEPS
+    upto = args.upto or (LADDER[-1].name if args.data != "usps" else LADDER[-2].name)
+    step = STEPS[upto]
+    if step.data is not None and args.data == "usps":
+        raise LecunError(f"step {upto} trains on 50,000 MNIST digits; the USPS set has no more than 7,291 "
+                         f"training digits: use --data mnist")
+    if step.data is not None:
+        args.data = step.data
+    recipe = replace(step.recipe, seeds=args.seeds or step.recipe.seeds, engine=args.engine, dtype=args.dtype)
+    ds = data_from_args(args)
+    published = "" if step.published != step.published else f"{step.published * 100:.2f}%"
+    run_study(args, recipe, ds, f"modern-{upto}",
+              [f"step {upto}: {step.what}"] +
+              ([f"published (the best-known reproduction, one seed, its own MNIST draw): test error {published}"]
+               if published else []), compare=False)
 
 
 def cmd_bench(args) -> None:
@@ -237,6 +274,7 @@ def cmd_bench(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import recipes
+    from .engines import ENGINE_NAMES
     parser = argparse.ArgumentParser(prog="lecun1989", description=f"Reproduce {paper.CITATION}.")
     parser.add_argument("--version", action="version", version=f"lecun1989 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -259,6 +297,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(p, recipes.PAPER, "study directory, one run directory per seed inside "
                                      "(default runs/paper-DATA-DATE-TIME)")
     p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("modern", help="the modernized recipe, or any step of the ladder from 1989 to today "
+                                      "(--upto STEP), over 5 seeds")
+    from .recipes import LADDER, STEPS
+    p.add_argument("--upto", choices=list(STEPS),
+                   help="the last step of the ladder to include: " + "; ".join(f"{s.name}: {s.what}" for s in LADDER) +
+                        f"; or baseline50k: the baseline on 50,000 MNIST digits (default: {LADDER[-1].name} "
+                        f"with --data mnist, {LADDER[-2].name} with --data usps)")
+    add_data_args(p)
+    p.add_argument("--seeds", type=parse_int_list, help="seeds of the initial weights and the noise (default 0-4)")
+    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES,
+                   help="fast: the compiled engine (default); torch: the PyTorch reference")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--validation", type=positive_int, metavar="N",
+                   help="hold out the last N training examples and evaluate on them instead of the test set")
+    p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
+    p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
+    p.add_argument("--out", help="study directory (default runs/modern-STEP-DATA-DATE-TIME)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing study directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_modern)
 
     p = sub.add_parser("bench", help="time the compiled engine against the PyTorch reference")
     add_data_args(p)

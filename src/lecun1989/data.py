@@ -24,7 +24,16 @@ from .io import atomic_write
 
 FORMAT_VERSION = 1
 DEFAULT_DATA_SEED = 1337
-SOURCES = ("usps", "mnist")
+SOURCES = ("usps", "mnist", "mnist50k")
+# Training digits drawn from MNIST-train for each MNIST-derived source. mnist50k (the modern
+# recipe's data-scaling row) takes the first 50,000 of the same permutation, so it holds the 7,291
+# of `mnist` (they come first, in the same order) and has the same 2,007 test digits.
+MNIST_TRAIN_SIZES = {"mnist": paper.N_TRAIN, "mnist50k": 50_000}
+
+
+def raw_source(source: str) -> str:
+    """The raw files a source is built from."""
+    return "mnist" if source in MNIST_TRAIN_SIZES else source
 HOME_ENV = "LECUN1989_HOME"
 RAW_DIR_ENV = "LECUN1989_RAW_DIR"
 OFFLINE_ENV = "LECUN1989_OFFLINE"
@@ -130,6 +139,7 @@ def _find_in(raw_dir: Path, source: str, name: str) -> Path | None:
 def raw_paths(source: str, home: Path, raw_dir: str | os.PathLike | None = None,
               offline: bool = False) -> dict[str, Path]:
     """Paths of the raw files of `source`, downloading the missing ones unless told not to."""
+    source = raw_source(source)
     files = RAW_FILES[source]
     if raw_dir is not None:
         raw_dir = Path(raw_dir).expanduser()
@@ -255,8 +265,8 @@ def _mnist_split(images: np.ndarray, labels: np.ndarray, picks: np.ndarray) -> S
     return Split(np.ascontiguousarray(small[:, None]), labels[picks].astype(np.int64))
 
 
-def build_mnist(paths: dict[str, Path], seed: int) -> tuple[Split, Split]:
-    """The reproduction's approximation: 7,291 random MNIST-train and 2,007 MNIST-test digits.
+def build_mnist(paths: dict[str, Path], seed: int, n_train: int = paper.N_TRAIN) -> tuple[Split, Split]:
+    """The reproduction's approximation: 7,291 (n_train) random MNIST-train and 2,007 MNIST-test digits.
 
     One legacy numpy generator seeded once draws the train permutation, then the test one: a fixed
     order (the reproduction's depended on set iteration order), and for seed 1337 the same digits
@@ -264,7 +274,7 @@ def build_mnist(paths: dict[str, Path], seed: int) -> tuple[Split, Split]:
     """
     rng = np.random.RandomState(seed)
     out = []
-    for prefix, n in (("train", paper.N_TRAIN), ("t10k", paper.N_TEST)):
+    for prefix, n in (("train", n_train), ("t10k", paper.N_TEST)):
         images = parse_idx(paths[f"{prefix}-images-idx3-ubyte.gz"], 3)
         labels = parse_idx(paths[f"{prefix}-labels-idx1-ubyte.gz"], 1)
         if images.shape[1:] != (28, 28) or len(images) != len(labels):
@@ -336,10 +346,11 @@ def load(source: str = "usps", data_seed: int = DEFAULT_DATA_SEED, home: str | o
         offline = os.environ.get(OFFLINE_ENV, "") not in ("", "0")
     home_path = data_home(home)
     paths = raw_paths(source, home_path, raw_dir, offline)
-    seed = data_seed if source == "mnist" else None
+    seed = data_seed if source in MNIST_TRAIN_SIZES else None
     cache = _cache_path(home_path, source, seed, _raw_digest(paths))
     splits = _read_cache(cache)
     if splits is None:
-        splits = build_mnist(paths, seed) if source == "mnist" else build_usps(paths)
+        splits = (build_mnist(paths, seed, MNIST_TRAIN_SIZES[source]) if source in MNIST_TRAIN_SIZES
+                  else build_usps(paths))
         _write_cache(cache, *splits)
     return Dataset(source, seed, *splits)

@@ -158,17 +158,20 @@ def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: 
              **{f"{k}": v for k, v in rd.rows[-1].items() if k != "pass"},
              "wall_s": wall_s, "engine_setup_s": setup_s}
         rd.write_summary(s)
-        for line in final_lines([s], data.test_name):
+        for line in final_lines([s], data.test_name, recipe.net.loss):
             rd.log(line)
         summaries.append(s)
-    for line in final_lines(summaries, data.test_name):
+    for line in final_lines(summaries, data.test_name, recipe.net.loss):
         echo(line)
     return summaries
 
 
-def final_lines(summaries: list[dict], test_name: str = "test") -> list[str]:
+def final_lines(summaries: list[dict], test_name: str = "test", loss: str = "mse") -> list[str]:
     """The final figures (mean ± std (min .. max) over runs) and the paper's row below them. When the
-    second split is a validation split, it is labelled so, and the paper's row is left out."""
+    second split is a validation split, it is labelled so; the paper's row is left out then, and when
+    the loss is not the paper's MSE."""
+    loss_name = "MSE" if loss == "mse" else "CE"
+    show_paper = test_name == "test" and loss == "mse"
     paper_row = (f"paper (1989):   train error {paper.TRAIN_ERROR * 100:.2f}% ({paper.TRAIN_MISSES} misses), "
                  f"test error {paper.TEST_ERROR * 100:.2f}% ({paper.TEST_MISSES} misses), "
                  f"train MSE {paper.TRAIN_MSE:.2e}, test MSE {paper.TEST_MSE:.2e}")
@@ -176,15 +179,16 @@ def final_lines(summaries: list[dict], test_name: str = "test") -> list[str]:
         s = summaries[0]
         lines = [f"final:          train error {s['train_error'] * 100:.2f}% ({s['train_misses']} misses), "
                  f"{test_name} error {s['test_error'] * 100:.2f}% ({s['test_misses']} misses), "
-                 f"train MSE {s['train_loss']:.2e}, {test_name} MSE {s['test_loss']:.2e}"]
-        return lines + [paper_row] * (test_name == "test")
+                 f"train {loss_name} {s['train_loss']:.2e}, {test_name} {loss_name} {s['test_loss']:.2e}"]
+        return lines + [paper_row] * show_paper
     lines = [f"final over {len(summaries)} runs: mean ± std (min .. max)"]
     for key, label, fmt in (("train_error", "train error %", "{:.2f}"), ("train_misses", "train misses", "{:.1f}"),
                             ("test_error", f"{test_name} error %", "{:.2f}"),
                             ("test_misses", f"{test_name} misses", "{:.1f}"),
-                            ("train_loss", "train MSE", "{:.2e}"), ("test_loss", f"{test_name} MSE", "{:.2e}")):
+                            ("train_loss", f"train {loss_name}", "{:.2e}"),
+                            ("test_loss", f"{test_name} {loss_name}", "{:.2e}")):
         scale = 100 if key.endswith("error") else 1
         st = summarize([s[key] * scale for s in summaries])
         lines.append(f"  {label:13s} " + fmt.format(st["mean"]) + " ± " + fmt.format(st["std"]) +
                      " (" + fmt.format(st["min"]) + " .. " + fmt.format(st["max"]) + ")")
-    return lines + [paper_row] * (test_name == "test")
+    return lines + [paper_row] * show_paper
