@@ -82,7 +82,7 @@ def test_bbprop_of_one_layer_is_the_exact_gauss_newton_diagonal():
     """For y = f(W x + b) and the MSE, the recursion drops nothing but f'': it is diag(J^T (2/n) J)."""
     rng = np.random.default_rng(0)
     x, W, b = rng.normal(size=30), rng.normal(size=(10, 30)) * 0.3, rng.normal(size=10) * 0.3
-    consts = np.array([*ACTIVATION_SCALES["scaled_tanh"], -1.0])
+    consts = np.array([*ACTIVATION_SCALES["scaled_tanh"], -1.0, 0, 0])   # scaled tanh, tanh output
     a = np.empty(10)
     y = np.empty(10)
     L.fc_fprop(x, W, b, a)
@@ -136,8 +136,11 @@ def test_sdlm_learns_and_batches_keep_runs_independent(usps):
 
 def test_schedule_factors_and_hessian_windows():
     lenet = OptimConfig(schedule="lenet5")
-    assert [lenet.factor(p) for p in range(1, 15)] == [1, 1, .4, .4, .4, .2, .2, .2, .1, .1, .1, .1, .02, .02]
-    assert [OptimConfig().factor(p) for p in (1, 23)] == [1, 1]
+    assert [lenet.factor(p, 23) for p in range(1, 15)] == [1, 1, .4, .4, .4, .2, .2, .2, .1, .1, .1, .1, .02, .02]
+    assert [OptimConfig().factor(p, 23) for p in (1, 23)] == [1, 1]
+    linear = OptimConfig(schedule="linear:0.25")
+    assert [linear.factor(p, 4) for p in (1, 2, 3, 4)] == pytest.approx([1, 0.75, 0.5, 0.25], abs=1e-15)
+    assert linear.factor(1, 1) == 1
     assert parse_schedule("2:1,0.5") == [(2.0, 1), (0.5, None)]
     opt = OptimConfig("sdlm", hessian_samples=300)
     assert list(opt.hessian_examples(1, 1000)[[0, -1]]) == [0, 299]
@@ -145,6 +148,7 @@ def test_schedule_factors_and_hessian_windows():
 
 
 @pytest.mark.parametrize("kwargs", [dict(schedule="1:2"), dict(schedule="x"), dict(schedule="1:0,1"),
+                                    dict(schedule="linear:-1"), dict(name="adamw", weight_decay=-1),
                                     dict(name="adam"), dict(mu=0), dict(hessian="sometimes"), dict(decay=0)])
 def test_bad_optimizer_settings_are_refused(kwargs):
     with pytest.raises(LecunError):

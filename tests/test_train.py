@@ -49,7 +49,9 @@ def test_run_directory_contents(usps, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["lr"] == 0.02 and config["seed"] == 9 and config["passes"] == 2
     assert config["data"]["source"] == "usps" and len(config["data"]["sha256"]) == 64
-    assert config["net"] == {"activation": "tanh", "init": "sqrt", "output_bias": 0.0, "table": "block"}
+    assert config["net"] == {"activation": "tanh", "init": "sqrt", "output_bias": 0.0, "table": "block",
+                             "loss": "mse", "dropout": 0.0, "shift": 0}
+    assert config["optimizer"] == {"name": "sgd", "schedule": "constant"}
     assert {"torch", "numpy", "lecun1989"} <= set(config["versions"])
     params, meta = load_weights(out / "weights.safetensors")
     assert params["H2w"].shape == (12, 8, 5, 5) and meta["pass"] == "2"
