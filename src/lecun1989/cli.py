@@ -1,4 +1,4 @@
-"""The `lecun1989` command: data, info, repro, paper, modern, bench."""
+"""The `lecun1989` command: data, info, repro, paper, modern, sweep, plot, report, bench."""
 
 from __future__ import annotations
 
@@ -59,6 +59,10 @@ def add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
                             "with 50,000 training digits (default usps)")
     p.add_argument("--data-seed", type=int, default=DEFAULT_DATA_SEED,
                    help=f"seed of the MNIST-derived draw (default {DEFAULT_DATA_SEED})")
+    add_data_location_args(p)
+
+
+def add_data_location_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-home", help="where downloads and processed data are kept "
                                        "(default: $LECUN1989_HOME or the user cache dir)")
     p.add_argument("--raw-dir", help="read the raw files from this folder, never download "
@@ -267,6 +271,51 @@ def cmd_modern(args) -> None:
                if published else []), compare=False)
 
 
+def cmd_sweep(args) -> None:
+    from dataclasses import replace
+    from . import recipes
+    from .sweep import log_grid, sweep
+    base = recipes.REPRO if args.recipe == "repro" else recipes.PAPER if args.recipe == "paper" else \
+        recipes.STEPS[args.recipe].recipe
+    if args.recipe in recipes.STEPS and recipes.STEPS[args.recipe].data is not None:
+        args.data = recipes.STEPS[args.recipe].data
+    lrs = args.lrs or (log_grid(args.lr_grid) if args.lr_grid else None)
+    if not lrs:
+        raise LecunError("give the learning rates to sweep: --lrs 0.01,0.03 or --lr-grid 1e-3:1e-1:10")
+    base = replace(base, passes=args.passes or base.passes, engine=args.engine, dtype=args.dtype)
+    ds = load_data(args)
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.recipe}-{ds.source}"
+    sweep(base, args.recipe, lrs, args.mus, args.seeds, ds, args.validation, out, force=args.force, quiet=args.quiet)
+    print(f"sweep saved to {out} (sweep.csv, sweep.json); `lecun1989 plot {out}` draws it", file=sys.stderr)
+
+
+def load_kwargs(args) -> dict:
+    return {"home": args.data_home, "raw_dir": args.raw_dir, "offline": args.offline}
+
+
+def cmd_plot(args) -> None:
+    import json
+    from . import plots
+    from .results import run_dirs_under
+    for path in map(Path, args.paths):
+        out = Path(args.out) / path.name if args.out else path / "plots"
+        written = []
+        if (path / "sweep.json").is_file():
+            written += plots.sweep(json.loads((path / "sweep.json").read_text()), out)
+            path = path / "final"
+        dirs = run_dirs_under([path])
+        written += plots.curves(dirs, out)
+        written += plots.misclassified(dirs[0], out, load=load_kwargs(args))
+        written += plots.features(dirs[0], out, load=load_kwargs(args))
+        print(f"{args.paths[0] if len(args.paths) == 1 else path}: " + ", ".join(str(p) for p in written))
+
+
+def cmd_report(args) -> None:
+    from .report import report
+    out = report([Path(p) for p in args.paths], Path(args.output), load=load_kwargs(args))
+    print(f"report written to {out}")
+
+
 def cmd_bench(args) -> None:
     from .bench import bench
     bench(load_data(args), ref_steps=args.ref_steps, runs=args.runs, passes=args.passes, dtype=args.dtype)
@@ -318,6 +367,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing study directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_modern)
+
+    p = sub.add_parser("sweep", help="a learning-rate (and mu) x seed grid, chosen on a validation split, "
+                                     "the choice retrained and tested")
+    p.add_argument("--recipe", default="repro", choices=["repro", "paper", *STEPS],
+                   help="the recipe whose settings are swept (default repro)")
+    add_data_args(p)
+    p.add_argument("--lrs", type=parse_float_list, help="learning rates, e.g. 0.003,0.01,0.03")
+    p.add_argument("--lr-grid", help="LOW:HIGH:N learning rates evenly spaced in log, e.g. 1e-3:1e-1:10")
+    p.add_argument("--mus", type=parse_float_list, help="sdlm's mu values to sweep as well, e.g. 0.01,0.02,0.1")
+    p.add_argument("--seeds", type=parse_int_list, default=tuple(range(5)), help="seeds (default 0-4)")
+    p.add_argument("--validation", type=positive_int, default=1000, metavar="N",
+                   help="choose on the last N training digits (default 1000)")
+    p.add_argument("--passes", type=positive_int, help="passes (default: the recipe's)")
+    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--out", help="sweep folder (default runs/sweep-RECIPE-DATA); an interrupted sweep re-run "
+                                 "with the same settings skips the finished grid points")
+    p.add_argument("--force", action="store_true", help="start over, deleting what the folder holds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="draw the pictures of finished runs, studies and sweeps (PNG and SVG)")
+    p.add_argument("paths", nargs="+", help="run, study or sweep folders")
+    p.add_argument("--out", help="write into OUT/NAME instead of each folder's plots/")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="one self-contained HTML page for finished runs, studies and sweeps")
+    p.add_argument("paths", nargs="+", help="run, study or sweep folders")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file (default report.html)")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="time the compiled engine against the PyTorch reference")
     add_data_args(p)

@@ -1,0 +1,94 @@
+"""`lecun1989 report`: one self-contained HTML page (pictures embedded) for finished runs and sweeps:
+the configuration, the results table beside the paper's row, and the pictures of plots.py."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from pathlib import Path
+
+from . import paper, plots
+from .io import write_text
+from .results import final_stats, read_metrics, run_dirs_under
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(s: dict, scale: float = 1, digits: str = ".2f") -> str:
+    return (f"{s['mean'] * scale:{digits}} ± {s['std'] * scale:{digits}} "
+            f"({s['min'] * scale:{digits}} .. {s['max'] * scale:{digits}})")
+
+
+def results_rows(final: dict, n: int, loss_name: str) -> list[list[str]]:
+    rows = [[f"ours, {n} run{'s' * (n > 1)}: mean ± std (min .. max)",
+             _fmt(final["train_error"], 100) + " %", _fmt(final["train_misses"], 1, ".1f"),
+             _fmt(final["test_error"], 100) + " %", _fmt(final["test_misses"], 1, ".1f"),
+             _fmt(final["train_loss"], 1, ".2e"), _fmt(final["test_loss"], 1, ".2e")]]
+    if loss_name == "MSE":
+        rows.append(["paper (1989)", f"{paper.TRAIN_ERROR * 100:.2f} %", str(paper.TRAIN_MISSES),
+                     f"{paper.TEST_ERROR * 100:.2f} %", str(paper.TEST_MISSES), f"{paper.TRAIN_MSE:.2e}",
+                     f"{paper.TEST_MSE:.2e}"])
+    return rows
+
+
+def section(path: Path, work: Path, load: dict) -> str:  # noqa: C901 (one page section, top to bottom)
+    """The HTML of one argument: a sweep folder, or a run / study folder."""
+    parts = [f"<h2>{html.escape(str(path))}</h2>"]
+    sweep_json = path / "sweep.json"
+    if sweep_json.is_file():
+        result = json.loads(sweep_json.read_text())
+        parts.append(f"<p>Sweep of the {html.escape(result['recipe'])} recipe on {html.escape(result['data'])}: "
+                     f"{len(result['points'])} grid points x {len(result['seeds'])} seeds, chosen on the last "
+                     f"{result['validation']} training digits; the selected point retrained on the full training set."
+                     f"</p>")
+        rows = [["-" if p["mu"] is None else f"{p['mu']:g}", f"{p['lr']:g}", _fmt(p["val_error"], 100) + " %",
+                 _fmt(p["val_loss"], 1, ".2e"),
+                 "selected" if (p["lr"], p["mu"]) == (result["selected"]["lr"], result["selected"]["mu"]) else ""]
+                for p in result["points"]]
+        parts.append(_table(["mu", "lr", "validation error", "validation loss", ""], rows))
+        parts.append(_img(plots.sweep(result, work / "sweep")[0]))
+        path = path / "final"
+    dirs = run_dirs_under([path])
+    runs = [read_metrics(d) for d in dirs]
+    config = plots.read_config(dirs[0])
+    loss_name = "MSE" if config["net"].get("loss", "mse") == "mse" else "cross-entropy"
+    shown = {k: config[k] for k in ("command", "passes", "optimizer", "engine", "dtype", "net", "data")
+             if k in config}
+    parts.append("<h3>Configuration</h3><pre>" + html.escape(json.dumps(shown, indent=2)) + "</pre>")
+    configs = [plots.read_config(d) for d in dirs]
+    parts.append("<p>Seeds and learning rates: " + html.escape(", ".join(
+        f"{c['seed']} (lr {c['lr']:g})" for c in configs)) + f"; {len(runs[0])} passes recorded.</p>")
+    parts.append(f"<h3>Results after pass {min(len(r) for r in runs)}</h3>")
+    parts.append(_table(["", "train error", "train misses", "test error", "test misses", f"train {loss_name}",
+                         f"test {loss_name}"], results_rows(final_stats(runs), len(runs), loss_name)))
+    slug = work / f"{len(list(work.iterdir())) if work.exists() else 0}"
+    parts.append(_img(plots.curves(dirs, slug)[0]))
+    parts.append(_img(plots.misclassified(dirs[0], slug, load=load)[0]))
+    parts.append(_img(plots.features(dirs[0], slug, load=load)[0]))
+    return "\n".join(parts)
+
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#111}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;padding:4px 8px;text-align:right}
+img{max-width:100%;display:block;margin:1em 0}pre{background:#f4f4f4;padding:1em;overflow:auto}"""
+
+
+def report(paths: list[Path], out: Path, load: dict | None = None) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        body = "\n".join(section(Path(p), Path(tmp), load or {}) for p in paths)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lecun1989 report</title>"
+            f"<style>{STYLE}</style></head><body><h1>lecun1989 report</h1>"
+            f"<p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
+    write_text(out, page)
+    return out

@@ -1,0 +1,148 @@
+"""`lecun1989 sweep`: a grid of learning rates (and mu, for the diagonal Newton method) x seeds.
+
+Every grid point is trained on the training set minus its last N digits and judged on those N (the
+validation split); the test set is not looked at until one point is chosen (lowest mean validation
+error; ties go to the lower validation loss). That point is then retrained on the full training
+set with the same seeds, and only its test figures are reported. All learning rates of one mu
+train at once in the many-runs engine.
+
+Layout of the output folder:
+    sweep-config.json       what was asked (a re-run with the same settings resumes)
+    val/mu<mu>/lr<lr>-seed<s>/   one run directory per grid point and seed ("val/all/" without mu)
+    final/lr<lr>-seed<s>/   the selected point retrained on the full training set
+    sweep.csv               every run's figures after every pass
+    sweep.json              per grid point: mean, std, min, max over seeds; the selection; the final figures
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset
+from .errors import LecunError
+from .io import write_json, write_text
+from .results import read_metrics, stats
+from .train import Recipe, run_dirs, train
+
+
+def log_grid(text: str) -> tuple[float, ...]:
+    """'1e-4:1e-1:7' -> 7 values evenly spaced in log between 1e-4 and 1e-1 (3 significant digits)."""
+    try:
+        lo, hi, n = text.split(":")
+        lo, hi, n = float(lo), float(hi), int(n)
+        if not (0 < lo < hi and n >= 2):
+            raise ValueError
+    except ValueError:
+        raise LecunError(f"bad grid {text!r}: use LOW:HIGH:N, e.g. 1e-3:1e-1:10 (N values from LOW to HIGH, "
+                         f"evenly spaced in log)") from None
+    return tuple(float(f"{v:.3g}") for v in np.geomspace(lo, hi, n))
+
+
+def _finished(dirs: list[Path], passes: int) -> bool:
+    for d in dirs:
+        try:
+            if json.loads((d / "summary.json").read_text())["passes"] != passes:
+                return False
+        except (OSError, ValueError, KeyError):
+            return False
+    return True
+
+
+def _train_block(recipe: Recipe, data: Dataset, out: Path, quiet: bool, echo) -> list[Path]:
+    dirs = run_dirs(out, recipe.runs()) if len(recipe.runs()) > 1 else [out / f"lr{recipe.lrs[0]:g}-seed{recipe.seeds[0]}"]
+    if _finished(dirs, recipe.passes):
+        echo(f"{out}: finished before, skipped")
+        return dirs
+    target = out if len(recipe.runs()) > 1 else dirs[0]
+    train(recipe, data, target, force=True, quiet=quiet, echo=echo, command="sweep")
+    return dirs
+
+
+def _rows(phase: str, mu, recipe: Recipe, dirs: list[Path]) -> list[dict]:
+    rows = []
+    for (seed, lr), d in zip(recipe.runs(), dirs):
+        for m in read_metrics(d):
+            rows.append({"phase": phase, "mu": mu, "lr": lr, "seed": seed, **m})
+    return rows
+
+
+def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[float, ...] | None,
+          seeds: tuple[int, ...], data: Dataset, n_val: int, out: Path, force: bool = False, quiet: bool = False,
+          echo=print) -> dict:
+    if mus and base.optim.name != "sdlm":
+        raise LecunError("--mus is a setting of the sdlm optimizer; drop it or use a recipe with --optimizer sdlm")
+    settings = {"recipe": recipe_name, "data": data.source, "data_sha256": data.sha256, "lrs": list(lrs),
+                "mus": list(mus) if mus else None, "seeds": list(seeds), "validation": n_val,
+                "passes": base.passes, "optimizer": base.optim.name, "net": base.net.to_dict(),
+                "engine": base.engine, "dtype": base.dtype}
+    cfg = out / "sweep-config.json"
+    if cfg.exists() and not force:
+        if json.loads(cfg.read_text()) != settings:
+            raise LecunError(f"{out} holds a sweep with other settings; pass --force to start over, "
+                             f"or choose another --out")
+        echo(f"resuming the sweep in {out}")
+    elif out.exists() and any(out.iterdir()) and not force:
+        raise LecunError(f"{out} already exists and is not a sweep; pass --force to overwrite it, or choose another --out")
+    if force and out.exists():
+        import shutil
+        shutil.rmtree(out)
+    write_json(cfg, settings)
+
+    val_data = data.validation(n_val)
+    rows, points = [], []
+    for mu in (mus or (None,)):
+        recipe = replace(base, lrs=lrs, seeds=seeds, optim=base.optim if mu is None else replace(base.optim, mu=mu))
+        folder = out / "val" / ("all" if mu is None else f"mu{mu:g}")
+        echo(f"validation runs: {len(lrs)} learning rates x {len(seeds)} seeds" + ("" if mu is None else f", mu {mu:g}"))
+        dirs = _train_block(recipe, val_data, folder, quiet, echo)
+        rows += _rows("val", mu, recipe, dirs)
+        for lr in lrs:
+            finals = [read_metrics(d)[-1] for (s, l), d in zip(recipe.runs(), dirs) if l == lr]
+            points.append({"mu": mu, "lr": lr, "val_error": stats([f["test_error"] for f in finals]),
+                           "val_loss": stats([f["test_loss"] for f in finals]),
+                           "train_error": stats([f["train_error"] for f in finals])})
+    best = min(points, key=lambda p: (p["val_error"]["mean"], p["val_loss"]["mean"]))
+    selected = {"lr": best["lr"], "mu": best["mu"]}
+    echo(f"selected: lr {best['lr']:g}" + ("" if best["mu"] is None else f", mu {best['mu']:g}") +
+         f" (validation error {best['val_error']['mean'] * 100:.2f}% ± {best['val_error']['std'] * 100:.2f})")
+
+    final_recipe = replace(base, lrs=(best["lr"],), seeds=seeds,
+                           optim=base.optim if best["mu"] is None else replace(base.optim, mu=best["mu"]))
+    echo(f"retraining the selected setting on all {len(data.train)} training digits, {len(seeds)} seeds")
+    dirs = _train_block(final_recipe, data, out / "final", quiet, echo)
+    rows += _rows("final", best["mu"], final_recipe, dirs)
+    finals = [read_metrics(d)[-1] for d in dirs]
+    final = {k: stats([f[k] for f in finals]) for k in ("train_error", "test_error", "train_loss", "test_loss",
+                                                         "train_misses", "test_misses")}
+    result = {**settings, "points": points, "selected": selected, "final": final,
+              "final_runs": [str(d) for d in dirs]}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "sweep.csv", buf.getvalue())
+    write_json(out / "sweep.json", result)
+    for line in summary_lines(result):
+        echo(line)
+    return result
+
+
+def summary_lines(result: dict) -> list[str]:
+    lines = [f"{'mu':>8s} {'lr':>10s}   validation error % mean ± std (min .. max)"]
+    for p in result["points"]:
+        v = p["val_error"]
+        mark = "  <- selected" if (p["lr"], p["mu"]) == (result["selected"]["lr"], result["selected"]["mu"]) else ""
+        mu = "-" if p["mu"] is None else f"{p['mu']:g}"
+        lines.append(f"{mu:>8s} {p['lr']:>10g}   {v['mean'] * 100:.2f} ± {v['std'] * 100:.2f} "
+                     f"({v['min'] * 100:.2f} .. {v['max'] * 100:.2f}){mark}")
+    f = result["final"]
+    lines.append(f"selected, retrained on the full training set: test error {f['test_error']['mean'] * 100:.2f}% "
+                 f"± {f['test_error']['std'] * 100:.2f} ({f['test_misses']['mean']:.1f} misses), train error "
+                 f"{f['train_error']['mean'] * 100:.2f}% ± {f['train_error']['std'] * 100:.2f}")
+    return lines
