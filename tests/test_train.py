@@ -127,7 +127,7 @@ def test_cli_paper_prints_the_comparison_and_saves_curves(tmp_path, capsys):
     config = json.loads((out / "lr0.001-seed3" / "config.json").read_text())
     assert config["command"] == "paper" and config["net"]["activation"] == "scaled_tanh"
     assert config["optimizer"] == {"name": "sdlm", "schedule": "constant", "mu": 0.02, "hessian_samples": 40,
-                                   "hessian": "pass", "decay": 0.01}
+                                   "hessian": "running", "decay": 0.01}
 
 
 def test_validation_split_is_labelled_and_never_compared_with_the_paper(usps, tmp_path):

@@ -80,10 +80,17 @@ def run_dirs(out: Path, runs: list[tuple[int, float]]) -> list[Path]:
 
 
 def header(recipe: Recipe, data: Dataset, seed: int, lr: float) -> str:
+    o = recipe.optim
+    optim = {"sgd": f"sgd lr {lr:g}", "adamw": f"adamw lr {lr:g} weight decay {o.weight_decay:g}",
+             "sdlm": f"sdlm eps {lr:g} mu {o.mu:g} (h " + (f"averaged over {o.hessian_samples} examples before "
+                                                          f"each pass)" if o.hessian == "pass" else
+                                                          f"running, decay {o.decay:g})")}[o.name]
+    if o.schedule != "constant":
+        optim += f", schedule {o.schedule}"
     return (f"lecun1989 {__version__}: data {data.source} ({len(data.train)} train / {len(data.test)} "
             f"{'validation: the last training examples' if data.held_out else 'test'}, "
-            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype}, optimizer {recipe.optim.name} "
-            f"lr {lr:g}, {recipe.passes} passes, seed {seed}")
+            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype}, optimizer {optim}, "
+            f"{recipe.passes} passes, seed {seed}")
 
 
 def summarize(values: list[float]) -> dict:

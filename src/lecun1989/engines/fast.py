@@ -196,49 +196,21 @@ def estimate_hessian(params, X1col, T, examples, mask1, mask2, idx2, consts):
 
 
 @njit(parallel=True, **L.FLAGS)
-def train_chunk(params, steps, X1col, T, start, stop, mask1, mask2, idx2, consts):
-    """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order, with the
-    step sizes steps[r]."""
-    for r in prange(params.shape[0]):
-        p = params[r]
-        ws = workspace(p)
-        none = p[:0]
-        for n in range(start, stop):
-            fprop(p, X1col[n], idx2, consts, ws, none)
-            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws, none)
-            L.diagonal_step(p, ws[18], steps[r])
+def train_chunk(params, X1col, T, start, stop, mask1, mask2, idx2, consts, steps,
+                images, shift_ids, idx1s, keep, drop_scale, adam, m, v, step0, h, running):
+    """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order.
 
-
-@njit(parallel=True, **L.FLAGS)
-def train_chunk_running(params, steps, X1col, T, start, stop, mask1, mask2, idx2, consts, h, hyper):
-    """train_chunk for SDLM with a running estimate of h: after every example, bbprop, the running
-    average of h[r], and new steps from it (hyper[r] = decay, lr, mu). A function of its own, so
-    that it is compiled only for those who use it."""
+    The update is params -= steps[r] * gradient (SGD, and SDLM with h fixed for the pass), unless
+    adam[r, 0] (its lr) is not 0: then AdamW, with adam[r] = lr, beta1, beta2, eps, weight decay,
+    m and v its moments and step0 + n + 1 its step count. When running[r, 0] (a decay) is not 0, h[r]
+    is SDLM's running estimate of the curvature, updated from bbprop after every example, and the
+    steps follow it (running[r] = decay, lr, mu). The modern recipe's noise, where present: the
+    input unrolled from images[n] rolled by shift idx1s[shift_ids[r, n]] when that id is >= 0, and
+    H2's outputs dropped where keep[r, n] is False (the others scaled by drop_scale).
+    """
     for r in prange(params.shape[0]):
         p = params[r]
         ws, ws2 = workspace(p), workspace(p)
-        decay, lr, mu = hyper[r, 0], hyper[r, 1], hyper[r, 2]
-        none = p[:0]
-        for n in range(start, stop):
-            fprop(p, X1col[n], idx2, consts, ws, none)
-            bprop(p, X1col[n], T[n], mask1, mask2, idx2, consts, ws, none)
-            bbprop(p, X1col[n], mask1, mask2, idx2, consts, ws, ws2)
-            L.running_average(h[r], ws2[18], decay)
-            L.sdlm_steps(h[r], lr, mu, steps[r])
-            L.diagonal_step(p, ws[18], steps[r])
-
-
-@njit(parallel=True, **L.FLAGS)
-def train_chunk_modern(params, X1col, images, shift_ids, idx1s, keep, drop_scale, T, start, stop, mask1, mask2,
-                       idx2, consts, steps, adam, m, v, step0):
-    """train_chunk with the modern recipe's pieces, each used when present: a shifted unrolling of
-    the image where shift_ids[r, n] >= 0 (idx1s[k] maps the image to the unrolled input shifted by
-    shift k), dropout where keep[r, n] is False (the others scaled by drop_scale), and AdamW when
-    adam[r, 0] (lr) is not 0 (adam[r] = lr, beta1, beta2, eps, weight decay; m, v its moments;
-    step0 + n + 1 its step count), else steps[r] as in train_chunk."""
-    for r in prange(params.shape[0]):
-        p = params[r]
-        ws = workspace(p)
         x1 = np.empty((1, K1, P1), p.dtype)
         drop = np.empty(keep.shape[2], p.dtype)
         zero = p.dtype.type(0)
@@ -251,6 +223,10 @@ def train_chunk_modern(params, X1col, images, shift_ids, idx1s, keep, drop_scale
                 drop[i] = drop_scale if keep[r, n, i] else zero
             fprop(p, xc, idx2, consts, ws, drop)
             bprop(p, xc, T[n], mask1, mask2, idx2, consts, ws, drop)
+            if running[r, 0] != 0:
+                bbprop(p, xc, mask1, mask2, idx2, consts, ws, ws2)
+                L.running_average(h[r], ws2[18], running[r, 0])
+                L.sdlm_steps(h[r], running[r, 1], running[r, 2], steps[r])
             if adam[r, 0] != 0:
                 L.adamw_step(p, ws[18], m[r], v[r], adam[r], step0 + n + 1)
             else:
@@ -311,10 +287,10 @@ class FastEngine:
         self.lrs = np.array([run.lr for run in runs])
         self.steps = np.empty_like(self.params)
         self.h = np.zeros_like(self.params)        # SDLM's curvature estimate per parameter
-        self.hyper = np.zeros((len(runs), 3), dtype=self.dtype)
+        self.hyper = np.zeros((len(runs), 3), dtype=self.dtype)   # SDLM's running mode: decay, lr, mu
         adamw = optim.name == "adamw"
-        self.m = np.zeros_like(self.params) if adamw else self.params[:, :0]   # AdamW's moments
-        self.v = np.zeros_like(self.params) if adamw else self.params[:, :0]
+        self.m = np.zeros_like(self.params) if adamw else self.params[:, :0].copy()   # AdamW's moments
+        self.v = np.zeros_like(self.params) if adamw else self.params[:, :0].copy()
         self.adam = np.zeros((len(runs), 5), dtype=self.dtype)
         self.passes_done = 0
         A, S = ACTIVATION_SCALES.get(net.activation, (1.0, 1.0))
@@ -326,7 +302,6 @@ class FastEngine:
         self.idx1s, self.shift_id = shift_indices(self.idx1, net.shift)
         self.images = data.train.images.reshape(len(data.train), 1, -1).astype(self.dtype)
         self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
-        self.modern = net.noisy or net.loss != "mse" or adamw
         self._compiled = False
 
     def _prepare(self, split: Split):
@@ -372,22 +347,14 @@ class FastEngine:
         self.passes_done += 1
         self._begin_pass(self.passes_done)
         X, T, _ = self.splits["train"]
-        if self.modern:
-            shift_ids, keep = self._noise(self.passes_done, len(X))
-            scale = self.dtype(1 / (1 - self.net.dropout))
+        shift_ids, keep = self._noise(self.passes_done, len(X))
+        scale = self.dtype(1 / (1 - self.net.dropout))
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            if self.modern:
-                self._call_reporting_compile(
-                    train_chunk_modern, self.params, X, self.images, shift_ids, self.idx1s, keep, scale, T, start,
-                    stop, self.mask1, self.mask2, self.idx2, self.consts, self.steps, self.adam, self.m, self.v,
-                    (self.passes_done - 1) * len(X))
-            else:
-                args = (self.params, self.steps, X, T, start, stop, self.mask1, self.mask2, self.idx2, self.consts)
-                if self.optim.running:
-                    self._call_reporting_compile(train_chunk_running, *args, self.h, self.hyper)
-                else:
-                    self._call_reporting_compile(train_chunk, *args)
+            self._call_reporting_compile(
+                train_chunk, self.params, X, T, start, stop, self.mask1, self.mask2, self.idx2, self.consts,
+                self.steps, self.images, shift_ids, self.idx1s, keep, scale, self.adam, self.m, self.v,
+                (self.passes_done - 1) * len(X), self.h, self.hyper)
             tick((stop - start) * len(self.params))
 
     def _call_reporting_compile(self, fn, *args):
