@@ -115,7 +115,7 @@ def h3_input(ws, drop):
     return h2d
 
 
-@njit(**L.INLINE)
+@njit(**L.FLAGS)
 def fprop(params, x1col, idx2, consts, ws, drop):
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
     a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
@@ -134,7 +134,7 @@ def fprop(params, x1col, idx2, consts, ws, drop):
         L.act_fprop(a4, consts, y)
 
 
-@njit(**L.INLINE)
+@njit(**L.FLAGS)
 def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws, drop):
     """Gradient of the example's loss with respect to every parameter, into ws[18] (flat)."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
@@ -159,7 +159,7 @@ def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws, drop):
     L.conv_bprop(x1col, W1, mask1, d1, gW1, gB1, dcol2.reshape((C2, P2)), False)
 
 
-@njit(**L.INLINE)
+@njit(**L.FLAGS)
 def bbprop(params, x1col, mask1, mask2, idx2, consts, ws, ws2):
     """Diagonal second derivatives of the example's loss (f'' dropped) into ws2[18] (flat), from the
     activations fprop left in ws; ws2's derivative slots hold the intermediate d2E/da^2."""
