@@ -1,9 +1,10 @@
 """Training engines: each trains one or more runs of the same recipe on the same data.
 
-An engine is built from the network's configuration, the runs (initial weights and learning
-rate of each) and the data, then driven pass by pass by the trainer:
+An engine is built from the network's configuration, the runs (seed, initial weights and learning
+rate of each), the data, the optimizer's settings and the number of passes (for schedules), then
+driven pass by pass by the trainer:
 
-    engine = ENGINES[name](net_config, runs, data, optimizer="sgd", dtype="float32")
+    engine = engine_class(name)(net_config, runs, data, optim=OptimConfig(), dtype="float32", passes=23)
     for each pass:
         engine.train_pass(tick)        # one presentation of every training example, in order
         engine.evaluate()              # per run: {"train": Evaluation, "test": Evaluation}
@@ -28,7 +29,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Evaluation:
-    loss: float    # mean over examples and the 10 outputs of (target - output)^2
+    loss: float    # over the whole split: the MSE (mean over examples and outputs) or the mean cross-entropy
     misses: int    # exact count of examples whose largest output is not the label
     n: int
 
