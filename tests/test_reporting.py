@@ -85,3 +85,15 @@ def test_report_is_self_contained_and_its_figures_equal_the_metrics(usps, tmp_pa
 def test_plot_of_a_missing_folder_is_one_line(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_comparison_with_the_paper_counts_misses_and_shows_both_mse_readings():
+    from lecun1989.results import comparison_lines, stats
+    final = {"train_error": stats([11 / 7291, 9 / 7291]), "train_misses": stats([11, 9]),
+             "test_error": stats([108 / 2007, 110 / 2007]), "test_misses": stats([108, 110]),
+             "train_loss": stats([5.0e-3, 5.2e-3]), "test_loss": stats([3.8e-2, 3.9e-2])}
+    lines = comparison_lines(final)
+    verdict = {line.split("  ")[0].strip(): "within 1 std" in line for line in lines[1:]}
+    assert verdict == {"train error": True, "test error": False, "train MSE": False, "test MSE": False,
+                       "train MSE / 2": True, "test MSE / 2": False}
+    assert "misses 10.0 ± 1.4" in lines[1]
