@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from lecun1989 import plots
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
 from lecun1989.recipes import REPRO

@@ -126,7 +126,6 @@ def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
 
 def add_train_args(p: argparse.ArgumentParser, recipe, out_help: str) -> None:
     """Every setting of a training run, with the recipe's values as defaults."""
-    from .engines import ENGINE_NAMES
     add_data_args(p)
     add_net_args(p, recipe.net)
     add_optim_args(p, recipe.optim, recipe.lrs[0])
@@ -139,9 +138,15 @@ def add_train_args(p: argparse.ArgumentParser, recipe, out_help: str) -> None:
     p.add_argument("--seeds", type=parse_int_list, default=None if len(recipe.seeds) == 1 else recipe.seeds,
                    help="several seeds, e.g. 0-31 or 1,2,5 (one run each)" +
                         ("" if len(recipe.seeds) == 1 else f"; default {seeds_default}"))
-    p.add_argument("--engine", default=recipe.engine, choices=ENGINE_NAMES,
+    add_run_args(p, out_help)
+
+
+def add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    """How and where a recipe runs: engine, precision, which data, the output folder."""
+    from .engines import ENGINE_NAMES
+    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES,
                    help="fast: the compiled engine (default); torch: the PyTorch reference")
-    p.add_argument("--dtype", default=recipe.dtype, choices=("float32", "float64"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--validation", type=positive_int, metavar="N",
                    help="hold out the last N training examples and evaluate on them instead of the test set "
                         "(for choosing settings)")
@@ -305,8 +310,9 @@ def cmd_plot(args) -> None:
             path = path / "final"
         dirs = run_dirs_under([path])
         written += plots.curves(dirs, out)
-        written += plots.misclassified(dirs[0], out, load=load_kwargs(args))
-        written += plots.features(dirs[0], out, load=load_kwargs(args))
+        net, ds = plots.load_run(dirs[0], load_kwargs(args))
+        written += plots.misclassified(net, ds, out)
+        written += plots.features(net, ds, out)
         print(f"{args.paths[0] if len(args.paths) == 1 else path}: " + ", ".join(str(p) for p in written))
 
 
@@ -356,16 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"with --data mnist, {LADDER[-2].name} with --data usps)")
     add_data_args(p)
     p.add_argument("--seeds", type=parse_int_list, help="seeds of the initial weights and the noise (default 0-4)")
-    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES,
-                   help="fast: the compiled engine (default); torch: the PyTorch reference")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--validation", type=positive_int, metavar="N",
-                   help="hold out the last N training examples and evaluate on them instead of the test set")
-    p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
-    p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
-    p.add_argument("--out", help="study directory (default runs/modern-STEP-DATA-DATE-TIME)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing study directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_args(p, "study directory (default runs/modern-STEP-DATA-DATE-TIME)")
     p.set_defaults(func=cmd_modern)
 
     p = sub.add_parser("sweep", help="a learning-rate (and mu) x seed grid, chosen on a validation split, "

@@ -83,9 +83,9 @@ def curves(run_dirs: list[Path], out: Path, title: str = "") -> list[Path]:
     return _save(fig, out, "curves")
 
 
-def _model_and_data(run_dir: Path, load: dict | None = None):
-    """The network of a run, with its latest weights, and the data it was evaluated on."""
-    import torch
+def load_run(run_dir: Path, load: dict | None = None):
+    """The network of a run (float64), with its latest weights, and the data it was evaluated on;
+    `load` holds data.load's home / raw_dir / offline."""
     from . import data
     from .model import Net1989, NetConfig
     from .rundir import load_weights
@@ -98,16 +98,15 @@ def _model_and_data(run_dir: Path, load: dict | None = None):
                    **(load or {}))
     if d.get("held_out"):
         ds = ds.validation(d["held_out"])
-    ds = ds.subset(d["n_train"], d["n_test"])
-    return net, ds, torch
+    return net, ds.subset(d["n_train"], d["n_test"])
 
 
-def misclassified(run_dir: Path, out: Path, max_digits: int = 120, load: dict | None = None) -> list[Path]:
+def misclassified(net, ds, out: Path, max_digits: int = 120) -> list[Path]:
     """The misclassified test digits of a saved model, each with true -> predicted and confidence:
     the softmax probability for a cross-entropy network, the margin between the two largest outputs
     (halved, in [0, 1]) for the paper's tanh outputs."""
+    import torch
     plt = _pyplot()
-    net, ds, torch = _model_and_data(run_dir, load)
     with torch.no_grad():
         out_ = net(torch.from_numpy(ds.test.images).double()).numpy()
     pred = out_.argmax(1)
@@ -134,11 +133,11 @@ def misclassified(run_dir: Path, out: Path, max_digits: int = 120, load: dict | 
     return _save(fig, out, "misclassified")
 
 
-def features(run_dir: Path, out: Path, index: int = 0, load: dict | None = None) -> list[Path]:
+def features(net, ds, out: Path, index: int = 0) -> list[Path]:
     """The 12 learned H1 kernels, then one test digit and its maps in H1 (12 of 8x8), H2 (12 of 4x4),
     H3 (30 units) and the 10 outputs."""
+    import torch
     plt = _pyplot()
-    net, ds, torch = _model_and_data(run_dir, load)
     x = torch.from_numpy(ds.test.images[index:index + 1]).double()
     with torch.no_grad():
         h1, h2, h3, o = (t[0].numpy() for t in net.layers(x))

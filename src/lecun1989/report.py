@@ -74,8 +74,9 @@ def section(path: Path, work: Path, load: dict) -> str:  # noqa: C901 (one page 
                          f"test {loss_name}"], results_rows(final_stats(runs), len(runs), loss_name)))
     slug = work / f"{len(list(work.iterdir())) if work.exists() else 0}"
     parts.append(_img(plots.curves(dirs, slug)[0]))
-    parts.append(_img(plots.misclassified(dirs[0], slug, load=load)[0]))
-    parts.append(_img(plots.features(dirs[0], slug, load=load)[0]))
+    net, ds = plots.load_run(dirs[0], load)
+    parts.append(_img(plots.misclassified(net, ds, slug)[0]))
+    parts.append(_img(plots.features(net, ds, slug)[0]))
     return "\n".join(parts)
 
 

@@ -62,12 +62,13 @@ def curves(runs: list[list[dict]]) -> list[dict]:
     return rows
 
 
-def write_curves(out: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows of equal keys as CSV, written atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    write_text(out / "curves.csv", buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def final_stats(runs: list[list[dict]]) -> dict:
@@ -109,7 +110,7 @@ def write_study(out: Path, run_dirs: list[Path], extra: dict | None = None) -> d
     """curves.csv and study.json (final figures, paper's figures, per-run finals) for runs of one recipe."""
     runs = [read_metrics(d) for d in run_dirs]
     final = final_stats(runs)
-    write_curves(out, curves(runs))
+    write_csv(out / "curves.csv", curves(runs))
     study = {**(extra or {}), "runs": [str(d) for d in run_dirs], "final": final,
              "paper": {key: value for key, _, value in PAPER_FIGURES},
              "per_run": [r[-1] for r in runs]}

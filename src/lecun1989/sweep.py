@@ -16,8 +16,6 @@ Layout of the output folder:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -26,8 +24,8 @@ import numpy as np
 
 from .data import Dataset
 from .errors import LecunError
-from .io import write_json, write_text
-from .results import read_metrics, stats
+from .io import write_json
+from .results import read_metrics, stats, write_csv
 from .train import Recipe, run_dirs, train
 
 
@@ -55,7 +53,7 @@ def _finished(dirs: list[Path], passes: int) -> bool:
 
 
 def _train_block(recipe: Recipe, data: Dataset, out: Path, quiet: bool, echo) -> list[Path]:
-    dirs = run_dirs(out, recipe.runs()) if len(recipe.runs()) > 1 else [out / f"lr{recipe.lrs[0]:g}-seed{recipe.seeds[0]}"]
+    dirs = run_dirs(out, recipe.runs(), nested=True)   # the same layout for one run as for many
     if _finished(dirs, recipe.passes):
         echo(f"{out}: finished before, skipped")
         return dirs
@@ -122,11 +120,7 @@ def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[flo
                                                          "train_misses", "test_misses")}
     result = {**settings, "points": points, "selected": selected, "final": final,
               "final_runs": [str(d) for d in dirs]}
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(out / "sweep.csv", buf.getvalue())
+    write_csv(out / "sweep.csv", rows)
     write_json(out / "sweep.json", result)
     for line in summary_lines(result):
         echo(line)

@@ -21,6 +21,7 @@ from .data import Dataset
 from .engines import DTYPES, engine_class, initial_runs
 from .errors import LecunError
 from .model import NetConfig
+from .results import stats
 from .rundir import RunDir, claim, eval_line
 from .optim import OptimConfig
 
@@ -73,8 +74,9 @@ def versions() -> dict:
             "torch": torch.__version__, "numba": numba.__version__, "platform": platform.platform()}
 
 
-def run_dirs(out: Path, runs: list[tuple[int, float]]) -> list[Path]:
-    if len(runs) == 1:
+def run_dirs(out: Path, runs: list[tuple[int, float]], nested: bool | None = None) -> list[Path]:
+    """One run: `out` itself (unless nested); several: out/lr<lr>-seed<seed> each."""
+    if not (len(runs) > 1 if nested is None else nested):
         return [out]
     return [out / f"lr{lr:g}-seed{seed}" for seed, lr in runs]
 
@@ -91,12 +93,6 @@ def header(recipe: Recipe, data: Dataset, seed: int, lr: float) -> str:
             f"{'validation: the last training examples' if data.held_out else 'test'}, "
             f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype}, optimizer {optim}, "
             f"{recipe.passes} passes, seed {seed}")
-
-
-def summarize(values: list[float]) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max())}
 
 
 def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: bool = False,
@@ -195,7 +191,7 @@ def final_lines(summaries: list[dict], test_name: str = "test", loss: str = "mse
                             ("train_loss", f"train {loss_name}", "{:.2e}"),
                             ("test_loss", f"{test_name} {loss_name}", "{:.2e}")):
         scale = 100 if key.endswith("error") else 1
-        st = summarize([s[key] * scale for s in summaries])
+        st = stats([s[key] * scale for s in summaries])
         lines.append(f"  {label:13s} " + fmt.format(st["mean"]) + " ± " + fmt.format(st["std"]) +
                      " (" + fmt.format(st["min"]) + " .. " + fmt.format(st["max"]) + ")")
     return lines + [paper_row] * show_paper

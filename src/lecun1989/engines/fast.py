@@ -300,12 +300,15 @@ class FastEngine:
         self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.idx2 = L.im2col_index(paper.H1_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
         self.idx1s, self.shift_id = shift_indices(self.idx1, net.shift)
-        self.images = data.train.images.reshape(len(data.train), 1, -1).astype(self.dtype)
-        self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
+        self.images = self._flat_images(data.train)   # the rolls unroll from these
+        self.splits = {"train": self._prepare(data.train, self.images),
+                       "test": self._prepare(data.test, self._flat_images(data.test))}
         self._compiled = False
 
-    def _prepare(self, split: Split):
-        images = split.images.reshape(len(split), 1, -1).astype(self.dtype)
+    def _flat_images(self, split: Split) -> np.ndarray:
+        return split.images.reshape(len(split), 1, -1).astype(self.dtype)
+
+    def _prepare(self, split: Split, images: np.ndarray):
         cols = np.empty((len(split), 1, K1, P1), dtype=self.dtype)
         unroll_inputs(images, self.idx1, self.dtype(paper.PAD_VALUE), cols)
         return cols.reshape(len(split), K1, P1), split.targets.astype(self.dtype), split.labels

@@ -1,8 +1,9 @@
 """The reference engine: a plain PyTorch loop, one example at a time, easy to read and check.
 
 It is the recipe of the paper and of the best-known reproduction, step for step: forward one
-example, MSE over the 10 outputs (or the modern cross-entropy), backward, update. Slow (per-call overhead dominates), which
-is why the compiled engine exists; this one is what the compiled engine is tested against.
+example, MSE over the 10 outputs (or the modern cross-entropy), backward, update. Slow (per-call
+overhead dominates), which is why the compiled engine exists; this one is what the compiled engine
+is tested against.
 """
 
 from __future__ import annotations
