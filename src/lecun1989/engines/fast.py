@@ -28,6 +28,7 @@ from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noi
 from ..optim import OptimConfig
 from . import DTYPES, Evaluation, RunSpec
 from . import layers as L
+from .simd import run_add, run_copy
 
 K1 = paper.KERNEL * paper.KERNEL          # taps per kernel
 P1 = paper.H1_SIZE * paper.H1_SIZE        # H1 positions per plane
@@ -37,30 +38,40 @@ NI = paper.H2_INPUTS_PER_PLANE
 NO = paper.N_CLASSES
 N3 = paper.H3_UNITS
 
-C2 = paper.H1_PLANES * K1                # H2's unrolled input rows: 12 planes x 25 taps
-# (name in model.Net1989, shape in this engine), in the order of the flat parameter vector.
-# H2's weights are held dense over all 12 H1 planes, zero where the table has no connection.
-LAYOUT = (("H1w", (paper.H1_PLANES, K1)), ("H1b", (paper.H1_PLANES, P1)),
-          ("H2w", (paper.H2_PLANES, C2)), ("H2b", (paper.H2_PLANES, P2)),
+# (name in model.Net1989, shape in this engine), in the order of the flat parameter vector: 9,760
+# parameters. Convolution weights are (out planes, inputs per plane, taps); H1 has one input plane.
+LAYOUT = (("H1w", (paper.H1_PLANES, 1, K1)), ("H1b", (paper.H1_PLANES, P1)),
+          ("H2w", (paper.H2_PLANES, NI, K1)), ("H2b", (paper.H2_PLANES, P2)),
           ("H3w", (N3, N_H2)), ("H3b", (N3,)), ("outw", (NO, N3)), ("outb", (NO,)))
 N_FLAT = sum(int(np.prod(shape)) for _, shape in LAYOUT)
+TABLE1 = np.zeros((paper.H1_PLANES, 1), dtype=np.int64)   # every H1 plane reads the one input plane
 
 
-def h2_mask(table: np.ndarray) -> np.ndarray:
-    """(12, 12 x 25): 1 where H2 plane o reads H1 plane c, per tap."""
-    mask = np.zeros((paper.H2_PLANES, paper.H1_PLANES, K1))
-    mask[np.arange(paper.H2_PLANES)[:, None], table] = 1
-    return mask.reshape(paper.H2_PLANES, C2)
+# H1 in this engine: within each row of 8 positions the even columns come first, then the odd ones,
+# so that H2's 5x5 stride-2 taps read runs of 4 consecutive elements (vectors, no gathers). Each
+# plane is kept flat (64, in that order) for H1's own passes, and padded, the rows H2 unrolls from:
+# 12 rows (2 of padding above and below) of [pad, x0 x2 x4 x6, pad, x1 x3 x5 x7] hold the pad value
+# wherever a tap falls outside the plane.
+H1_ORDER = np.array([y * paper.H1_SIZE + x for y in range(paper.H1_SIZE)
+                     for x in (*range(0, paper.H1_SIZE, 2), *range(1, paper.H1_SIZE, 2))])   # -> model position
+RUN = 4                     # = H2_SIZE: one output row of H2, one run
+PW = 2 * (RUN + 1)          # padded row
+HP = (paper.H1_SIZE + 2 * paper.PAD) * PW
+# (flat offset, padded offset) of each run of H1's positions
+H1_RUNS = np.array([(y * paper.H1_SIZE + RUN * half, (y + paper.PAD) * PW + (1, RUN + 2)[half])
+                    for y in range(paper.H1_SIZE) for half in (0, 1)])
+# padded offset of the run tap (ty, tx) reads for H2's output row oy: (25 taps, 4 rows)
+H2_RUNS = np.array([[(paper.STRIDE * oy + ty) * PW + (tx // 2 if tx % 2 == 0 else (tx + 9) // 2)
+                     for oy in range(paper.H2_SIZE)] for ty in range(paper.KERNEL) for tx in range(paper.KERNEL)])
 
 
-def pack(params: dict[str, np.ndarray], table: np.ndarray, dtype) -> np.ndarray:
-    dense = np.zeros((paper.H2_PLANES, paper.H1_PLANES, K1))
-    dense[np.arange(paper.H2_PLANES)[:, None], table] = params["H2w"].reshape(paper.H2_PLANES, NI, K1)
-    engine = {**params, "H2w": dense, "H3w": params["H3w"].T, "outw": params["outw"].T}
+def pack(params: dict[str, np.ndarray], dtype) -> np.ndarray:
+    engine = {**params, "H1b": params["H1b"].reshape(paper.H1_PLANES, P1)[:, H1_ORDER],
+              "H3w": params["H3w"].T, "outw": params["outw"].T}
     return np.concatenate([np.asarray(engine[name]).reshape(-1) for name, _ in LAYOUT]).astype(dtype)
 
 
-def unpack(flat: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray]:
+def unpack(flat: np.ndarray) -> dict[str, np.ndarray]:
     """The flat vector back in model.Net1989's names and layouts."""
     blocks, o = {}, 0
     for name, shape in LAYOUT:
@@ -68,10 +79,11 @@ def unpack(flat: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray]:
         blocks[name] = flat[o:o + n].reshape(shape)
         o += n
     k, n1, n2 = paper.KERNEL, paper.H1_SIZE, paper.H2_SIZE
-    dense = blocks["H2w"].reshape(paper.H2_PLANES, paper.H1_PLANES, K1)
+    h1b = np.empty_like(blocks["H1b"])
+    h1b[:, H1_ORDER] = blocks["H1b"]
     return {"H1w": blocks["H1w"].reshape(paper.H1_PLANES, 1, k, k).copy(),
-            "H1b": blocks["H1b"].reshape(paper.H1_PLANES, n1, n1).copy(),
-            "H2w": dense[np.arange(paper.H2_PLANES)[:, None], table].reshape(paper.H2_PLANES, NI, k, k),
+            "H1b": h1b.reshape(paper.H1_PLANES, n1, n1),
+            "H2w": blocks["H2w"].reshape(paper.H2_PLANES, NI, k, k).copy(),
             "H2b": blocks["H2b"].reshape(paper.H2_PLANES, n2, n2).copy(),
             "H3w": blocks["H3w"].T.copy(), "H3b": blocks["H3b"].copy(),
             "outw": blocks["outw"].T.copy(), "outb": blocks["outb"].copy()}
@@ -80,9 +92,9 @@ def unpack(flat: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray]:
 @njit(**L.INLINE)
 def views(flat):
     o = 0
-    W1 = flat[o:o + 12 * K1].reshape((12, K1)); o += 12 * K1
+    W1 = flat[o:o + 12 * K1].reshape((12, 1, K1)); o += 12 * K1
     B1 = flat[o:o + 12 * P1].reshape((12, P1)); o += 12 * P1
-    W2 = flat[o:o + 12 * C2].reshape((12, C2)); o += 12 * C2
+    W2 = flat[o:o + 12 * NI * K1].reshape((12, NI, K1)); o += 12 * NI * K1
     B2 = flat[o:o + 12 * P2].reshape((12, P2)); o += 12 * P2
     W3 = flat[o:o + N3 * N_H2].reshape((N3, N_H2)); o += N3 * N_H2
     B3 = flat[o:o + N3]; o += N3
@@ -92,111 +104,171 @@ def views(flat):
 
 
 @njit(**L.INLINE)
-def workspace(like):
-    dt = like.dtype
-    # activations: a1 h1 col2 a2 h2 a3 h3 a4 y; their gradients: dy d4 dh3 d3 dh2 d2 dcol2 dh1 d1;
-    # then the gradient of every parameter, flat like the parameters; then H2's output after dropout
-    return (np.zeros((12, P1), dt), np.zeros((12, P1), dt), np.zeros((12, K1, P2), dt),
-            np.zeros((12, P2), dt), np.zeros((12, P2), dt), np.zeros(N3, dt), np.zeros(N3, dt),
-            np.zeros(NO, dt), np.zeros(NO, dt),
-            np.zeros(NO, dt), np.zeros(NO, dt), np.zeros(N3, dt), np.zeros(N3, dt), np.zeros(N_H2, dt),
-            np.zeros((12, P2), dt), np.zeros((12, K1, P2), dt), np.zeros((12, P1), dt),
-            np.zeros((12, P1), dt), np.zeros(like.size, dt), np.zeros(N_H2, dt))
+def pad_h1(h1, h1p):
+    for c in range(12):
+        for r in range(H1_RUNS.shape[0]):
+            run_copy(h1p, c * HP + H1_RUNS[r, 1], h1, c * P1 + H1_RUNS[r, 0], RUN)
 
 
 @njit(**L.INLINE)
-def h3_input(ws, drop):
+def unpad_h1(dh1p, dh1):
+    for c in range(12):
+        for r in range(H1_RUNS.shape[0]):
+            run_copy(dh1, c * P1 + H1_RUNS[r, 0], dh1p, c * HP + H1_RUNS[r, 1], RUN)
+
+
+@njit(**L.INLINE)
+def unroll_h1(h1p, col2):
+    """col2 (12 planes, 25 taps, 16 positions): what each tap of H2 reads, from the padded H1."""
+    for c in range(12):
+        for t in range(K1):
+            for oy in range(RUN):
+                run_copy(col2, (c * K1 + t) * P2 + oy * RUN, h1p, c * HP + H2_RUNS[t, oy], RUN)
+
+
+@njit(**L.INLINE)
+def unroll_h1_adjoint(dcol2, dh1p):
+    """The sum, into the padded H1, of what every tap read: the adjoint of unroll_h1."""
+    dh1p[:] = 0
+    for c in range(12):
+        for t in range(K1):
+            for oy in range(RUN):
+                run_add(dh1p, c * HP + H2_RUNS[t, oy], dcol2, (c * K1 + t) * P2 + oy * RUN, RUN)
+
+
+# One example's activations, then their derivatives (gradients in bprop, second derivatives in
+# bbprop), then those of every parameter (flat like the parameters), in one buffer per run.
+N_WS = (K1 * P1 + 12 * P1 + 12 * HP + 12 * K1 * P2 + 2 * N_H2 + N3 + NO          # x h1 h1p col2 h2 h2d h3 y
+        + 2 * NO + 2 * N3 + 2 * N_H2 + 12 * K1 * P2 + 12 * HP + 2 * 12 * P1     # dy d4 dh3 d3 dh2 d2 dcol2 dh1p
+        + N_FLAT)                                                                # dh1 d1, grads
+
+
+@njit(**L.INLINE)
+def slots(ws):
+    """Flat views into one run's workspace; planes stay flat (12 x positions) throughout."""
+    o = 0
+    x = ws[o:o + K1 * P1].reshape((1, K1, P1)); o += K1 * P1
+    h1 = ws[o:o + 12 * P1]; o += 12 * P1
+    h1p = ws[o:o + 12 * HP]; o += 12 * HP
+    col2 = ws[o:o + 12 * K1 * P2]; o += 12 * K1 * P2
+    h2 = ws[o:o + N_H2]; o += N_H2
+    h2d = ws[o:o + N_H2]; o += N_H2
+    h3 = ws[o:o + N3]; o += N3
+    y = ws[o:o + NO]; o += NO
+    dy = ws[o:o + NO]; o += NO
+    d4 = ws[o:o + NO]; o += NO
+    dh3 = ws[o:o + N3]; o += N3
+    d3 = ws[o:o + N3]; o += N3
+    dh2 = ws[o:o + N_H2]; o += N_H2
+    d2 = ws[o:o + N_H2]; o += N_H2
+    dcol2 = ws[o:o + 12 * K1 * P2]; o += 12 * K1 * P2
+    dh1p = ws[o:o + 12 * HP]; o += 12 * HP
+    dh1 = ws[o:o + 12 * P1]; o += 12 * P1
+    d1 = ws[o:o + 12 * P1]; o += 12 * P1
+    grads = ws[o:o + N_FLAT]
+    return x, h1, h1p, col2, h2, h2d, h3, y, dy, d4, dh3, d3, dh2, d2, dcol2, dh1p, dh1, d1, grads
+
+
+@njit(**L.INLINE)
+def workspace(params, pad):
+    ws = np.zeros(N_WS, params.dtype)
+    h1p = slots(ws)[2]          # the padded H1: its interior is overwritten by every fprop
+    for i in range(h1p.size):   # a loop: `h1p[:] = pad` is lost when this is inlined into a prange body
+        h1p[i] = pad
+    return ws
+
+
+@njit(**L.INLINE)
+def h3_input(h2, h2d, drop):
     """What H3 reads: H2's output, times the dropout scales (0 or 1 / (1 - p)) when drop is not empty."""
     if drop.size == 0:
-        return ws[4].reshape(N_H2)
-    h2, h2d = ws[4].reshape(N_H2), ws[19]
+        return h2
     for i in range(N_H2):
         h2d[i] = h2[i] * drop[i]
     return h2d
 
 
 @njit(**L.FLAGS)
-def fprop(params, x1col, idx2, consts, ws, drop):
+def fprop(params, x, table, consts, ws, drop):
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
-    a1, h1, col2, a2, h2, a3, h3, a4, y = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8]
-    L.conv_fprop(x1col, W1, B1, a1)
-    L.act_fprop(a1, consts, h1)
-    L.im2col(h1, idx2, consts[2], col2)
-    L.conv_fprop(col2.reshape((C2, P2)), W2, B2, a2)
-    L.act_fprop(a2, consts, h2)
-    L.fc_fprop(h3_input(ws, drop), W3, B3, a3)
-    L.act_fprop(a3, consts, h3)
-    L.fc_fprop(h3, W4, B4, a4)
-    if consts[4] != 0:          # the cross-entropy's logits (a loop: an array assignment here
-        for i in range(NO):     # miscompiles inside the parallel evaluation)
-            y[i] = a4[i]
-    else:
-        L.act_fprop(a4, consts, y)
+    _, h1, h1p, col2, h2, h2d, h3, y = slots(ws)[:8]
+    L.conv_fprop(x, W1, B1, TABLE1, h1.reshape((12, P1)), K1, P1)
+    L.act_fprop(h1, consts)
+    pad_h1(h1, h1p)
+    unroll_h1(h1p, col2)
+    L.conv_fprop(col2.reshape((12, K1, P2)), W2, B2, table, h2.reshape((12, P2)), K1, P2)
+    L.act_fprop(h2, consts)
+    L.fc_fprop(h3_input(h2, h2d, drop), W3, B3, h3)
+    L.act_fprop(h3, consts)
+    L.fc_fprop(h3, W4, B4, y)
+    if consts[4] == 0:            # tanh outputs; the cross-entropy reads the linear ones (logits)
+        L.act_fprop(y, consts)
 
 
 @njit(**L.FLAGS)
-def bprop(params, x1col, t, mask1, mask2, idx2, consts, ws, drop):
-    """Gradient of the example's loss with respect to every parameter, into ws[18] (flat)."""
+def bprop(params, x, t, table, consts, ws, drop):
+    """Gradient of the example's loss with respect to every parameter, into slots(ws)[-1] (flat)."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
-    h1, col2, h2, h3, y = ws[1], ws[2], ws[4], ws[6], ws[8]   # bprop needs only the activations' outputs
-    dy, d4, dh3, d3, dh2, d2, dcol2, dh1, d1, grads = (ws[9], ws[10], ws[11], ws[12], ws[13], ws[14],
-                                                       ws[15], ws[16], ws[17], ws[18])
+    _, h1, _, col2, h2, h2d, h3, y, dy, d4, dh3, d3, dh2, d2, dcol2, dh1p, dh1, d1, grads = slots(ws)
     gW1, gB1, gW2, gB2, gW3, gB3, gW4, gB4 = views(grads)
     if consts[4] != 0:
         L.ce_bprop(y, t, d4)
     else:
         L.mse_bprop(y, t, dy)
         L.act_bprop(y, dy, consts, d4)
-    L.fc_bprop(h3, W4, d4, gW4, gB4, dh3, True)
+    L.fc_bprop(h3, W4, d4, gW4, gB4, dh3, True, False)
     L.act_bprop(h3, dh3, consts, d3)
-    L.fc_bprop(h3_input(ws, drop), W3, d3, gW3, gB3, dh2, True)
+    L.fc_bprop(h3_input(h2, h2d, drop), W3, d3, gW3, gB3, dh2, True, False)
     for i in range(drop.size):
         dh2[i] *= drop[i]
-    L.act_bprop(h2, dh2.reshape((12, P2)), consts, d2)
-    L.conv_bprop(col2.reshape((C2, P2)), W2, mask2, d2, gW2, gB2, dcol2.reshape((C2, P2)), True)
-    L.col2im(dcol2, idx2, dh1)
+    L.act_bprop(h2, dh2, consts, d2)
+    L.conv_bprop(col2.reshape((12, K1, P2)), W2, table, d2.reshape((12, P2)), gW2, gB2,
+                 dcol2.reshape((12, K1, P2)), True, False, K1, P2)
+    unroll_h1_adjoint(dcol2, dh1p)
+    unpad_h1(dh1p, dh1)
     L.act_bprop(h1, dh1, consts, d1)
-    L.conv_bprop(x1col, W1, mask1, d1, gW1, gB1, dcol2.reshape((C2, P2)), False)
+    L.conv_bprop(x, W1, TABLE1, d1.reshape((12, P1)), gW1, gB1, x, False, False, K1, P1)
 
 
 @njit(**L.FLAGS)
-def bbprop(params, x1col, mask1, mask2, idx2, consts, ws, ws2):
-    """Diagonal second derivatives of the example's loss (f'' dropped) into ws2[18] (flat), from the
-    activations fprop left in ws; ws2's derivative slots hold the intermediate d2E/da^2."""
+def bbprop(params, x, table, consts, ws, ws2):
+    """Diagonal second derivatives of the example's loss (f'' dropped) into slots(ws2)[-1] (flat), from
+    the activations fprop left in ws; ws2's derivative slots hold the intermediate d2E/da^2."""
     W1, B1, W2, B2, W3, B3, W4, B4 = views(params)
-    h1, col2, h2, h3, y = ws[1], ws[2], ws[4], ws[6], ws[8]
-    dy, d4, dh3, d3, dh2, d2, dcol2, dh1, d1, hess = (ws2[9], ws2[10], ws2[11], ws2[12], ws2[13], ws2[14],
-                                                      ws2[15], ws2[16], ws2[17], ws2[18])
+    _, h1, _, col2, h2, _, h3, y = slots(ws)[:8]
+    dy, d4, dh3, d3, dh2, d2, dcol2, dh1p, dh1, d1, hess = slots(ws2)[8:]
     hW1, hB1, hW2, hB2, hW3, hB3, hW4, hB4 = views(hess)
     L.mse_bbprop(y, dy)
     L.act_bbprop(y, dy, consts, d4)
-    L.fc_bbprop(h3, W4, d4, hW4, hB4, dh3, True)
+    L.fc_bprop(h3, W4, d4, hW4, hB4, dh3, True, True)
     L.act_bbprop(h3, dh3, consts, d3)
-    L.fc_bbprop(h2.reshape(N_H2), W3, d3, hW3, hB3, dh2, True)
-    L.act_bbprop(h2, dh2.reshape((12, P2)), consts, d2)
-    L.conv_bbprop(col2.reshape((C2, P2)), W2, mask2, d2, hW2, hB2, dcol2.reshape((C2, P2)), True)
-    L.col2im(dcol2, idx2, dh1)
+    L.fc_bprop(h2, W3, d3, hW3, hB3, dh2, True, True)
+    L.act_bbprop(h2, dh2, consts, d2)
+    L.conv_bprop(col2.reshape((12, K1, P2)), W2, table, d2.reshape((12, P2)), hW2, hB2,
+                 dcol2.reshape((12, K1, P2)), True, True, K1, P2)
+    unroll_h1_adjoint(dcol2, dh1p)
+    unpad_h1(dh1p, dh1)
     L.act_bbprop(h1, dh1, consts, d1)
-    L.conv_bbprop(x1col, W1, mask1, d1, hW1, hB1, dcol2.reshape((C2, P2)), False)
+    L.conv_bprop(x, W1, TABLE1, d1.reshape((12, P1)), hW1, hB1, x, False, True, K1, P1)
 
 
 @njit(parallel=True, **L.FLAGS)
-def estimate_hessian(params, X1col, T, examples, mask1, mask2, idx2, consts):
+def estimate_hessian(params, X1col, T, examples, table, consts):
     """Per run: the mean over `examples` of bbprop's second derivatives (float64)."""
     R = params.shape[0]
     h = np.zeros((R, params.shape[1]))
     for r in prange(R):
-        ws, ws2 = workspace(params[r]), workspace(params[r])
+        ws, ws2 = workspace(params[r], consts[2]), workspace(params[r], consts[2])
         for n in examples:
-            fprop(params[r], X1col[n], idx2, consts, ws, params[r, :0])
-            bbprop(params[r], X1col[n], mask1, mask2, idx2, consts, ws, ws2)
-            h[r] += ws2[18]
+            fprop(params[r], X1col[n], table, consts, ws, params[r, :0])
+            bbprop(params[r], X1col[n], table, consts, ws, ws2)
+            h[r] += slots(ws2)[-1]
         h[r] /= len(examples)
     return h
 
 
 @njit(parallel=True, **L.FLAGS)
-def train_chunk(params, X1col, T, start, stop, mask1, mask2, idx2, consts, steps,
+def train_chunk(params, X1col, T, start, stop, table, consts, steps,
                 images, shift_ids, idx1s, keep, drop_scale, adam, m, v, step0, h, running):
     """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order.
 
@@ -210,31 +282,31 @@ def train_chunk(params, X1col, T, start, stop, mask1, mask2, idx2, consts, steps
     """
     for r in prange(params.shape[0]):
         p = params[r]
-        ws, ws2 = workspace(p), workspace(p)
-        x1 = np.empty((1, K1, P1), p.dtype)
+        ws, ws2 = workspace(p, consts[2]), workspace(p, consts[2])
+        x1, grads, hess = slots(ws)[0], slots(ws)[-1], slots(ws2)[-1]
         drop = np.empty(keep.shape[2], p.dtype)
         zero = p.dtype.type(0)
         for n in range(start, stop):
-            xc = X1col[n]
+            x = X1col[n]
             if shift_ids.shape[1] > 0 and shift_ids[r, n] >= 0:
-                L.im2col(images[n], idx1s[shift_ids[r, n]], consts[2], x1)
-                xc = x1[0]
+                L.im2col(images[n], idx1s[shift_ids[r, n]], x1)
+                x = x1
             for i in range(drop.size):
                 drop[i] = drop_scale if keep[r, n, i] else zero
-            fprop(p, xc, idx2, consts, ws, drop)
-            bprop(p, xc, T[n], mask1, mask2, idx2, consts, ws, drop)
+            fprop(p, x, table, consts, ws, drop)
+            bprop(p, x, T[n], table, consts, ws, drop)
             if running[r, 0] != 0:
-                bbprop(p, xc, mask1, mask2, idx2, consts, ws, ws2)
-                L.running_average(h[r], ws2[18], running[r, 0])
+                bbprop(p, x, table, consts, ws, ws2)
+                L.running_average(h[r], hess, running[r, 0])
                 L.sdlm_steps(h[r], running[r, 1], running[r, 2], steps[r])
             if adam[r, 0] != 0:
-                L.adamw_step(p, ws[18], m[r], v[r], adam[r], step0 + n + 1)
+                L.adamw_step(p, grads, m[r], v[r], adam[r], step0 + n + 1)
             else:
-                L.diagonal_step(p, ws[18], steps[r])
+                L.diagonal_step(p, grads, steps[r])
 
 
 @njit(parallel=True, **L.FLAGS)
-def evaluate_all(params, X1col, T, idx2, consts, chunk):
+def evaluate_all(params, X1col, T, table, consts, chunk):
     """Per run and example: the loss (float64) and the predicted class (first largest output)."""
     R, N = params.shape[0], X1col.shape[0]
     losses = np.zeros((R, N))
@@ -242,10 +314,10 @@ def evaluate_all(params, X1col, T, idx2, consts, chunk):
     n_chunks = (N + chunk - 1) // chunk
     for job in prange(R * n_chunks):
         r, c = job // n_chunks, job % n_chunks
-        ws = workspace(params[r])
+        ws = workspace(params[r], consts[2])
+        y = slots(ws)[7]
         for n in range(c * chunk, min(N, (c + 1) * chunk)):
-            fprop(params[r], X1col[n], idx2, consts, ws, params[r, :0])
-            y = ws[8]
+            fprop(params[r], X1col[n], table, consts, ws, params[r, :0])
             losses[r, n] = L.ce_fprop(y, T[n]) if consts[4] != 0 else L.mse_fprop(y, T[n])
             best = 0
             for m in range(1, y.size):
@@ -256,10 +328,9 @@ def evaluate_all(params, X1col, T, idx2, consts, chunk):
 
 
 @njit(**L.FLAGS)
-def unroll_inputs(images, idx1, pad_value, out):
+def unroll_inputs(images, idx1, out):
     for n in range(images.shape[0]):
-        L.im2col(images[n], idx1, pad_value, out[n])
-
+        L.im2col(images[n], idx1, out[n])
 
 
 def shift_indices(idx1: np.ndarray, shift: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
@@ -270,7 +341,7 @@ def shift_indices(idx1: np.ndarray, shift: int) -> tuple[np.ndarray, dict[tuple[
     out = np.empty((len(offsets), *idx1.shape), dtype=np.int64)
     for k, (dy, dx) in enumerate(offsets):
         iy, ix = idx1 // n, idx1 % n
-        out[k] = np.where(idx1 >= 0, ((iy - dy) % n) * n + (ix - dx) % n, -1)
+        out[k] = np.where(idx1 < n * n, ((iy - dy) % n) * n + (ix - dx) % n, n * n)
     return out, {o: k for k, o in enumerate(offsets)}
 
 
@@ -282,8 +353,8 @@ class FastEngine:
                  dtype: str = "float32", passes: int = paper.PASSES):
         self.dtype = DTYPES[dtype]
         self.net, self.optim, self.runs, self.passes = net, optim, runs, passes
-        self.table = connection_table(net.table)
-        self.params = np.stack([pack(run.params, self.table, self.dtype) for run in runs])
+        self.table = connection_table(net.table).astype(np.int64)
+        self.params = np.stack([pack(run.params, self.dtype) for run in runs])
         self.lrs = np.array([run.lr for run in runs])
         self.steps = np.empty_like(self.params)
         self.h = np.zeros_like(self.params)        # SDLM's curvature estimate per parameter
@@ -295,10 +366,8 @@ class FastEngine:
         self.passes_done = 0
         A, S = ACTIVATION_SCALES.get(net.activation, (1.0, 1.0))
         self.consts = np.array([A, S, paper.PAD_VALUE, net.activation == "relu", net.loss == "ce"], dtype=self.dtype)
-        self.mask1 = np.ones((paper.H1_PLANES, K1), dtype=self.dtype)
-        self.mask2 = h2_mask(self.table).astype(self.dtype)
-        self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
-        self.idx2 = L.im2col_index(paper.H1_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)
+        # the input unrolled with H1's positions in this engine's order
+        self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)[:, H1_ORDER]
         self.idx1s, self.shift_id = shift_indices(self.idx1, net.shift)
         self.images = self._flat_images(data.train)   # the rolls unroll from these
         self.splits = {"train": self._prepare(data.train, self.images),
@@ -306,12 +375,15 @@ class FastEngine:
         self._compiled = False
 
     def _flat_images(self, split: Split) -> np.ndarray:
-        return split.images.reshape(len(split), 1, -1).astype(self.dtype)
+        """(n, 1, 257): each image flat, then the pad value the unrolling reads for the padding."""
+        flat = split.images.reshape(len(split), 1, -1)
+        pad = np.full((len(split), 1, 1), paper.PAD_VALUE)
+        return np.concatenate([flat, pad], axis=2).astype(self.dtype)
 
     def _prepare(self, split: Split, images: np.ndarray):
         cols = np.empty((len(split), 1, K1, P1), dtype=self.dtype)
-        unroll_inputs(images, self.idx1, self.dtype(paper.PAD_VALUE), cols)
-        return cols.reshape(len(split), K1, P1), split.targets.astype(self.dtype), split.labels
+        unroll_inputs(images, self.idx1, cols)
+        return cols, split.targets.astype(self.dtype), split.labels
 
     def _begin_pass(self, pass_num: int) -> None:
         """Step sizes for the pass: lr x schedule, divided by mu + h for SDLM."""
@@ -326,7 +398,7 @@ class FastEngine:
         X, T, _ = self.splits["train"]
         if not (self.optim.running and pass_num > 1):   # the running average carries over between passes
             examples = self.optim.hessian_examples(pass_num, len(X))
-            self.h[:] = estimate_hessian(self.params, X, T, examples, self.mask1, self.mask2, self.idx2, self.consts)
+            self.h[:] = estimate_hessian(self.params, X, T, examples, self.table, self.consts)
         mu = self.dtype(self.optim.mu)
         for r, lr in enumerate(lrs):
             self.steps[r] = self.dtype(lr) / (mu + self.h[r])
@@ -355,7 +427,7 @@ class FastEngine:
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
             self._call_reporting_compile(
-                train_chunk, self.params, X, T, start, stop, self.mask1, self.mask2, self.idx2, self.consts,
+                train_chunk, self.params, X, T, start, stop, self.table, self.consts,
                 self.steps, self.images, shift_ids, self.idx1s, keep, scale, self.adam, self.m, self.v,
                 (self.passes_done - 1) * len(X), self.h, self.hyper)
             tick((stop - start) * len(self.params))
@@ -376,11 +448,11 @@ class FastEngine:
         """Per run, the loss over each whole split and the exact misses; no dropout, no shifts."""
         results = [{} for _ in range(len(self.params))]
         for name, (X, T, labels) in self.splits.items():
-            losses, preds = evaluate_all(self.params, X, T, self.idx2, self.consts, 64)
+            losses, preds = evaluate_all(self.params, X, T, self.table, self.consts, 64)
             for r in range(len(self.params)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / losses.shape[1]),
                                               misses=int((preds[r] != labels).sum()), n=len(labels))
         return results
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
-        return [unpack(p, self.table) for p in self.params]
+        return [unpack(p) for p in self.params]

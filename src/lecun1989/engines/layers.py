@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .simd import row_dots, row_macc, row_outer
+
 # reassoc lets reductions vectorize; contract allows FMA. No assumptions about NaN or infinity.
 FLAGS = dict(cache=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, error_model="numpy")
 # Small kernels are inlined into their callers, so no arrays are passed (and ref-counted) per call.
@@ -26,9 +28,11 @@ INLINE = dict(FLAGS, inline="always")
 
 
 def im2col_index(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
-    """(taps, positions) -> flat input index of each tap of each output position, or -1 for padding."""
+    """(taps, positions) -> flat input index of each tap of each output position. Padding taps read
+    index size * size: the input is stored with one extra element there that holds the pad value,
+    so the unrolling needs no branch."""
     out = (size + 2 * pad - kernel) // stride + 1
-    idx = np.full((kernel * kernel, out * out), -1, dtype=np.int64)
+    idx = np.full((kernel * kernel, out * out), size * size, dtype=np.int64)
     for ty in range(kernel):
         for tx in range(kernel):
             for oy in range(out):
@@ -40,57 +44,48 @@ def im2col_index(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
 
 
 @njit(**INLINE)
-def im2col(h, idx, pad_value, col):
-    """h (planes, size*size) -> col (planes, taps, positions); padding taps read pad_value."""
-    for c in range(h.shape[0]):
-        for t in range(idx.shape[0]):
-            for p in range(idx.shape[1]):
-                i = idx[t, p]
-                col[c, t, p] = h[c, i] if i >= 0 else pad_value
-
-
-@njit(**INLINE)
-def col2im(dcol, idx, dh):
-    """The adjoint of im2col: dh (planes, size*size) = sum of dcol over the taps that read each input."""
-    dh[:] = 0
-    for c in range(dcol.shape[0]):
-        for t in range(idx.shape[0]):
-            for p in range(idx.shape[1]):
-                i = idx[t, p]
-                if i >= 0:
-                    dh[c, i] += dcol[c, t, p]
+def im2col(h, idx, col):
+    """h (planes, size*size + 1, the last the pad value) -> col (planes, taps, positions)."""
+    for c in range(col.shape[0]):
+        for t in range(col.shape[1]):
+            for p in range(col.shape[2]):
+                col[c, t, p] = h[c, idx[t, p]]
 
 
 # --- convolution with untied biases and a connection table ----------------------------------------
-# As matrix products over the unrolled input: col (in planes * taps, positions), W (out planes,
-# in planes * taps) dense, with `mask` zero where the connection table has no connection (those
-# weights start at zero and their gradient is masked, so they stay zero). B (out planes, positions).
-# The products go to BLAS, far faster here than any loop nest over these small shapes.
+# col (in planes, taps, positions) is the unrolled input, W (out planes, inputs per plane, taps),
+# table (out planes, inputs per plane) the input plane of each, B (out planes, positions); the
+# output a and the derivative d may have rows longer than the positions (H1 keeps a pad slot).
+# Each output row is computed in vector registers (simd), so taps and n (positions) must be
+# compile-time constants. bbprop is bprop with inputs and weights squared (square=True).
 
 @njit(**INLINE)
-def conv_fprop(col, W, B, a):
-    np.dot(W, col, a)
-    for o in range(a.shape[0]):
-        for p in range(a.shape[1]):
-            a[o, p] += B[o, p]
+def conv_fprop(col, W, B, table, a, taps, n):
+    m, K = a.shape[1], W.shape[1]
+    af, cf, wf = a.reshape(a.size), col.reshape(col.size), W.reshape(W.size)
+    for o in range(B.shape[0]):
+        for p in range(n):
+            a[o, p] = B[o, p]
+        for k in range(K):
+            row_macc(af, o * m, wf, (o * K + k) * taps, cf, table[o, k] * taps * n, taps, n)
 
 
 @njit(**INLINE)
-def conv_bprop(col, W, mask, d, gW, gB, dcol, need_dcol):
-    """d = dE/da (out planes, positions) -> gW, gB, and dE/dcol when need_dcol."""
-    np.dot(d, col.T, gW)
-    for o in range(gW.shape[0]):
-        for i in range(gW.shape[1]):
-            gW[o, i] *= mask[o, i]
-    gB[:] = d
+def conv_bprop(col, W, table, d, gW, gB, dcol, need_dcol, square, taps, n):
+    """d = dE/da (out planes, rows of at least n) -> gW, gB, and dE/dcol when need_dcol."""
+    m, K = d.shape[1], W.shape[1]
+    df, cf, wf, gf, dcf = d.reshape(d.size), col.reshape(col.size), W.reshape(W.size), gW.reshape(gW.size), \
+        dcol.reshape(dcol.size)
     if need_dcol:
-        np.dot(W.T, d, dcol)
-
-
-@njit(**INLINE)
-def conv_bbprop(col, W, mask, dd, hW, hB, ddcol, need_ddcol):
-    """dd = d2E/da^2 -> hW, hB (second derivatives of the weights), and d2E/dcol^2 when need_ddcol."""
-    conv_bprop(col * col, W * W, mask, dd, hW, hB, ddcol, need_ddcol)
+        dcol[:] = 0
+    for o in range(gB.shape[0]):
+        for p in range(n):
+            gB[o, p] = d[o, p]
+        for k in range(K):
+            iw, ic = (o * K + k) * taps, table[o, k] * taps * n
+            row_dots(gf, iw, df, o * m, cf, ic, taps, n, square)
+            if need_dcol:
+                row_outer(dcf, ic, wf, iw, df, o * m, taps, n, square)
 
 
 # --- fully connected: W (out, in) ------------------------------------------------------------------
@@ -105,37 +100,55 @@ def fc_fprop(x, W, b, a):
 
 
 @njit(**INLINE)
-def fc_bprop(x, W, d, gW, gb, dx, need_dx):
+def fc_bprop(x, W, d, gW, gb, dx, need_dx, square):
     if need_dx:
         dx[:] = 0
     for j in range(W.shape[0]):
         dj = d[j]
         gb[j] = dj
         for i in range(W.shape[1]):
-            gW[j, i] = dj * x[i]
+            gW[j, i] = dj * (x[i] * x[i] if square else x[i])
         if need_dx:
             for i in range(W.shape[1]):
-                dx[i] += W[j, i] * dj
+                dx[i] += (W[j, i] * W[j, i] if square else W[j, i]) * dj
 
 
-@njit(**INLINE)
-def fc_bbprop(x, W, dd, hW, hb, ddx, need_ddx):
-    fc_bprop(x * x, W * W, dd, hW, hb, ddx, need_ddx)
-
-
-# --- activations: fprop a -> y, bprop dE/dy -> dE/da using y ---------------------------------------
+# --- activations: fprop a -> y in place, bprop dE/dy -> dE/da using y -------------------------------
 # consts: [A, S, pad value, relu, linear output]: the scaled tanh A tanh(S a) (plain tanh is A = S = 1),
 # or the ReLU when consts[3] is 1.
 
+# float32 tanh as Eigen computes it: a [13/6] rational function on [-7.905, 7.905], within 4e-7 of
+# tanh. Unlike libm's tanhf it vectorizes (this numba has no SVML); float64 keeps np.tanh.
+_CLAMP = np.float32(7.90531110763549805)
+_P1, _P3, _P5, _P7, _P9, _P11, _P13 = (np.float32(c) for c in (
+    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+    -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16))
+_Q0, _Q2, _Q4, _Q6 = (np.float32(c) for c in (
+    4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06))
+
+
 @njit(**INLINE)
-def act_fprop(a, consts, y):
+def tanh32(x):
+    x = min(max(x, -_CLAMP), _CLAMP)
+    x2 = x * x
+    p = ((((((_P13 * x2 + _P11) * x2 + _P9) * x2 + _P7) * x2 + _P5) * x2 + _P3) * x2 + _P1) * x
+    q = ((_Q6 * x2 + _Q4) * x2 + _Q2) * x2 + _Q0
+    return p / q
+
+
+@njit(**INLINE)
+def act_fprop(y, consts):
+    """y = f(y), in place."""
     A, S = consts[0], consts[1]
     if consts[3] != 0:
-        for i in range(a.size):
-            y.flat[i] = max(a.flat[i], 0)
+        for i in range(y.size):
+            y[i] = max(y[i], 0)
+    elif y.itemsize == 4:
+        for i in range(y.size):
+            y[i] = A * tanh32(S * y[i])
     else:
-        for i in range(a.size):
-            y.flat[i] = A * np.tanh(S * a.flat[i])
+        for i in range(y.size):
+            y[i] = A * np.tanh(S * y[i])
 
 
 @njit(**INLINE)
@@ -143,12 +156,11 @@ def act_bprop(y, dy, consts, d):
     A, S = consts[0], consts[1]
     if consts[3] != 0:
         for i in range(y.size):
-            d.flat[i] = dy.flat[i] if y.flat[i] > 0 else 0
+            d[i] = dy[i] if y[i] > 0 else 0
     else:
         k = S / A   # f'(a) = S (A^2 - y^2) / A
         for i in range(y.size):
-            yi = y.flat[i]
-            d.flat[i] = dy.flat[i] * k * (A * A - yi * yi)
+            d[i] = dy[i] * k * (A * A - y[i] * y[i])
 
 
 @njit(**INLINE)
@@ -157,9 +169,8 @@ def act_bbprop(y, ddy, consts, dd):
     A, S = consts[0], consts[1]
     k = S / A
     for i in range(y.size):
-        yi = y.flat[i]
-        fp = k * (A * A - yi * yi)
-        dd.flat[i] = ddy.flat[i] * fp * fp
+        fp = k * (A * A - y[i] * y[i])
+        dd[i] = ddy[i] * fp * fp
 
 
 # --- loss: mean over the outputs of (target - output)^2 ---------------------------------------------
