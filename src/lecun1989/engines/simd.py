@@ -56,9 +56,13 @@ class _Arrays:
         return vec
 
     def fma(self, a, x, acc, square_x=False):
+        """acc + a * x, fused where the machine can. Not reassociable, so that LLVM keeps the
+        independent chains of partial sums apart instead of merging them into one long chain."""
         if square_x:
-            x = self.b.fmul(x, x, flags=_FAST)
-        return self.b.fadd(acc, self.b.fmul(a, x, flags=_FAST), flags=_FAST)
+            x = self.b.fmul(x, x)
+        name = f"llvm.fmuladd.v{LANES}f{self.ft.intrinsic_name[1:]}"
+        fmuladd = cgutils.get_or_insert_function(self.b.module, ir.FunctionType(acc.type, [acc.type] * 3), name)
+        return self.b.call(fmuladd, [a, x, acc])
 
     def hsum(self, v):
         """The sum of v's lanes."""
@@ -94,7 +98,7 @@ def row_macc(typingctx, a, ia, w, iw, x, ix, taps, n):
         return None
     T, N = taps.literal_value, n.literal_value
     sig = types.void(a, types.intp, w, types.intp, x, types.intp, taps, n)
-    sets = max(1, 4 // (N // LANES))   # independent partial sums: at least 4 chains of additions
+    sets = max(1, 8 // (N // LANES))   # independent partial sums: 8 chains of additions hide their latency
 
     def codegen(context, builder, signature, args):
         A = _Arrays(context, builder, a.dtype)
@@ -107,7 +111,7 @@ def row_macc(typingctx, a, ia, w, iw, x, ix, taps, n):
         for j in range(N // LANES):
             total = A.vload(a, a_, ia_, j * LANES)
             for s in acc:
-                total = builder.fadd(total, s[j], flags=_FAST)
+                total = builder.fadd(total, s[j])
             A.vstore(total, a, a_, ia_, j * LANES)
         return context.get_dummy_value()
     return sig, codegen
