@@ -128,12 +128,16 @@ def unroll_h1(h1p, col2):
 
 @njit(**L.INLINE)
 def unroll_h1_adjoint(dcol2, dh1p):
-    """The sum, into the padded H1, of what every tap read: the adjoint of unroll_h1."""
+    """The sum, into the padded H1, of what every tap read: the adjoint of unroll_h1. Taps two
+    columns apart add to runs that overlap by three elements; with the columns outermost those
+    adds are far apart, so none waits on a store it only partly overlaps."""
     dh1p[:] = 0
     for c in range(12):
-        for t in range(K1):
-            for oy in range(RUN):
-                run_add(dh1p, c * HP + H2_RUNS[t, oy], dcol2, (c * K1 + t) * P2 + oy * RUN, RUN)
+        for tx in range(paper.KERNEL):
+            for ty in range(paper.KERNEL):
+                t = ty * paper.KERNEL + tx
+                for oy in range(RUN):
+                    run_add(dh1p, c * HP + H2_RUNS[t, oy], dcol2, (c * K1 + t) * P2 + oy * RUN, RUN)
 
 
 # One example's activations, then their derivatives (gradients in bprop, second derivatives in

@@ -1,11 +1,17 @@
-"""Explicit vector code for the convolutions: one output row (16 or 64 positions) at a time.
+"""Explicit vector code for the convolutions: whole rows of 16 or 64 positions per operation.
 
-LLVM's auto-vectorizer leaves the convolutions' short rows scalar: it cannot prove that the arrays
-of one workspace do not overlap, and it fully unrolls the 16-long loops before it would vectorize
-them. These intrinsics emit the vector loads, multiply-adds and stores directly, unrolled for
-the row length and the number of taps, which must be compile-time constants (numba literals):
-vectors of 8 elements (<8 x float>, or <8 x double>, which LLVM splits to the machine's width),
-with the rows held in registers while the taps are summed. Arrays are flat and C-contiguous.
+LLVM's auto-vectorizer leaves the convolutions' short rows scalar: it cannot prove that the views
+into one workspace do not overlap, and it fully unrolls the 16-long loops before it would vectorize
+them. These intrinsics emit the vector loads, multiply-adds and stores directly, unrolled for the
+row length and the number of taps, which must be compile-time constants (numba literals): vectors
+of 8 elements (<8 x float>, or <8 x double>, which LLVM splits to the machine's width).
+
+    row_macc    a row += sum over taps of weight x input row          (fprop, rows in registers)
+    row_dots    one dot product per tap, eight reduced at once          (bprop: weight gradients)
+    row_outer   input rows += weight x a row, for every tap             (bprop: input gradients)
+    run_copy, run_add   runs of 4: H1's padded rows and H2's unrolling
+
+Arrays are flat and C-contiguous; indices are flat offsets.
 """
 
 from __future__ import annotations
