@@ -5,12 +5,13 @@ all reading the same precomputed input unrolling. One training step is
 
     fprop:  input -> H1 -> H2 -> H3 -> output -> loss      (layers.*_fprop)
     bprop:  dE/doutput -> ... -> gradient of every parameter (layers.*_bprop)
-    step:   the optimizer updates the parameters             (layers.diagonal_step)
+    step:   the optimizer updates the parameters             (layers.diagonal_step, adamw_step)
 
-and, for the paper's optimizer, bbprop gives the diagonal second derivatives (layers.*_bbprop)
-that set each parameter's step size.
-
-and its numbers follow the PyTorch reference (engines/torch_ref.py), which the tests check.
+and, for the paper's optimizer, bbprop gives the diagonal second derivatives that set each
+parameter's step size (the layers' bprop with squares, and layers.*_bbprop for the nonlinearities).
+The convolutions run on explicit vector code (simd.py), which is what makes a step take about
+as long as a few hundred thousand multiply-adds should. The numbers follow the PyTorch reference
+(engines/torch_ref.py) within rounding, which the tests check.
 """
 
 from __future__ import annotations
@@ -301,9 +302,8 @@ def train_chunk(params, X1col, T, start, stop, table, consts, steps,
             bprop(p, x, T[n], table, consts, ws, drop)
             if running[r, 0] != 0:
                 bbprop(p, x, table, consts, ws, ws2)
-                L.running_average(h[r], hess, running[r, 0])
-                L.sdlm_steps(h[r], running[r, 1], running[r, 2], steps[r])
-            if adam[r, 0] != 0:
+                L.sdlm_running_step(p, grads, h[r], hess, running[r])
+            elif adam[r, 0] != 0:
                 L.adamw_step(p, grads, m[r], v[r], adam[r], step0 + n + 1)
             else:
                 L.diagonal_step(p, grads, steps[r])

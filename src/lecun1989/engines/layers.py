@@ -5,11 +5,12 @@ bbprop back-propagates diagonal second derivatives with f'' dropped (Gauss-Newto
 the sum, over the connections that share it, of x^2 d2E/da^2. It is the bprop of the same layer
 with weights and inputs squared, which is how the kernels below compute it.
 
-Layouts are chosen so that the innermost loops run over contiguous memory of useful length:
+Layouts are chosen so that the innermost work runs over contiguous memory of useful length:
 feature maps are (planes, positions) with the 64 or 16 output positions innermost, convolution
-inputs are unrolled once per example into (planes, 25 taps, positions) ("im2col"), and fully
-connected weights are (out, in). Every function works in the dtype of its arrays; scalar
-constants come in as arrays of that dtype so no float64 leaks into float32 code.
+inputs are unrolled into (planes, 25 taps, positions) ("im2col"), convolution weights are
+(out planes, inputs per plane, taps) over the connection table, and fully connected weights are
+(out, in). Every function works in the dtype of its arrays; scalar constants come in as arrays of
+that dtype so no float64 leaks into float32 code.
 
 Every kernel is compiled once and cached on disk (numba's cache=True).
 """
@@ -54,10 +55,10 @@ def im2col(h, idx, col):
 
 # --- convolution with untied biases and a connection table ----------------------------------------
 # col (in planes, taps, positions) is the unrolled input, W (out planes, inputs per plane, taps),
-# table (out planes, inputs per plane) the input plane of each, B (out planes, positions); the
-# output a and the derivative d may have rows longer than the positions (H1 keeps a pad slot).
-# Each output row is computed in vector registers (simd), so taps and n (positions) must be
-# compile-time constants. bbprop is bprop with inputs and weights squared (square=True).
+# table (out planes, inputs per plane) the input plane of each; B, the output a and its derivative
+# d are (out planes, positions). Each row of positions is one vector operation (simd), so taps and
+# n (positions) must be compile-time constants. bbprop is bprop with inputs and weights squared
+# (square=True).
 
 @njit(**INLINE)
 def conv_fprop(col, W, B, table, a, taps, n):
@@ -72,7 +73,7 @@ def conv_fprop(col, W, B, table, a, taps, n):
 
 @njit(**INLINE)
 def conv_bprop(col, W, table, d, gW, gB, dcol, need_dcol, square, taps, n):
-    """d = dE/da (out planes, rows of at least n) -> gW, gB, and dE/dcol when need_dcol."""
+    """d = dE/da -> gW, gB, and dE/dcol when need_dcol."""
     m, K = d.shape[1], W.shape[1]
     df, cf, wf, gf, dcf = d.reshape(d.size), col.reshape(col.size), W.reshape(W.size), gW.reshape(gW.size), \
         dcol.reshape(dcol.size)
@@ -239,12 +240,6 @@ def diagonal_step(params, grads, steps):
 
 
 @njit(**INLINE)
-def sdlm_steps(h, lr, mu, steps):
-    for i in range(h.size):
-        steps[i] = lr / (mu + h[i])
-
-
-@njit(**INLINE)
 def adamw_step(params, grads, m, v, hyper, step):
     """PyTorch's AdamW (single-tensor form), hyper = lr, beta1, beta2, eps, weight decay."""
     lr, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
@@ -263,6 +258,11 @@ def adamw_step(params, grads, m, v, hyper, step):
 
 
 @njit(**INLINE)
-def running_average(h, new, decay):
-    for i in range(h.size):
+def sdlm_running_step(params, grads, h, new, hyper):
+    """SDLM with a running curvature estimate: h moves toward this example's second derivatives
+    `new` by the decay, then each parameter steps by lr / (mu + h) times its gradient; one pass over
+    the parameters. hyper = decay, lr, mu."""
+    decay, lr, mu = hyper[0], hyper[1], hyper[2]
+    for i in range(params.size):
         h[i] += decay * (new[i] - h[i])
+        params[i] -= lr / (mu + h[i]) * grads[i]
