@@ -99,6 +99,16 @@ print(sum(fast.train_chunk.stats.cache_misses.values()), sum(fast.train_chunk.st
     assert outs[1] == ["0", "1"]   # the second process compiled nothing
 
 
+def test_the_disk_cache_is_keyed_on_every_engine_source():
+    """fast.py inlines layers.py and simd.py: a change to any of them must invalidate the cache."""
+    import json
+    from lecun1989.engines import cache, fast
+    locator = fast.train_chunk._cache._impl.locator
+    assert type(locator).__name__.startswith("Engine")
+    assert locator.get_source_stamp() == cache.sources_digest()
+    assert type(locator).from_function(json.dumps, json.__file__) is None   # other code keeps numba's own keys
+
+
 MODERN_CASES = {
     "ce-sgd": (NetConfig(loss="ce"), OptimConfig("sgd"), 0.01),
     "ce-adamw-linear": (NetConfig(loss="ce"), OptimConfig("adamw", schedule="linear:0.333333"), 3e-4),

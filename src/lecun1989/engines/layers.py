@@ -12,7 +12,8 @@ inputs are unrolled into (planes, 25 taps, positions) ("im2col"), convolution we
 (out, in). Every function works in the dtype of its arrays; scalar constants come in as arrays of
 that dtype so no float64 leaks into float32 code.
 
-Every kernel is compiled once and cached on disk (numba's cache=True).
+Every kernel is compiled once and cached on disk (numba's cache=True), keyed on the contents of
+every engine source (cache.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .cache import key_on_engine_sources
 from .simd import row_dots, row_macc, row_outer
+
+key_on_engine_sources()   # before the first cached function is defined
 
 # reassoc lets reductions vectorize; contract allows FMA. No assumptions about NaN or infinity.
 FLAGS = dict(cache=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, error_model="numpy")

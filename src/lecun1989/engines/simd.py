@@ -30,6 +30,15 @@ def _literals(*tys):
     return all(isinstance(t, (types.IntegerLiteral, types.BooleanLiteral)) for t in tys)
 
 
+def _row_signature(out, a, b, *constants):
+    """The signature of a row operation out, a, b (arrays, each with a flat offset) and its
+    compile-time constants (taps, n[, square]), with their values; None until they are literals."""
+    if not _literals(*constants):
+        return None
+    sig = types.void(out, types.intp, a, types.intp, b, types.intp, *constants)
+    return sig, [c.literal_value for c in constants]
+
+
 class _Arrays:
     """Element and vector access to flat arrays inside an intrinsic's codegen."""
 
@@ -50,6 +59,10 @@ class _Arrays:
     def vload(self, arrty, arr, index, offset):
         p = self.b.bitcast(self.ptr(arrty, arr, index, offset), self.vt.as_pointer())
         return self.b.load(p, align=self.align)
+
+    def vloads(self, arrty, arr, index, n):
+        """The row arr[index:index+n] as n / LANES vectors."""
+        return [self.vload(arrty, arr, index, j * LANES) for j in range(n // LANES)]
 
     def vstore(self, value, arrty, arr, index, offset):
         p = self.b.bitcast(self.ptr(arrty, arr, index, offset), self.vt.as_pointer())
@@ -100,10 +113,10 @@ class _Arrays:
 @intrinsic
 def row_macc(typingctx, a, ia, w, iw, x, ix, taps, n):
     """a[ia:ia+n] += sum over t < taps of w[iw+t] * x[ix+t*n : ix+t*n+n]."""
-    if not _literals(taps, n):
+    typed = _row_signature(a, w, x, taps, n)
+    if typed is None:
         return None
-    T, N = taps.literal_value, n.literal_value
-    sig = types.void(a, types.intp, w, types.intp, x, types.intp, taps, n)
+    sig, (T, N) = typed
     sets = max(1, 8 // (N // LANES))   # independent partial sums: 8 chains of additions hide their latency
 
     def codegen(context, builder, signature, args):
@@ -126,15 +139,15 @@ def row_macc(typingctx, a, ia, w, iw, x, ix, taps, n):
 @intrinsic
 def row_dots(typingctx, g, ig, d, id, x, ix, taps, n, square):
     """g[ig+t] = sum of d[id:id+n] * x[ix+t*n : ix+t*n+n] (x squared if square), for t < taps."""
-    if not _literals(taps, n, square):
+    typed = _row_signature(g, d, x, taps, n, square)
+    if typed is None:
         return None
-    T, N, sq = taps.literal_value, n.literal_value, square.literal_value
-    sig = types.void(g, types.intp, d, types.intp, x, types.intp, taps, n, square)
+    sig, (T, N, sq) = typed
 
     def codegen(context, builder, signature, args):
         A = _Arrays(context, builder, g.dtype)
         g_, ig_, d_, id_, x_, ix_ = args[:6]
-        dv = [A.vload(d, d_, id_, j * LANES) for j in range(N // LANES)]
+        dv = A.vloads(d, d_, id_, N)
         zero = ir.Constant(A.vt, [0.0] * LANES)
         dots = []
         for t in range(T):
@@ -155,15 +168,15 @@ def row_dots(typingctx, g, ig, d, id, x, ix, taps, n, square):
 @intrinsic
 def row_outer(typingctx, y, iy, w, iw, d, id, taps, n, square):
     """y[iy+t*n : iy+t*n+n] += w[iw+t] * d[id:id+n] (w squared if square), for t < taps."""
-    if not _literals(taps, n, square):
+    typed = _row_signature(y, w, d, taps, n, square)
+    if typed is None:
         return None
-    T, N, sq = taps.literal_value, n.literal_value, square.literal_value
-    sig = types.void(y, types.intp, w, types.intp, d, types.intp, taps, n, square)
+    sig, (T, N, sq) = typed
 
     def codegen(context, builder, signature, args):
         A = _Arrays(context, builder, y.dtype)
         y_, iy_, w_, iw_, d_, id_ = args[:6]
-        dv = [A.vload(d, d_, id_, j * LANES) for j in range(N // LANES)]
+        dv = A.vloads(d, d_, id_, N)
         for t in range(T):
             wt = A.load(w, w_, iw_, t)
             if sq:
