@@ -61,8 +61,10 @@ HP = (paper.H1_SIZE + 2 * paper.PAD) * PW
 # (flat offset, padded offset) of each run of H1's positions
 H1_RUNS = np.array([(y * paper.H1_SIZE + RUN * half, (y + paper.PAD) * PW + (1, RUN + 2)[half])
                     for y in range(paper.H1_SIZE) for half in (0, 1)])
-# padded offset of the run tap (ty, tx) reads for H2's output row oy: (25 taps, 4 rows)
-H2_RUNS = np.array([[(paper.STRIDE * oy + ty) * PW + (tx // 2 if tx % 2 == 0 else (tx + 9) // 2)
+# padded offset of the run tap (ty, tx) reads for H2's output row oy: (25 taps, 4 rows). The tap reads
+# columns x = 2 ox + tx - 2 for ox = 0..3: even columns from slot tx / 2 of the row, odd columns from
+# slot RUN + 1 + (tx - 1) / 2 (the pad slots take the columns -2, -1 and 8).
+H2_RUNS = np.array([[(paper.STRIDE * oy + ty) * PW + (tx // 2 if tx % 2 == 0 else RUN + 1 + (tx - 1) // 2)
                      for oy in range(paper.H2_SIZE)] for ty in range(paper.KERNEL) for tx in range(paper.KERNEL)])
 
 
