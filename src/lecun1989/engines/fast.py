@@ -392,7 +392,8 @@ class FastEngine:
         return cols, split.targets.astype(self.dtype), split.labels
 
     def _begin_pass(self, pass_num: int) -> None:
-        """Step sizes for the pass: lr x schedule, divided by mu + h for SDLM."""
+        """Step sizes for the pass: lr x schedule, divided by mu + h for SDLM (or, for its running
+        mode, the settings its per-example steps are computed from)."""
         lrs = self.lrs * self.optim.factor(pass_num, self.passes)
         if self.optim.name == "adamw":
             o = self.optim
@@ -406,10 +407,11 @@ class FastEngine:
             examples = self.optim.hessian_examples(pass_num, len(X))
             self.h[:] = estimate_hessian(self.params, X, T, examples, self.table, self.consts)
         mu = self.dtype(self.optim.mu)
+        if self.optim.running:   # the steps follow h after every example (layers.sdlm_running_step)
+            self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
+            return
         for r, lr in enumerate(lrs):
             self.steps[r] = self.dtype(lr) / (mu + self.h[r])
-        if self.optim.running:
-            self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
 
     def _noise(self, pass_num: int, n: int):
         """This pass's shifts (as indices into idx1s, -1 for none) and dropout masks, per run."""

@@ -66,19 +66,19 @@ def im2col(h, idx, col):
 
 @njit(**INLINE)
 def conv_fprop(col, W, B, table, a, taps, n):
-    m, K = a.shape[1], W.shape[1]
+    K = W.shape[1]
     af, cf, wf = a.reshape(a.size), col.reshape(col.size), W.reshape(W.size)
     for o in range(B.shape[0]):
         for p in range(n):
             a[o, p] = B[o, p]
         for k in range(K):
-            row_macc(af, o * m, wf, (o * K + k) * taps, cf, table[o, k] * taps * n, taps, n)
+            row_macc(af, o * n, wf, (o * K + k) * taps, cf, table[o, k] * taps * n, taps, n)
 
 
 @njit(**INLINE)
 def conv_bprop(col, W, table, d, gW, gB, dcol, need_dcol, square, taps, n):
     """d = dE/da -> gW, gB, and dE/dcol when need_dcol."""
-    m, K = d.shape[1], W.shape[1]
+    K = W.shape[1]
     df, cf, wf, gf, dcf = d.reshape(d.size), col.reshape(col.size), W.reshape(W.size), gW.reshape(gW.size), \
         dcol.reshape(dcol.size)
     if need_dcol:
@@ -88,9 +88,9 @@ def conv_bprop(col, W, table, d, gW, gB, dcol, need_dcol, square, taps, n):
             gB[o, p] = d[o, p]
         for k in range(K):
             iw, ic = (o * K + k) * taps, table[o, k] * taps * n
-            row_dots(gf, iw, df, o * m, cf, ic, taps, n, square)
+            row_dots(gf, iw, df, o * n, cf, ic, taps, n, square)
             if need_dcol:
-                row_outer(dcf, ic, wf, iw, df, o * m, taps, n, square)
+                row_outer(dcf, ic, wf, iw, df, o * n, taps, n, square)
 
 
 # --- fully connected: W (out, in) ------------------------------------------------------------------
