@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lecun1989.engines import initial_runs
-from lecun1989.engines.fast import FastEngine, pack, unpack
+from lecun1989.engines.fast import FastEngine
+from lecun1989.engines.layout import pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
 from lecun1989.model import Net1989, NetConfig, training_noise
 from lecun1989.optim import OptimConfig
@@ -68,18 +69,30 @@ def test_23_pass_float64_run_gives_the_same_misses_after_every_pass(usps):
     assert ea["train"].misses < 15   # it did learn
 
 
-def test_run_0_of_a_batch_equals_the_same_run_alone(usps):
+def flat(engine, r):
+    return np.concatenate([v.ravel() for v in engine.get_params()[r].values()])
+
+
+def test_a_run_gives_the_same_numbers_in_any_batch(usps):
+    """Lanes never mix: run 0 of a batch (and run 9, in the second group of 8) equal the same runs
+    trained alone on the lane kernels, and agree with the single-run kernels within float32 rounding."""
     net = NetConfig()
     ds = usps.subset(300, 100)
-    batch = FastEngine(net, specs(net, [7, 8, 9], lr=0.02) + specs(net, [7], lr=0.05), ds)
-    alone = FastEngine(net, specs(net, [7], lr=0.02), ds)
-    for _ in range(2):
-        batch.train_pass()
-        alone.train_pass()
-    assert np.array_equal(batch.params[0], alone.params[0])
-    assert not np.array_equal(batch.params[0], batch.params[1])
-    assert not np.array_equal(batch.params[0], batch.params[3])   # same seed, other learning rate
-    assert batch.evaluate()[0] == alone.evaluate()[0]
+    batch = FastEngine(net, specs(net, [7, 8, 9, 0, 1, 2, 3, 4, 5], lr=0.02) + specs(net, [7], lr=0.05), ds)
+    alone = [FastEngine(net, specs(net, [7], lr=lr), ds, lanes=True) for lr in (0.02, 0.05)]
+    single = FastEngine(net, specs(net, [7], lr=0.02), ds)
+    assert batch.lanes and not single.lanes
+    for engine in (batch, *alone, single):
+        for _ in range(2):
+            engine.train_pass()
+    assert np.array_equal(flat(batch, 0), flat(alone[0], 0))
+    assert np.array_equal(flat(batch, 9), flat(alone[1], 0))
+    assert not np.array_equal(flat(batch, 0), flat(batch, 1))
+    assert not np.array_equal(flat(batch, 0), flat(batch, 9))   # same seed, other learning rate
+    assert batch.evaluate()[0] == alone[0].evaluate()[0] and batch.evaluate()[9] == alone[1].evaluate()[0]
+    a, b = batch.get_params()[0], single.get_params()[0]
+    for name in a:
+        assert np.abs(a[name] - b[name]).max() <= 1e-4 * np.abs(b[name]).max(), name
 
 
 def test_compiled_code_is_cached_on_disk(usps, raw_dir, session_home):
@@ -148,7 +161,7 @@ def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case):
         for split in ("train", "test"):
             assert ea[split].misses == eb[split].misses
             assert abs(ea[split].loss - eb[split].loss) <= 1e-9
-    assert not np.array_equal(fast.params[0], fast.params[1])
+    assert fast.lanes and not np.array_equal(flat(fast, 0), flat(fast, 1))
 
 
 def test_training_noise_is_seeded_per_run_and_pass():

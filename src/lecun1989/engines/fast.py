@@ -1,7 +1,8 @@
 """The compiled engine: the whole training loop in numba, one example at a time, in the paper's order.
 
-Each run is a flat parameter vector; many runs train at once, spread over the cores (prange),
-all reading the same precomputed input unrolling. One training step is
+Each run is a flat parameter vector (layout.py). The kernels here train a single run as fast as one
+core allows, the positions of each feature map being the vector dimension; FastEngine (below)
+drives them for one run and the lane kernels (lanes.py) for several. One training step is
 
     fprop:  input -> H1 -> H2 -> H3 -> output -> loss      (layers.*_fprop)
     bprop:  dE/doutput -> ... -> gradient of every parameter (layers.*_bprop)
@@ -29,32 +30,16 @@ from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noi
 from ..optim import OptimConfig
 from . import DTYPES, Evaluation, RunSpec
 from . import layers as L
+from . import lanes as LN
+from .layout import H1_ORDER, K1, N3, N_FLAT, N_H2, NI, NO, P1, P2, pack, unpack
 from .simd import run_add, run_copy
 
-K1 = paper.KERNEL * paper.KERNEL          # taps per kernel
-P1 = paper.H1_SIZE * paper.H1_SIZE        # H1 positions per plane
-P2 = paper.H2_SIZE * paper.H2_SIZE        # H2 positions per plane
-N_H2 = paper.H2_PLANES * P2
-NI = paper.H2_INPUTS_PER_PLANE
-NO = paper.N_CLASSES
-N3 = paper.H3_UNITS
-
-# (name in model.Net1989, shape in this engine), in the order of the flat parameter vector: 9,760
-# parameters. Convolution weights are (out planes, inputs per plane, taps); H1 has one input plane.
-LAYOUT = (("H1w", (paper.H1_PLANES, 1, K1)), ("H1b", (paper.H1_PLANES, P1)),
-          ("H2w", (paper.H2_PLANES, NI, K1)), ("H2b", (paper.H2_PLANES, P2)),
-          ("H3w", (N3, N_H2)), ("H3b", (N3,)), ("outw", (NO, N3)), ("outb", (NO,)))
-N_FLAT = sum(int(np.prod(shape)) for _, shape in LAYOUT)
 TABLE1 = np.zeros((paper.H1_PLANES, 1), dtype=np.int64)   # every H1 plane reads the one input plane
 
 
-# H1 in this engine: within each row of 8 positions the even columns come first, then the odd ones,
-# so that H2's 5x5 stride-2 taps read runs of 4 consecutive elements (vectors, no gathers). Each
-# plane is kept flat (64, in that order) for H1's own passes, and padded, the rows H2 unrolls from:
-# 12 rows (2 of padding above and below) of [pad, x0 x2 x4 x6, pad, x1 x3 x5 x7] hold the pad value
-# wherever a tap falls outside the plane.
-H1_ORDER = np.array([y * paper.H1_SIZE + x for y in range(paper.H1_SIZE)
-                     for x in (*range(0, paper.H1_SIZE, 2), *range(1, paper.H1_SIZE, 2))])   # -> model position
+# H1 in this engine is in H1_ORDER (layout.py): each plane is kept flat (64, in that order) for
+# H1's own passes, and padded, the rows H2 unrolls from: 12 rows (2 of padding above and below) of
+# [pad, x0 x2 x4 x6, pad, x1 x3 x5 x7] hold the pad value wherever a tap falls outside the plane.
 RUN = 4                     # = H2_SIZE: one output row of H2, one run
 PW = 2 * (RUN + 1)          # padded row
 HP = (paper.H1_SIZE + 2 * paper.PAD) * PW
@@ -66,30 +51,6 @@ H1_RUNS = np.array([(y * paper.H1_SIZE + RUN * half, (y + paper.PAD) * PW + (1, 
 # slot RUN + 1 + (tx - 1) / 2 (the pad slots take the columns -2, -1 and 8).
 H2_RUNS = np.array([[(paper.STRIDE * oy + ty) * PW + (tx // 2 if tx % 2 == 0 else RUN + 1 + (tx - 1) // 2)
                      for oy in range(paper.H2_SIZE)] for ty in range(paper.KERNEL) for tx in range(paper.KERNEL)])
-
-
-def pack(params: dict[str, np.ndarray], dtype) -> np.ndarray:
-    engine = {**params, "H1b": params["H1b"].reshape(paper.H1_PLANES, P1)[:, H1_ORDER],
-              "H3w": params["H3w"].T, "outw": params["outw"].T}
-    return np.concatenate([np.asarray(engine[name]).reshape(-1) for name, _ in LAYOUT]).astype(dtype)
-
-
-def unpack(flat: np.ndarray) -> dict[str, np.ndarray]:
-    """The flat vector back in model.Net1989's names and layouts."""
-    blocks, o = {}, 0
-    for name, shape in LAYOUT:
-        n = int(np.prod(shape))
-        blocks[name] = flat[o:o + n].reshape(shape)
-        o += n
-    k, n1, n2 = paper.KERNEL, paper.H1_SIZE, paper.H2_SIZE
-    h1b = np.empty_like(blocks["H1b"])
-    h1b[:, H1_ORDER] = blocks["H1b"]
-    return {"H1w": blocks["H1w"].reshape(paper.H1_PLANES, 1, k, k).copy(),
-            "H1b": h1b.reshape(paper.H1_PLANES, n1, n1),
-            "H2w": blocks["H2w"].reshape(paper.H2_PLANES, NI, k, k).copy(),
-            "H2b": blocks["H2b"].reshape(paper.H2_PLANES, n2, n2).copy(),
-            "H3w": blocks["H3w"].T.copy(), "H3b": blocks["H3b"].copy(),
-            "outw": blocks["outw"].T.copy(), "outb": blocks["outb"].copy()}
 
 
 @njit(**L.INLINE)
@@ -351,34 +312,72 @@ def shift_indices(idx1: np.ndarray, shift: int) -> tuple[np.ndarray, dict[tuple[
     return out, {o: k for k, o in enumerate(offsets)}
 
 
+def roll_sources(shift: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """For every roll (dy, dx) with |dy|, |dx| <= shift: the source pixel of each pixel of the rolled
+    image (torch.roll: out[y, x] = in[(y - dy) % 16, (x - dx) % 16]), for the lane kernels."""
+    n = paper.IMAGE_SIZE
+    y, x = np.divmod(np.arange(n * n), n)
+    offsets = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+    out = np.array([((y - dy) % n) * n + (x - dx) % n for dy, dx in offsets], dtype=np.int64)
+    return out, {o: k for k, o in enumerate(offsets)}
+
+
 class FastEngine:
+    """The compiled engine. One run trains on the single-run kernels above; several train in groups
+    of LANES on the lane kernels (lanes.py), the groups spread over the cores. Either way each run's
+    state (parameters, step sizes, curvature, moments) is the flat vector of layout.py: per run a
+    row, or, in groups, LANES rows interleaved (self._run gives one run's view)."""
     name = "fast"
     CHUNK = 512   # examples per compiled call: the progress bar's granularity
 
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
-                 dtype: str = "float32", passes: int = paper.PASSES):
+                 dtype: str = "float32", passes: int = paper.PASSES, lanes: bool | None = None):
         self.dtype = DTYPES[dtype]
         self.net, self.optim, self.runs, self.passes = net, optim, runs, passes
+        self.lanes = len(runs) > 1 if lanes is None else lanes
+        # runs, then (in groups) copies of the first with lr 0 to fill the last group
+        self.slots = -(-len(runs) // LN.V) * LN.V if self.lanes else len(runs)
         self.table = connection_table(net.table).astype(np.int64)
-        self.params = np.stack([pack(run.params, self.dtype) for run in runs])
-        self.lrs = np.array([run.lr for run in runs])
+        flat = [pack(run.params, self.dtype) for run in runs]
+        self.params = self._layout(np.stack(flat + flat[:1] * (self.slots - len(runs))))
+        self.lrs = np.array([run.lr for run in runs] + [0.0] * (self.slots - len(runs)))
         self.steps = np.empty_like(self.params)
         self.h = np.zeros_like(self.params)        # SDLM's curvature estimate per parameter
-        self.hyper = np.zeros((len(runs), 3), dtype=self.dtype)   # SDLM's running mode: decay, lr, mu
+        self.hyper = np.zeros((self.slots, 3), dtype=self.dtype)   # SDLM's running mode: decay, lr, mu
         adamw = optim.name == "adamw"
         self.m = np.zeros_like(self.params) if adamw else self.params[:, :0].copy()   # AdamW's moments
         self.v = np.zeros_like(self.params) if adamw else self.params[:, :0].copy()
-        self.adam = np.zeros((len(runs), 5), dtype=self.dtype)
+        self.adam = np.zeros((self.slots, 5), dtype=self.dtype)
         self.passes_done = 0
         A, S = ACTIVATION_SCALES.get(net.activation, (1.0, 1.0))
         self.consts = np.array([A, S, paper.PAD_VALUE, net.activation == "relu", net.loss == "ce"], dtype=self.dtype)
         # the input unrolled with H1's positions in this engine's order
         self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)[:, H1_ORDER]
         self.idx1s, self.shift_id = shift_indices(self.idx1, net.shift)
+        self.rolls, _ = roll_sources(net.shift)
         self.images = self._flat_images(data.train)   # the rolls unroll from these
         self.splits = {"train": self._prepare(data.train, self.images),
                        "test": self._prepare(data.test, self._flat_images(data.test))}
         self._compiled = False
+
+    def _layout(self, rows: np.ndarray) -> np.ndarray:
+        """(slots, N) per-run rows -> this engine's layout: the same, or (groups, N * LANES)."""
+        if not self.lanes:
+            return rows
+        G = self.slots // LN.V
+        return np.ascontiguousarray(rows.reshape(G, LN.V, -1).transpose(0, 2, 1)).reshape(G, -1)
+
+    def _run(self, state: np.ndarray, r: int) -> np.ndarray:
+        """Run r's flat vector in a state array (a view)."""
+        if not self.lanes:
+            return state[r]
+        return state.reshape(self.slots // LN.V, -1, LN.V)[r // LN.V, :, r % LN.V]
+
+    def _spread(self, per_run: np.ndarray) -> np.ndarray:
+        """One value per run, spread over every parameter of the run in this engine's layout."""
+        if not self.lanes:
+            return per_run[:, None]
+        return np.tile(per_run.reshape(-1, LN.V), (1, N_FLAT))
 
     def _flat_images(self, split: Split) -> np.ndarray:
         """(n, 1, 257): each image flat, then the pad value the unrolling reads for the padding."""
@@ -387,6 +386,9 @@ class FastEngine:
         return np.concatenate([flat, pad], axis=2).astype(self.dtype)
 
     def _prepare(self, split: Split, images: np.ndarray):
+        """What the kernels read of a split: the unrolled inputs (single run) or the images (lanes)."""
+        if self.lanes:
+            return images, split.targets.astype(self.dtype), split.labels
         cols = np.empty((len(split), 1, K1, P1), dtype=self.dtype)
         unroll_inputs(images, self.idx1, cols)
         return cols, split.targets.astype(self.dtype), split.labels
@@ -400,30 +402,38 @@ class FastEngine:
             self.adam[:] = np.stack([lrs, *(np.full_like(lrs, x) for x in (*o.betas, o.eps, o.weight_decay))], axis=1)
             return
         if self.optim.name == "sgd":
-            self.steps[:] = lrs.astype(self.dtype)[:, None]
+            if self.lanes:   # the lane kernels take each lane's lr
+                self.steps = lrs.reshape(-1, LN.V).astype(self.dtype)
+            else:
+                self.steps[:] = lrs.astype(self.dtype)[:, None]
             return
         X, T, _ = self.splits["train"]
         if not (self.optim.running and pass_num > 1):   # the running average carries over between passes
             examples = self.optim.hessian_examples(pass_num, len(X))
-            self.h[:] = estimate_hessian(self.params, X, T, examples, self.table, self.consts)
+            estimate = LN.estimate_hessian if self.lanes else estimate_hessian
+            self.h[:] = estimate(self.params, X, T, examples, self.table, self.consts)
         mu = self.dtype(self.optim.mu)
         if self.optim.running:   # the steps follow h after every example (layers.sdlm_running_step)
             self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
             return
-        for r, lr in enumerate(lrs):
-            self.steps[r] = self.dtype(lr) / (mu + self.h[r])
+        self.steps[:] = self._spread(lrs.astype(self.dtype)) / (mu + self.h)
 
     def _noise(self, pass_num: int, n: int):
-        """This pass's shifts (as indices into idx1s, -1 for none) and dropout masks, per run."""
-        R = len(self.runs)
-        shift_ids = np.full((R, n if self.net.shift else 0), -1, dtype=np.int64)
-        keep = np.ones((R, n, N_H2 if self.net.dropout else 0), dtype=np.bool_)
+        """This pass's shifts (as indices into idx1s and rolls, -1 for none) and dropout masks, per
+        run: (runs, n) and (runs, n, N_H2), or for groups (groups, n, LANES) and (groups, n, N_H2 * LANES)."""
+        S = self.slots
+        shift_ids = np.full((S, n if self.net.shift else 0), -1, dtype=np.int64)
+        keep = np.ones((S, n, N_H2 if self.net.dropout else 0), dtype=np.bool_)
         for r, run in enumerate(self.runs):
             shifts, kp = training_noise(self.net, run.seed, pass_num, n)
             if shifts is not None:
                 shift_ids[r] = [self.shift_id[(int(dy), int(dx))] for dy, dx in shifts]
             if kp is not None:
                 keep[r] = kp.reshape(n, N_H2)
+        if self.lanes:
+            G = S // LN.V
+            shift_ids = np.ascontiguousarray(shift_ids.reshape(G, LN.V, -1).transpose(0, 2, 1))
+            keep = np.ascontiguousarray(keep.reshape(G, LN.V, n, -1).transpose(0, 2, 3, 1)).reshape(G, n, -1)
         return shift_ids, keep
 
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
@@ -432,13 +442,21 @@ class FastEngine:
         X, T, _ = self.splits["train"]
         shift_ids, keep = self._noise(self.passes_done, len(X))
         scale = self.dtype(1 / (1 - self.net.dropout))
+        step0 = (self.passes_done - 1) * len(X)
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            self._call_reporting_compile(
-                train_chunk, self.params, X, T, start, stop, self.table, self.consts,
-                self.steps, self.images, shift_ids, self.idx1s, keep, scale, self.adam, self.m, self.v,
-                (self.passes_done - 1) * len(X), self.h, self.hyper)
-            tick((stop - start) * len(self.params))
+            if self.lanes:
+                G = self.slots // LN.V
+                self._call_reporting_compile(
+                    LN.train_chunk, self.params, X, T, start, stop, self.table, self.consts, self.steps,
+                    shift_ids, self.rolls, keep, scale, self.adam.reshape(G, LN.V, -1), self.m, self.v,
+                    step0, self.h, self.hyper.reshape(G, LN.V, -1))
+            else:
+                self._call_reporting_compile(
+                    train_chunk, self.params, X, T, start, stop, self.table, self.consts,
+                    self.steps, self.images, shift_ids, self.idx1s, keep, scale, self.adam, self.m, self.v,
+                    step0, self.h, self.hyper)
+            tick((stop - start) * len(self.runs))
 
     def _call_reporting_compile(self, fn, *args):
         """Call fn; the first time, say how long compiling took if it was not in the disk cache."""
@@ -454,13 +472,14 @@ class FastEngine:
 
     def evaluate(self) -> list[dict[str, Evaluation]]:
         """Per run, the loss over each whole split and the exact misses; no dropout, no shifts."""
-        results = [{} for _ in range(len(self.params))]
+        results = [{} for _ in self.runs]
+        evaluate = LN.evaluate_all if self.lanes else evaluate_all
         for name, (X, T, labels) in self.splits.items():
-            losses, preds = evaluate_all(self.params, X, T, self.table, self.consts, 64)
-            for r in range(len(self.params)):
+            losses, preds = evaluate(self.params, X, T, self.table, self.consts, 64)
+            for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / losses.shape[1]),
                                               misses=int((preds[r] != labels).sum()), n=len(labels))
         return results
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
-        return [unpack(p) for p in self.params]
+        return [unpack(np.ascontiguousarray(self._run(self.params, r))) for r in range(len(self.runs))]

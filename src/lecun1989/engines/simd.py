@@ -214,3 +214,132 @@ run_copy = intrinsic(_run(False))
 run_copy.__doc__ = "dst[idst:idst+n] = src[isrc:isrc+n], as one vector."
 run_add = intrinsic(_run(True))
 run_add.__doc__ = "dst[idst:idst+n] += src[isrc:isrc+n], as one vector."
+
+
+# --- runs as lanes: many runs at once, one run per vector lane ---------------------------------------
+# Every quantity of LANES runs is stored as one vector (element index * LANES + run), so the runs'
+# arithmetic is the vector arithmetic and every unit of the network is one load or store: no
+# horizontal sums, no unrolling copies. Offsets below count vectors, not elements.
+
+def _literal_values(*tys):
+    return [t.literal_value for t in tys] if _literals(*tys) else None
+
+
+def _emit(A, builder, value, arrty, arr, base, offset, sty, s_, mode):
+    """Store a gradient (mode 0), or step by it: arr -= lr * value with s the LANES runs' learning
+    rates (mode 1), or arr -= s * value with s a step size per element like arr (mode 2)."""
+    if mode == 0:
+        A.vstore(value, arrty, arr, base, offset)
+        return
+    step = A.vload(sty, s_, ir.Constant(base.type, 0) if mode == 1 else base, 0 if mode == 1 else offset)
+    old = A.vload(arrty, arr, base, offset)
+    A.vstore(builder.fsub(old, builder.fmul(step, value)), arrty, arr, base, offset)
+
+
+@intrinsic
+def lanes_macc(typingctx, a, ia, w, iw, x, ix, s, na, aj, ku, kv, wj, wu, wv, xj, xu, xv, square_w, square_x, mode):
+    """For j < na, the sum over u < ku, v < kv of w[iw + j wj + u wu + v wv] * x[ix + j xj + u xu + v xv],
+    each a vector of LANES runs, with w and/or x squared (bbprop), is added to a[ia + j aj] (mode -1)
+    or, as a gradient, stored there or stepped by (modes 0, 1, 2 of _emit, with s). Every layer's
+    sums are this one pattern with its own strides: the na sums stay in registers (split into
+    independent partial sums to hide the adder's latency), and loads of the same vector are shared."""
+    consts = (na, aj, ku, kv, wj, wu, wv, xj, xu, xv, square_w, square_x, mode)
+    values = _literal_values(*consts)
+    if values is None:
+        return None
+    NA, AJ, KU, KV, WJ, WU, WV, XJ, XU, XV, SQW, SQX, MODE = values
+    sig = types.void(a, types.intp, w, types.intp, x, types.intp, s, *consts)
+    chains = max(1, min(4, -(-8 // NA)))
+
+    def codegen(context, builder, signature, args):
+        A = _Arrays(context, builder, a.dtype)
+        a_, ia_, w_, iw_, x_, ix_, s_ = args[:7]
+        ia_, iw_, ix_ = (builder.mul(i, ir.Constant(i.type, LANES)) for i in (ia_, iw_, ix_))
+        cache = {}
+
+        def vec(arrty, arr, base, offset, squared):
+            key = (base, offset)
+            if key not in cache:
+                v = A.vload(arrty, arr, base, offset * LANES)
+                cache[key] = builder.fmul(v, v) if squared else v
+            return cache[key]
+
+        zero = ir.Constant(A.vt, [0.0] * LANES)
+        acc = [[zero] * chains for _ in range(NA)]
+        for u in range(KU):
+            # in the order of the inputs read, so that each is used as soon as it is loaded and
+            # fewer values are live at once (no spills)
+            terms = sorted((j * XJ + v * XV, j * WJ + v * WV, j, v) for j in range(NA) for v in range(KV))
+            for xo, wo, j, v in terms:
+                wv_ = vec(w, w_, iw_, wo + u * WU, SQW)
+                xv_ = vec(x, x_, ix_, xo + u * XU, SQX)
+                c = (u * KV + v) % chains
+                acc[j][c] = A.fma(wv_, xv_, acc[j][c])
+        for j in range(NA):
+            total = A.vload(a, a_, ia_, j * AJ * LANES) if MODE == -1 else zero
+            for part in acc[j]:
+                total = builder.fadd(total, part)
+            if MODE == -1:
+                A.vstore(total, a, a_, ia_, j * AJ * LANES)
+            else:
+                _emit(A, builder, total, a, a_, ia_, j * AJ * LANES, signature.args[6], s_, MODE)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def lanes_emit(typingctx, g, ig, gj, d, id, dj, s, n, mode):
+    """For i < n the gradient d[id + i dj] stored in g[ig + i gj] or stepped by (modes 0, 1, 2 of
+    _emit): the untied biases, whose gradient is the derivative itself (mode 0 also copies)."""
+    values = _literal_values(gj, dj, n, mode)
+    if values is None:
+        return None
+    GJ, DJ, N, MODE = values
+    sig = types.void(g, types.intp, gj, d, types.intp, dj, s, n, mode)
+
+    def codegen(context, builder, signature, args):
+        A = _Arrays(context, builder, g.dtype)
+        g_, ig_, _, d_, id_, _, s_ = args[:7]
+        ig_, id_ = (builder.mul(i, ir.Constant(i.type, LANES)) for i in (ig_, id_))
+        for i in range(N):
+            _emit(A, builder, A.vload(d, d_, id_, i * DJ * LANES), g, g_, ig_, i * GJ * LANES,
+                  signature.args[6], s_, MODE)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def lanes_fc_back(typingctx, g, ig, w, iw, dx, idx, d, id, x, ix, s, n_in, n_out, block, square, mode):
+    """A fully connected layer's bprop for `block` inputs from ix, in one pass over its weights
+    w (n_out, n_in): dx[idx + i] = sum over j < n_out of w[iw + j n_in + i] * d[id + j], and the
+    weights' gradients d[id + j] * x[ix + i] stored in g[ig + j n_in + i] or stepped by (modes 0, 1,
+    2 of _emit). Each weight is read once and, when stepped, written once: the largest layer's
+    weights are too many to stay in the nearest cache between separate passes. With square, w and
+    x are squared (bbprop)."""
+    values = _literal_values(n_in, n_out, block, square, mode)
+    if values is None:
+        return None
+    NIN, NOUT, B, SQ, MODE = values
+    sig = types.void(g, types.intp, w, types.intp, dx, types.intp, d, types.intp, x, types.intp, s,
+                     n_in, n_out, block, square, mode)
+
+    def codegen(context, builder, signature, args):
+        A = _Arrays(context, builder, g.dtype)
+        g_, ig_, w_, iw_, dx_, idx_, d_, id_, x_, ix_, s_ = args[:11]
+        ig_, iw_, idx_, id_, ix_ = (builder.mul(i, ir.Constant(i.type, LANES)) for i in (ig_, iw_, idx_, id_, ix_))
+
+        def sq(v):
+            return builder.fmul(v, v) if SQ else v
+
+        xs = [sq(A.vload(x, x_, ix_, i * LANES)) for i in range(B)]
+        acc = [ir.Constant(A.vt, [0.0] * LANES)] * B
+        for j in range(NOUT):
+            dj = A.vload(d, d_, id_, j * LANES)
+            for i in range(B):
+                off = (j * NIN + i) * LANES
+                acc[i] = A.fma(sq(A.vload(w, w_, iw_, off)), dj, acc[i])
+                _emit(A, builder, builder.fmul(dj, xs[i]), g, g_, ig_, off, signature.args[10], s_, MODE)
+        for i in range(B):
+            A.vstore(acc[i], dx, dx_, idx_, i * LANES)
+        return context.get_dummy_value()
+    return sig, codegen
