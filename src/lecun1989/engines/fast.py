@@ -339,14 +339,15 @@ class FastEngine:
         self.slots = -(-len(runs) // LN.V) * LN.V if self.lanes else len(runs)
         self.table = connection_table(net.table).astype(np.int64)
         flat = [pack(run.params, self.dtype) for run in runs]
-        self.params = self._layout(np.stack(flat + flat[:1] * (self.slots - len(runs))))
+        self._n_states = 0
+        self.params = self._state(self._layout(np.stack(flat + flat[:1] * (self.slots - len(runs)))))
         self.lrs = np.array([run.lr for run in runs] + [0.0] * (self.slots - len(runs)))
-        self.steps = np.empty_like(self.params)
-        self.h = np.zeros_like(self.params)        # SDLM's curvature estimate per parameter
+        self.steps = self._state()
+        self.h = self._state()        # SDLM's curvature estimate per parameter
         self.hyper = np.zeros((self.slots, 3), dtype=self.dtype)   # SDLM's running mode: decay, lr, mu
         adamw = optim.name == "adamw"
-        self.m = np.zeros_like(self.params) if adamw else self.params[:, :0].copy()   # AdamW's moments
-        self.v = np.zeros_like(self.params) if adamw else self.params[:, :0].copy()
+        self.m = self._state() if adamw else self.params[:, :0].copy()   # AdamW's moments
+        self.v = self._state() if adamw else self.params[:, :0].copy()
         self.adam = np.zeros((self.slots, 5), dtype=self.dtype)
         self.passes_done = 0
         A, S = ACTIVATION_SCALES.get(net.activation, (1.0, 1.0))
@@ -359,6 +360,23 @@ class FastEngine:
         self.splits = {"train": self._prepare(data.train, self.images),
                        "test": self._prepare(data.test, self._flat_images(data.test))}
         self._compiled = False
+
+    def _state(self, values: np.ndarray | None = None) -> np.ndarray:
+        """A state array like the parameters: zeros, or a copy of values. For the lane kernels it is
+        aligned to 64 bytes (numpy aligns to 16, and every other vector of 8 floats would straddle
+        two cache lines), each array at its own offset modulo 4 KiB, so that loads from one array
+        and stores to another at the same index do not falsely wait on each other (4K aliasing)."""
+        shape = self.params.shape if values is None else values.shape
+        if not self.lanes:
+            return np.zeros(shape, self.dtype) if values is None else values.copy()
+        size = int(np.prod(shape)) * self.dtype().itemsize
+        raw = np.zeros(size + 4096 + 64, dtype=np.uint8)
+        self._n_states += 1
+        start = -raw.ctypes.data % 64 + 64 * (5 * self._n_states % 64)
+        out = raw[start:start + size].view(self.dtype).reshape(shape)
+        if values is not None:
+            out[:] = values
+        return out
 
     def _layout(self, rows: np.ndarray) -> np.ndarray:
         """(slots, N) per-run rows -> this engine's layout: the same, or (groups, N * LANES)."""
@@ -403,7 +421,7 @@ class FastEngine:
             return
         if self.optim.name == "sgd":
             if self.lanes:   # the lane kernels take each lane's lr
-                self.steps = lrs.reshape(-1, LN.V).astype(self.dtype)
+                self.steps = self._state(lrs.reshape(-1, LN.V).astype(self.dtype))
             else:
                 self.steps[:] = lrs.astype(self.dtype)[:, None]
             return
