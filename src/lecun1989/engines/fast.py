@@ -465,10 +465,11 @@ class FastEngine:
             stop = min(len(X), start + self.CHUNK)
             if self.lanes:
                 G = self.slots // LN.V
+                running = np.ascontiguousarray(self.hyper.reshape(G, LN.V, 3).transpose(0, 2, 1)).reshape(G, -1)
                 self._call_reporting_compile(
                     LN.train_chunk, self.params, X, T, start, stop, self.table, self.consts, self.steps,
                     shift_ids, self.rolls, keep, scale, self.adam.reshape(G, LN.V, -1), self.m, self.v,
-                    step0, self.h, self.hyper.reshape(G, LN.V, -1))
+                    step0, self.h, running)
             else:
                 self._call_reporting_compile(
                     train_chunk, self.params, X, T, start, stop, self.table, self.consts,

@@ -25,7 +25,7 @@ from numba import literally, njit, prange
 from .. import paper
 from . import layers as L
 from .layout import K1, N3, N_H2, NI, NO, P1, P2
-from .simd import LANES as V, lanes_emit, lanes_fc_back, lanes_macc
+from .simd import LANES as V, lanes_adamw, lanes_emit, lanes_fc_back, lanes_macc, lanes_sdlm_steps
 
 S0 = paper.IMAGE_SIZE + 2 * paper.PAD     # padded input side (20)
 S1 = paper.H1_SIZE + 2 * paper.PAD        # padded H1 side (12)
@@ -261,31 +261,19 @@ def back(P, ws, dws, g, s, mode, table, consts, drop, square):
 # --- optimizers with per-lane settings (the per-run ones are layers.*_step) -------------------------
 
 @njit(**L.INLINE)
-def adamw_step(P, g, m, v, hyper, step):
-    """layers.adamw_step with each lane's own settings: hyper (LANES, 5)."""
-    one = P.dtype.type(1)
+def adamw_coefficients(hyper, step, coef):
+    """The per-lane constants of simd.lanes_adamw from hyper (LANES, 5) = lr, beta1, beta2, eps,
+    weight decay, computed as layers.adamw_step computes them."""
+    one = coef.dtype.type(1)
     for l in range(V):
         lr, b1, b2, eps, wd = hyper[l, 0], hyper[l, 1], hyper[l, 2], hyper[l, 3], hyper[l, 4]
-        decay = one - lr * wd
-        step_size = P.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** step))
-        c2 = P.dtype.type(np.sqrt(1.0 - np.float64(b2) ** step))
-        for i in range(l, P.size, V):
-            gi = g[i]
-            P[i] *= decay
-            m[i] += (one - b1) * (gi - m[i])
-            v[i] = v[i] * b2 + (one - b2) * gi * gi
-            P[i] -= step_size * m[i] / (np.sqrt(v[i]) / c2 + eps)
-
-
-@njit(**L.INLINE)
-def sdlm_running_steps(h, new, hyper, steps):
-    """SDLM's running curvature (layers.sdlm_running_step) with each lane's own settings, hyper
-    (LANES, 3) = decay, lr, mu: h moves toward this example's second derivatives, and steps gets
-    each parameter's step size lr / (mu + h), for back to apply."""
-    for i in range(0, h.size, V):
-        for l in range(V):
-            h[i + l] += hyper[l, 0] * (new[i + l] - h[i + l])
-            steps[i + l] = hyper[l, 1] / (hyper[l, 2] + h[i + l])
+        coef[l] = one - lr * wd
+        coef[V + l] = one - b1
+        coef[2 * V + l] = b2
+        coef[3 * V + l] = one - b2
+        coef[4 * V + l] = coef.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** step))
+        coef[5 * V + l] = coef.dtype.type(np.sqrt(1.0 - np.float64(b2) ** step))
+        coef[6 * V + l] = eps
 
 
 # --- the loops: groups of LANES runs (rows of params, each N_FLAT * LANES) over the cores -------------
@@ -295,12 +283,13 @@ def train_chunk(params, images, T, start, stop, table, consts, steps,
                 shift_ids, rolls, keep, drop_scale, adam, m, v, step0, h, running):
     """fast.train_chunk for groups of runs: the same updates, with the settings per group and lane:
     steps (groups, LANES) the lanes' lr for SGD, or like params a step per parameter; h, m, v like
-    params; adam (groups, LANES, 5), running (groups, LANES, 3); shift_ids (groups, examples,
-    LANES); keep (groups, examples, N_H2 * LANES)."""
+    params; adam (groups, LANES, 5); running (groups, 3 * LANES): the lanes' decay, lr and mu;
+    shift_ids (groups, examples, LANES); keep (groups, examples, N_H2 * LANES)."""
     for grp in prange(params.shape[0]):
         P = params[grp]
         ws, ws2 = workspace(P, consts[2]), workspace(P, consts[2])
         grads, hess, running_steps = np.zeros_like(P), np.zeros_like(P), np.zeros_like(P)
+        coef = np.zeros(7 * V, P.dtype)
         drop = np.empty(keep.shape[2], P.dtype)
         zero = P.dtype.type(0)
         no_shift = np.full(V, -1, np.int64)
@@ -310,14 +299,15 @@ def train_chunk(params, images, T, start, stop, table, consts, steps,
                 drop[i] = drop_scale if keep[grp, n, i] else zero
             fprop(P, ws, table, consts, drop)
             loss_bprop(ws, T[n], consts)
-            if running[grp, 0, 0] != 0:   # the curvature first: both passes see the weights before the step
+            if running[grp, 0] != 0:   # the curvature first: both passes see the weights before the step
                 loss_bbprop(ws, ws2, consts)
                 back(P, ws, ws2, hess, P, 0, table, consts, drop, True)
-                sdlm_running_steps(h[grp], hess, running[grp], running_steps)
+                lanes_sdlm_steps(h[grp], hess, running_steps, running[grp])
                 back(P, ws, ws, P, running_steps, 2, table, consts, drop, False)
             elif adam[grp, 0, 0] != 0:
                 back(P, ws, ws, grads, P, 0, table, consts, drop, False)
-                adamw_step(P, grads, m[grp], v[grp], adam[grp], step0 + n + 1)
+                adamw_coefficients(adam[grp], step0 + n + 1, coef)
+                lanes_adamw(P, grads, m[grp], v[grp], coef)
             elif steps.shape[1] == V:     # SGD: each lane's lr
                 back(P, ws, ws, P, steps[grp], 1, table, consts, drop, False)
             else:

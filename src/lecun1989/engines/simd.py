@@ -343,3 +343,54 @@ def lanes_fc_back(typingctx, g, ig, w, iw, dx, idx, d, id, x, ix, s, n_in, n_out
             A.vstore(acc[i], dx, dx_, idx_, i * LANES)
         return context.get_dummy_value()
     return sig, codegen
+
+
+@intrinsic
+def lanes_sdlm_steps(typingctx, h, new, steps, hyper):
+    """SDLM's running curvature, every parameter of LANES runs: h += decay (new - h), then
+    steps = lr / (mu + h), with hyper = decay, lr and mu, each a vector of the lanes' values."""
+    sig = types.void(h, new, steps, hyper)
+
+    def codegen(context, builder, signature, args):
+        A = _Arrays(context, builder, h.dtype)
+        h_, new_, steps_, hyper_ = args
+        zero = ir.Constant(cgutils.intp_t, 0)
+        decay, lr, mu = (A.vload(hyper, hyper_, zero, k * LANES) for k in range(3))
+        count = builder.udiv(context.make_array(h)(context, builder, h_).nitems, ir.Constant(cgutils.intp_t, LANES))
+        with cgutils.for_range(builder, count) as loop:
+            i = builder.mul(loop.index, ir.Constant(cgutils.intp_t, LANES))
+            hv = A.vload(h, h_, i, 0)
+            hv = builder.fadd(hv, builder.fmul(decay, builder.fsub(A.vload(new, new_, i, 0), hv)))
+            A.vstore(hv, h, h_, i, 0)
+            A.vstore(builder.fdiv(lr, builder.fadd(mu, hv)), steps, steps_, i, 0)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def lanes_adamw(typingctx, p, g, m, v, coef):
+    """AdamW's step (layers.adamw_step), every parameter of LANES runs, with coef = the lanes'
+    decay (1 - lr wd), 1 - beta1, beta2, 1 - beta2, step size, sqrt of the second bias correction
+    and eps, each a vector."""
+    sig = types.void(p, g, m, v, coef)
+
+    def codegen(context, builder, signature, args):
+        A = _Arrays(context, builder, p.dtype)
+        p_, g_, m_, v_, coef_ = args
+        zero = ir.Constant(cgutils.intp_t, 0)
+        decay, omb1, b2, omb2, step, c2, eps = (A.vload(coef, coef_, zero, k * LANES) for k in range(7))
+        sqrt = cgutils.get_or_insert_function(builder.module, ir.FunctionType(A.vt, [A.vt]),
+                                              f"llvm.sqrt.v{LANES}f{A.ft.intrinsic_name[1:]}")
+        count = builder.udiv(context.make_array(p)(context, builder, p_).nitems, ir.Constant(cgutils.intp_t, LANES))
+        with cgutils.for_range(builder, count) as loop:
+            i = builder.mul(loop.index, ir.Constant(cgutils.intp_t, LANES))
+            gv, mv, vv = (A.vload(arr, arr_, i, 0) for arr, arr_ in ((g, g_), (m, m_), (v, v_)))
+            pv = builder.fmul(A.vload(p, p_, i, 0), decay)
+            mv = builder.fadd(mv, builder.fmul(omb1, builder.fsub(gv, mv)))
+            vv = builder.fadd(builder.fmul(vv, b2), builder.fmul(builder.fmul(omb2, gv), gv))
+            denom = builder.fadd(builder.fdiv(builder.call(sqrt, [vv]), c2), eps)
+            pv = builder.fsub(pv, builder.fdiv(builder.fmul(step, mv), denom))
+            for val, arr, arr_ in ((pv, p, p_), (mv, m, m_), (vv, v, v_)):
+                A.vstore(val, arr, arr_, i, 0)
+        return context.get_dummy_value()
+    return sig, codegen
