@@ -17,12 +17,13 @@ as long as a few hundred thousand multiply-adds should. The numbers follow the P
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Callable
 
 import numpy as np
-from numba import njit, prange
+from numba import config, njit, prange
 
 from .. import paper
 from ..data import Dataset, Split
@@ -322,9 +323,24 @@ def roll_sources(shift: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
     return out, {o: k for k, o in enumerate(offsets)}
 
 
+# A core trains a group of LANES runs on the lane kernels in about the time the single-run kernels
+# take for this many runs (measured on the README's machine: 55 against 15 us per step).
+LANE_GROUP_COST = 3.7
+
+
+def prefer_lanes(n_runs: int, cores: int | None = None) -> bool:
+    """Whether the lane kernels train n_runs sooner than the single-run kernels, one run per core
+    at a time: with few runs per core a half-empty group costs more than the runs alone."""
+    cores = cores or config.NUMBA_NUM_THREADS
+    single = math.ceil(n_runs / cores)
+    grouped = math.ceil(math.ceil(n_runs / LN.V) / cores) * LANE_GROUP_COST
+    return grouped < single
+
+
 class FastEngine:
-    """The compiled engine. One run trains on the single-run kernels above; several train in groups
-    of LANES on the lane kernels (lanes.py), the groups spread over the cores. Either way each run's
+    """The compiled engine. Runs train on the single-run kernels above, one per core at a time, or,
+    when there are enough of them (prefer_lanes), in groups of LANES on the lane kernels (lanes.py),
+    the groups spread over the cores; `lanes` forces the choice. Either way each run's
     state (parameters, step sizes, curvature, moments) is the flat vector of layout.py: per run a
     row, or, in groups, LANES rows interleaved (self._run gives one run's view)."""
     name = "fast"
@@ -334,7 +350,7 @@ class FastEngine:
                  dtype: str = "float32", passes: int = paper.PASSES, lanes: bool | None = None):
         self.dtype = DTYPES[dtype]
         self.net, self.optim, self.runs, self.passes = net, optim, runs, passes
-        self.lanes = len(runs) > 1 if lanes is None else lanes
+        self.lanes = prefer_lanes(len(runs)) if lanes is None else lanes
         # runs, then (in groups) copies of the first with lr 0 to fill the last group
         self.slots = -(-len(runs) // LN.V) * LN.V if self.lanes else len(runs)
         self.table = connection_table(net.table).astype(np.int64)
