@@ -186,9 +186,10 @@ def test_training_noise_is_seeded_per_run_and_pass():
 def test_rolled_unrolling_equals_unrolling_the_rolled_image():
     import torch
     from lecun1989.engines import layers as L
-    from lecun1989.engines.fast import shift_indices
+    from lecun1989.engines.fast import roll_sources, shift_indices
     idx1 = L.im2col_index(16, 5, 2, 2)
-    idx1s, ids = shift_indices(idx1, 1)
+    rolls, ids = roll_sources(1)
+    idx1s = shift_indices(idx1, rolls)
     image = np.random.default_rng(0).random((1, 256))
     for (dy, dx), k in ids.items():
         rolled = torch.roll(torch.from_numpy(image).view(1, 1, 16, 16), (dy, dx), (2, 3)).numpy().reshape(1, 256)

@@ -301,26 +301,21 @@ def unroll_inputs(images, idx1, out):
         L.im2col(images[n], idx1, out[n])
 
 
-def shift_indices(idx1: np.ndarray, shift: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
-    """For every roll (dy, dx) with |dy|, |dx| <= shift: the unrolling index of the rolled image,
-    read straight from the unrolled one (torch.roll: out[y, x] = in[(y - dy) % 16, (x - dx) % 16])."""
-    n = paper.IMAGE_SIZE
-    offsets = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
-    out = np.empty((len(offsets), *idx1.shape), dtype=np.int64)
-    for k, (dy, dx) in enumerate(offsets):
-        iy, ix = idx1 // n, idx1 % n
-        out[k] = np.where(idx1 < n * n, ((iy - dy) % n) * n + (ix - dx) % n, n * n)
-    return out, {o: k for k, o in enumerate(offsets)}
-
-
 def roll_sources(shift: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
     """For every roll (dy, dx) with |dy|, |dx| <= shift: the source pixel of each pixel of the rolled
-    image (torch.roll: out[y, x] = in[(y - dy) % 16, (x - dx) % 16]), for the lane kernels."""
+    image (torch.roll: out[y, x] = in[(y - dy) % 16, (x - dx) % 16]), and each roll's index."""
     n = paper.IMAGE_SIZE
     y, x = np.divmod(np.arange(n * n), n)
     offsets = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
     out = np.array([((y - dy) % n) * n + (x - dx) % n for dy, dx in offsets], dtype=np.int64)
     return out, {o: k for k, o in enumerate(offsets)}
+
+
+def shift_indices(idx1: np.ndarray, rolls: np.ndarray) -> np.ndarray:
+    """The unrolling index of every rolled image (rolls from roll_sources), read straight from the
+    unrolled one; the padding taps keep reading the pad value."""
+    n2 = paper.IMAGE_SIZE ** 2
+    return np.where(idx1 < n2, rolls[:, np.minimum(idx1, n2 - 1)], n2)
 
 
 # A core trains a group of LANES runs on the lane kernels in about the time the single-run kernels
@@ -370,8 +365,8 @@ class FastEngine:
         self.consts = np.array([A, S, paper.PAD_VALUE, net.activation == "relu", net.loss == "ce"], dtype=self.dtype)
         # the input unrolled with H1's positions in this engine's order
         self.idx1 = L.im2col_index(paper.IMAGE_SIZE, paper.KERNEL, paper.STRIDE, paper.PAD)[:, H1_ORDER]
-        self.idx1s, self.shift_id = shift_indices(self.idx1, net.shift)
-        self.rolls, _ = roll_sources(net.shift)
+        self.rolls, self.shift_id = roll_sources(net.shift)   # the lane kernels roll the images,
+        self.idx1s = shift_indices(self.idx1, self.rolls)      # the single-run kernels the unrolling
         self.images = self._flat_images(data.train)   # the rolls unroll from these
         self.splits = {"train": self._prepare(data.train, self.images),
                        "test": self._prepare(data.test, self._flat_images(data.test))}
@@ -477,14 +472,16 @@ class FastEngine:
         shift_ids, keep = self._noise(self.passes_done, len(X))
         scale = self.dtype(1 / (1 - self.net.dropout))
         step0 = (self.passes_done - 1) * len(X)
+        if self.lanes:   # the lane kernels' settings: per group, each setting as a vector of the lanes
+            G = self.slots // LN.V
+            adam = self.adam.reshape(G, LN.V, -1)
+            running = np.ascontiguousarray(self.hyper.reshape(G, LN.V, 3).transpose(0, 2, 1)).reshape(G, -1)
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
             if self.lanes:
-                G = self.slots // LN.V
-                running = np.ascontiguousarray(self.hyper.reshape(G, LN.V, 3).transpose(0, 2, 1)).reshape(G, -1)
                 self._call_reporting_compile(
                     LN.train_chunk, self.params, X, T, start, stop, self.table, self.consts, self.steps,
-                    shift_ids, self.rolls, keep, scale, self.adam.reshape(G, LN.V, -1), self.m, self.v,
+                    shift_ids, self.rolls, keep, scale, adam, self.m, self.v,
                     step0, self.h, running)
             else:
                 self._call_reporting_compile(
