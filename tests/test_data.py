@@ -4,6 +4,8 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -83,10 +85,107 @@ def test_processed_cache_is_npz_without_pickle_and_corrupt_cache_is_rebuilt(tmp_
     caches = list((tmp_path / "processed").glob("usps-v*.npz"))
     assert len(caches) == 1
     with np.load(caches[0], allow_pickle=False) as z:
-        assert set(z.files) == {"train_images", "train_labels", "test_images", "test_labels"}
+        assert set(z.files) == {"train_images", "train_labels", "test_images", "test_labels",
+                                "source", "seed", "format", "modified", "sha256"}
+        assert str(z["sha256"]) == first.sha256 and int(z["format"]) == data.FORMAT_VERSION
     caches[0].write_bytes(b"garbage")
     again = data.load("usps", home=tmp_path, raw_dir=raw_dir)
     assert again.sha256 == first.sha256
+
+
+def _unreachable(monkeypatch, source: str) -> None:
+    """A closed port on loopback stands in for "no internet"."""
+    monkeypatch.setitem(data.RAW_FILES, source, {
+        name: ("http://127.0.0.1:9/" + name, md5) for name, (url, md5) in data.RAW_FILES[source].items()})
+
+
+def _session_cache(session_home: Path, source: str) -> Path:
+    """The cache the session fixture of `source` wrote (request the fixture first)."""
+    (path,) = (session_home / "processed").glob(f"{source}-*v{data.FORMAT_VERSION}-*.npz")
+    return path
+
+
+def _tamper(path: Path, restamp: bool) -> None:
+    """One pixel changed in a cached set; restamp: its stored digest made to match the change."""
+    with np.load(path, allow_pickle=False) as z:
+        fields = dict(z)
+    fields["test_images"] = fields["test_images"].copy()
+    fields["test_images"][0, 0, 0, 0] = 0.5 if fields["test_images"][0, 0, 0, 0] != 0.5 else -0.5
+    if restamp:
+        fields["sha256"] = np.array(data.Dataset(
+            str(fields["source"]), None, data.Split(fields["train_images"], fields["train_labels"]),
+            data.Split(fields["test_images"], fields["test_labels"])).sha256)
+    np.savez(path, **fields)
+
+
+@pytest.mark.parametrize("restamp", [False, True], ids=["stale-digest", "restamped-digest"])
+def test_tampered_cache_is_neither_used_nor_kept(tmp_path, monkeypatch, raw_dir, session_home, usps, restamp):
+    # A restamped digest passes the cache's own check; the pinned digest of the standard set does not.
+    cache = tmp_path / "processed" / _session_cache(session_home, "usps").name
+    cache.parent.mkdir()
+    shutil.copy(_session_cache(session_home, "usps"), cache)
+    _tamper(cache, restamp)
+    monkeypatch.delenv(data.RAW_DIR_ENV)
+    with pytest.raises(data.DataError, match="raw files missing"):
+        data.load("usps", home=tmp_path, offline=True)
+    rebuilt = data.load("usps", home=tmp_path, raw_dir=raw_dir)
+    assert rebuilt.sha256 == usps.sha256 and not rebuilt.modified
+    with np.load(cache, allow_pickle=False) as z:
+        assert str(z["sha256"]) == usps.sha256
+    assert data.load("usps", home=tmp_path, offline=True).sha256 == usps.sha256
+
+
+@pytest.mark.parametrize("source", ["usps", "mnist"])
+def test_a_verified_cache_serves_without_raw_files(tmp_path, monkeypatch, session_home, request, source):
+    ds = request.getfixturevalue(source)
+    (tmp_path / "processed").mkdir()
+    shutil.copy(_session_cache(session_home, source), tmp_path / "processed")
+    monkeypatch.delenv(data.RAW_DIR_ENV)
+    cached = data.load(source, home=tmp_path, offline=True)
+    assert cached.sha256 == ds.sha256 and cached.seed == ds.seed and not cached.modified
+    # Not offline either: the cache comes first, so an unreachable source is never asked.
+    _unreachable(monkeypatch, data.raw_source(source))
+    assert data.load(source, home=tmp_path).sha256 == ds.sha256
+    if source == "mnist":  # a cache is for its own seed only
+        with pytest.raises(data.DataError, match="raw files missing"):
+            data.load(source, data_seed=7, home=tmp_path, offline=True)
+
+
+@pytest.mark.parametrize("value, offline", [
+    ("1", True), ("true", True), ("YES", True), ("On", True),
+    ("", False), ("0", False), ("false", False), ("No", False), ("off", False),
+])
+def test_offline_env_values(monkeypatch, value, offline):
+    monkeypatch.setenv(data.OFFLINE_ENV, value)
+    assert data.env_offline() is offline
+
+
+@pytest.mark.parametrize("value, downloads", [("false", True), ("true", False)])
+def test_offline_env_decides_whether_load_downloads(tmp_path, monkeypatch, value, downloads):
+    _unreachable(monkeypatch, "usps")
+    monkeypatch.delenv(data.RAW_DIR_ENV)
+    monkeypatch.setenv(data.OFFLINE_ENV, value)
+    with pytest.raises(data.DataError, match="raw files missing") as e:
+        data.load("usps", home=tmp_path)
+    assert ("download failed" in str(e.value)) is downloads
+
+
+@pytest.mark.parametrize("value", ["2", "offline", "y"])
+def test_unknown_offline_env_value_is_an_error(tmp_path, monkeypatch, value):
+    monkeypatch.setenv(data.OFFLINE_ENV, value)
+    with pytest.raises(data.DataError, match=f"LECUN1989_OFFLINE='{value}' is not understood.*1, true, yes or on"):
+        data.load("usps", home=tmp_path)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "7", True, None])
+def test_data_seed_outside_numpys_range_is_an_error(tmp_path, seed):
+    with pytest.raises(data.DataError,
+                       match=r"data seed \(--data-seed\) must be a whole number from 0 to 4294967295"):
+        data.load("mnist", data_seed=seed, home=tmp_path)
+
+
+def test_data_seed_range_ends_are_accepted():
+    assert data.check_data_seed(0) == 0 and data.check_data_seed(np.uint32(2**32 - 1)) == 2**32 - 1
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -124,6 +223,74 @@ def test_bad_usps_files_give_clear_errors_and_no_cache(tmp_path, raw_dir, transf
     assert not list(home.rglob("*.npz")) and not list(home.rglob("*.tmp"))
 
 
+def _row(label: str = "7", pixels: list[str] | None = None) -> str:
+    return " ".join([label, *(pixels if pixels is not None else [f"{i}:-1" for i in range(1, 257)])])
+
+
+_PIXELS = [f"{i}:-1" for i in range(1, 257)]
+
+
+@pytest.mark.parametrize("row, message", [
+    (_row(pixels=_PIXELS[:100]), "100 features, expected all 256"),
+    (_row(pixels=_PIXELS[:5] + ["5:-1"] + _PIXELS[6:]), "feature 5 is given more than once"),
+    (_row(pixels=_PIXELS + ["17:-1"]), "feature 17 is given more than once"),
+    (_row(pixels=["1:nan"] + _PIXELS[1:]), "pixel value nan is not a finite number"),
+    (_row(pixels=_PIXELS[:-1] + ["256:-inf"]), "pixel value -inf is not a finite number"),
+    (_row(pixels=_PIXELS[:-1] + ["256:inf"]), "pixel value inf is not a finite number"),
+    (_row(label="3.5"), "label 3.5 is not a whole number"),
+    (_row(pixels=_PIXELS[:-1] + ["256:1:1"]), "not in LIBSVM format"),
+], ids=["missing", "duplicate", "too-many", "nan", "-inf", "inf", "fractional-label", "two-colons"])
+def test_bad_usps_rows_name_the_file_and_line(tmp_path, row, message):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    # The bad row is on line 4, after a blank line: numbers are the file's, blank lines included.
+    (folder / "usps.bz2").write_bytes(bz2.compress(f"{_row()}\n\n{_row()}\n{row}\n{_row()}\n".encode()))
+    (folder / "usps.t.bz2").write_bytes(bz2.compress(f"{_row()}\n".encode()))
+    home = tmp_path / "home"
+    with pytest.raises(data.DataError) as e:
+        data.load("usps", home=home, raw_dir=folder)
+    assert str(e.value).startswith(f"{folder / 'usps.bz2'}, line 4: ") and message in str(e.value)
+    assert "\n" not in str(e.value) and not list(home.rglob("*.npz"))
+
+
+@pytest.fixture(scope="module")
+def modified_usps(tmp_path_factory, raw_dir) -> Path:
+    """The USPS files with one test pixel changed: valid, but not the published set."""
+    return _usps_copy(tmp_path_factory.mktemp("modified"), raw_dir,
+                      _edit_text(lambda t: t.replace(" 1:-1 ", " 1:-0.5 ", 1)), name="usps.t.bz2")
+
+
+def test_modified_data_is_refused_unless_allowed(tmp_path, modified_usps, usps):
+    home = tmp_path / "home"
+    with pytest.raises(data.DataError) as e:
+        data.load("usps", home=home, raw_dir=modified_usps)
+    msg = str(e.value)
+    assert msg.startswith(f"{modified_usps / 'usps.t.bz2'}: its digits differ from the published USPS set "
+                          f"(sha256 ")
+    assert "--allow-modified-data" in msg and "\n" not in msg and not list(home.rglob("*.npz"))
+
+    ds = data.load("usps", home=home, raw_dir=modified_usps, allow_modified=True)
+    assert ds.modified and ds.subset(10, 10).modified and ds.validation(100).modified
+    assert ds.test.images[0, 0, 0, 0] == -0.5 and np.array_equal(ds.train.images, usps.train.images)
+    assert not usps.modified and not usps.subset(10).modified
+    # The cache remembers: without allow_modified it is refused again, with it the flag comes back.
+    with pytest.raises(data.DataError, match="usps.t.bz2: its digits differ"):
+        data.load("usps", home=home, raw_dir=modified_usps)
+    assert data.load("usps", home=home, raw_dir=modified_usps, allow_modified=True).modified
+
+
+def test_published_md5_is_proof_enough_and_lets_rows_omit_zeros(tmp_path, monkeypatch, raw_dir, usps):
+    # The copies here list every pixel, zeros included; the published file may omit zeros, as
+    # LIBSVM files do: a file with its MD5 is accepted as it is.
+    folder = _usps_copy(tmp_path, raw_dir, _edit_text(lambda t: re.sub(r" \d+:0(?=\s)", "", t)), name="usps.t.bz2")
+    with pytest.raises(data.DataError, match=r"usps.t.bz2, line \d+: 25\d features, expected all 256"):
+        data.load("usps", home=tmp_path / "home", raw_dir=folder)
+    md5 = hashlib.md5((folder / "usps.t.bz2").read_bytes()).hexdigest()
+    monkeypatch.setitem(data.RAW_FILES["usps"], "usps.t.bz2", (data.RAW_FILES["usps"]["usps.t.bz2"][0], md5))
+    ds = data.load("usps", home=tmp_path / "home", raw_dir=folder)
+    assert ds.sha256 == usps.sha256 and not ds.modified
+
+
 def test_bad_mnist_files_give_clear_errors(tmp_path, raw_dir):
     folder = tmp_path / "mnist"
     folder.mkdir()
@@ -151,9 +318,7 @@ def test_offline_without_files_names_files_source_and_raw_dir(tmp_path, monkeypa
 
 
 def test_unreachable_download_gives_the_offline_error(tmp_path, monkeypatch):
-    # A closed port on loopback stands in for "no internet".
-    monkeypatch.setitem(data.RAW_FILES, "usps", {
-        name: ("http://127.0.0.1:9/" + name, md5) for name, (url, md5) in data.RAW_FILES["usps"].items()})
+    _unreachable(monkeypatch, "usps")
     monkeypatch.delenv(data.RAW_DIR_ENV)
     with pytest.raises(data.DataError, match=r"usps raw files missing \(usps.bz2\).*--raw-dir"):
         data.load("usps", home=tmp_path)
