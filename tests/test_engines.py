@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lecun1989.engines import initial_runs
-from lecun1989.engines.fast import FastEngine, prefer_lanes
+from lecun1989.engines.fast import FastEngine, kernels_for
 from lecun1989.engines.layout import pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
 from lecun1989.model import Net1989, NetConfig, training_noise
@@ -79,7 +79,7 @@ def test_a_run_gives_the_same_numbers_in_any_batch(usps):
     net = NetConfig()
     ds = usps.subset(300, 100)
     batch = FastEngine(net, specs(net, [7, 8, 9, 0, 1, 2, 3, 4, 5], lr=0.02) + specs(net, [7], lr=0.05), ds)
-    alone = [FastEngine(net, specs(net, [7], lr=lr), ds, lanes=True) for lr in (0.02, 0.05)]
+    alone = [FastEngine(net, specs(net, [7], lr=lr), ds, kernels="lanes") for lr in (0.02, 0.05)]
     single = FastEngine(net, specs(net, [7], lr=0.02), ds)
     assert batch.lanes and not single.lanes
     for engine in (batch, *alone, single):
@@ -95,10 +95,8 @@ def test_a_run_gives_the_same_numbers_in_any_batch(usps):
         assert np.abs(a[name] - b[name]).max() <= 1e-4 * np.abs(b[name]).max(), name
 
 
-def test_the_lane_kernels_are_chosen_when_they_are_faster():
-    assert not prefer_lanes(1, cores=2) and not prefer_lanes(5, cores=2)   # a half-empty group costs more
-    assert prefer_lanes(10, cores=2) and prefer_lanes(32, cores=2)
-    assert not prefer_lanes(32, cores=16) and prefer_lanes(64, cores=16)   # enough cores for one run each
+def test_the_kernel_set_depends_on_the_number_of_runs_only():
+    assert [kernels_for(n) for n in (1, 5, 6, 7, 10, 32)] == ["single"] * 3 + ["lanes"] * 3
 
 
 def test_compiled_code_is_cached_on_disk(usps, raw_dir, session_home):
@@ -149,14 +147,14 @@ MODERN_CASES = {
 }
 
 
-@pytest.mark.parametrize("lanes", [False, True], ids=["single-run kernels", "lane kernels"])
+@pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
 @pytest.mark.parametrize("case", MODERN_CASES)
 def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case, lanes):
     """Cross-entropy, AdamW with linear decay, rolls, ReLU and dropout: the same draws, the same numbers."""
     net, optim, lr = MODERN_CASES[case]
     ds = usps.subset(150, 60)
     runs = initial_runs(net, [(2, lr), (3, lr)])
-    fast = FastEngine(net, runs, ds, optim, "float64", passes=3, lanes=lanes)
+    fast = FastEngine(net, runs, ds, optim, "float64", passes=3, kernels=lanes)
     ref = TorchEngine(net, runs, ds, optim, "float64", passes=3)
     for _ in range(3):
         fast.train_pass()

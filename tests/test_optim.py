@@ -101,13 +101,13 @@ def test_bbprop_of_one_layer_is_the_exact_gauss_newton_diagonal():
 
 
 @pytest.mark.parametrize("hessian", ["pass", "running"])
-@pytest.mark.parametrize("lanes", [False, True], ids=["single-run kernels", "lane kernels"])
+@pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
 def test_sdlm_float64_equals_reference_within_1e_9(usps, hessian, lanes):
     net = NetConfig(output_bias=-1.0)
     optim = OptimConfig("sdlm", schedule="1:1,0.5", hessian_samples=60, hessian=hessian)
     ds = usps.subset(200, 100)
     runs = initial_runs(net, [(2, 5e-4), (3, 1e-3)])
-    fast = FastEngine(net, runs, ds, optim, "float64", lanes=lanes)
+    fast = FastEngine(net, runs, ds, optim, "float64", kernels=lanes)
     ref = TorchEngine(net, runs, ds, optim, "float64")
     for _ in range(2):
         fast.train_pass()

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import __version__, paper
-from .errors import LecunError
+from .errors import Diverged, LecunError
+
+# More runs than this in one command is a typo (a range like 0-100000), refused before anything is made.
+MAX_RUNS = 1_000_000
 
 
 def parse_int_list(text: str) -> tuple[int, ...]:
@@ -30,11 +37,42 @@ def parse_int_list(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def parse_float_list(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+        return tuple(finite_float(part) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of finite numbers") from None
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """Seeds as parse_int_list gives them, each in 0 .. 2^32-1, and not so many that expanding a range
+    alone fills the memory (the trainer checks what the runs need before it allocates them)."""
+    from .train import MAX_SEED
+    ranges = re.findall(r"(\d+)\s*-\s*(\d+)", text)
+    if sum(int(hi) - int(lo) + 1 for lo, hi in ranges) > MAX_RUNS:
+        raise argparse.ArgumentTypeError(f"{text!r} names more than {MAX_RUNS:,} seeds; train fewer at a time")
+    seeds = parse_int_list(text)
+    bad = [v for v in seeds if not 0 <= v <= MAX_SEED]
+    if bad:
+        raise argparse.ArgumentTypeError(f"seed {bad[0]} is outside 0 .. {MAX_SEED}")
+    return seeds
+
+
+def seed(text: str) -> int:
+    seeds = seed_list(text)
+    if len(seeds) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one seed; use --seeds for several")
+    return seeds[0]
 
 
 def positive_int(text: str) -> int:
@@ -57,7 +95,7 @@ def add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
         p.add_argument("--data", default="usps", choices=SOURCES,
                        help="usps: the real 1989 digits; mnist: the MNIST-derived approximation; mnist50k: the same "
                             "with 50,000 training digits (default usps)")
-    p.add_argument("--data-seed", type=int, default=DEFAULT_DATA_SEED,
+    p.add_argument("--data-seed", type=seed, default=DEFAULT_DATA_SEED,
                    help=f"seed of the MNIST-derived draw (default {DEFAULT_DATA_SEED})")
     add_data_location_args(p)
 
@@ -69,12 +107,14 @@ def add_data_location_args(p: argparse.ArgumentParser) -> None:
                                      "(default: $LECUN1989_RAW_DIR)")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never download; use the data home only (or set LECUN1989_OFFLINE=1)")
+    p.add_argument("--allow-modified-data", action="store_true",
+                   help="use raw files whose digits differ from the published sets (recorded in config.json)")
 
 
 def load_data(args):
     from . import data
     return data.load(args.data, data_seed=args.data_seed, home=args.data_home, raw_dir=args.raw_dir,
-                     offline=args.offline)
+                     offline=args.offline, allow_modified=args.allow_modified_data)
 
 
 def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
@@ -84,14 +124,14 @@ def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
                    help=f"tanh, or scaled_tanh = 1.7159 tanh(2a/3) (default {net.activation})")
     p.add_argument("--init", default=net.init, choices=INITS,
                    help=f"weights ~ U(+-2.4/sqrt(F)) (sqrt) or U(+-2.4/F) (linear); default {net.init}")
-    p.add_argument("--output-bias", type=float, default=net.output_bias,
+    p.add_argument("--output-bias", type=finite_float, default=net.output_bias,
                    help=f"initial output biases (default {net.output_bias:g})")
     p.add_argument("--table", default=net.table, choices=list(TABLES),
                    help=f"H1->H2 connection table (default {net.table}; see `lecun1989 info --table NAME`)")
     p.add_argument("--loss", default=net.loss, choices=LOSSES,
                    help=f"mse: tanh outputs and the MSE (the paper); ce: linear outputs and softmax "
                         f"cross-entropy (default {net.loss})")
-    p.add_argument("--dropout", type=float, default=net.dropout,
+    p.add_argument("--dropout", type=finite_float, default=net.dropout,
                    help=f"training only: drop each of H2's outputs with this probability (default {net.dropout:g})")
     p.add_argument("--shift", type=int, default=net.shift,
                    help=f"training only: roll each image by up to this many pixels in x and y (default {net.shift})")
@@ -107,20 +147,20 @@ def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
     p.add_argument("--optimizer", default=optim.name, choices=OPTIMIZERS,
                    help=f"sgd: w -= lr g; sdlm: the paper's diagonal Newton method, w -= lr / (mu + h) g "
                         f"(default {optim.name})")
-    p.add_argument("--lr", type=float, default=lr, help=f"learning rate; eps for sdlm (default {lr:g})")
+    p.add_argument("--lr", type=finite_float, default=lr, help=f"learning rate; eps for sdlm (default {lr:g})")
     p.add_argument("--lrs", type=parse_float_list, help="several learning rates, e.g. 0.01,0.03 (one run each)")
     p.add_argument("--schedule", default=optim.schedule,
                    help=f"per-pass factor of the learning rate: {' or '.join(SCHEDULES)} (LeNet-5's eps "
                         f"schedule), or factor:passes,...,last factor, e.g. 1:2,0.4:3,0.2 (default {optim.schedule})")
-    p.add_argument("--mu", type=float, default=optim.mu, help=f"sdlm: the step is lr / (mu + h) (default {optim.mu:g})")
+    p.add_argument("--mu", type=finite_float, default=optim.mu, help=f"sdlm: the step is lr / (mu + h) (default {optim.mu:g})")
     p.add_argument("--hessian-samples", type=positive_int, default=optim.hessian_samples,
                    help=f"sdlm: examples h is averaged over before each pass (default {optim.hessian_samples})")
     p.add_argument("--hessian", default=optim.hessian, choices=HESSIAN_MODES,
                    help="sdlm: re-estimate h before each pass (pass), or keep a running average updated "
                         f"after every example (running); default {optim.hessian}")
-    p.add_argument("--hessian-decay", type=float, default=optim.decay,
+    p.add_argument("--hessian-decay", type=finite_float, default=optim.decay,
                    help=f"sdlm --hessian running: weight of the newest example (default {optim.decay:g})")
-    p.add_argument("--weight-decay", type=float, default=optim.weight_decay,
+    p.add_argument("--weight-decay", type=finite_float, default=optim.weight_decay,
                    help=f"adamw: decoupled weight decay (default {optim.weight_decay:g}, PyTorch's)")
 
 
@@ -132,10 +172,10 @@ def add_train_args(p: argparse.ArgumentParser, recipe, out_help: str) -> None:
     p.add_argument("--passes", type=positive_int, default=recipe.passes,
                    help=f"passes over the training set (default {recipe.passes})")
     if len(recipe.seeds) == 1:
-        p.add_argument("--seed", type=int, default=recipe.seeds[0],
+        p.add_argument("--seed", type=seed, default=None,
                        help=f"seed of the initial weights (default {recipe.seeds[0]})")
     seeds_default = format_int_list(recipe.seeds)
-    p.add_argument("--seeds", type=parse_int_list, default=None if len(recipe.seeds) == 1 else recipe.seeds,
+    p.add_argument("--seeds", type=seed_list, default=None if len(recipe.seeds) == 1 else recipe.seeds,
                    help="several seeds, e.g. 0-31 or 1,2,5 (one run each)" +
                         ("" if len(recipe.seeds) == 1 else f"; default {seeds_default}"))
     add_run_args(p, out_help)
@@ -153,7 +193,10 @@ def add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
     p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
     p.add_argument("--out", help=out_help)
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output folder (only one this program made)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted command in its output folder from its last completed pass")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -164,12 +207,15 @@ def format_int_list(values) -> str:
     return ",".join(map(str, values))
 
 
-def recipe_from_args(args):
+def recipe_from_args(args, default_seeds=(paper.REPRO_SEED,)):
     from .optim import OptimConfig
     from .train import Recipe
+    if getattr(args, "seed", None) is not None and args.seeds is not None:
+        raise LecunError("give --seed or --seeds, not both")
+    seeds = args.seeds or ((args.seed,) if getattr(args, "seed", None) is not None else default_seeds)
     optim = OptimConfig(args.optimizer, args.schedule, args.mu, args.hessian_samples, args.hessian,
                         args.hessian_decay, weight_decay=args.weight_decay)
-    return Recipe(passes=args.passes, lrs=args.lrs or (args.lr,), seeds=args.seeds or (getattr(args, "seed", None),), optim=optim,
+    return Recipe(passes=args.passes, lrs=args.lrs or (args.lr,), seeds=seeds, optim=optim,
                   engine=args.engine, dtype=args.dtype, net=net_from_args(args))
 
 
@@ -222,34 +268,48 @@ def cmd_info(args) -> None:
         for row, planes in groups.items()))
 
 
+def default_out(args, name: str, source: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    if args.resume:
+        raise LecunError("--resume continues the command in --out DIR: name the folder")
+    return Path("runs") / time.strftime(f"{name}-{source}-%Y%m%d-%H%M%S")
+
+
 def cmd_repro(args) -> None:
-    from .train import train
+    from .train import raise_if_diverged, train
     recipe = recipe_from_args(args)
     ds = data_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / time.strftime(f"repro-{ds.source}-%Y%m%d-%H%M%S")
+    out = default_out(args, "repro", ds.source)
     t0 = time.perf_counter()
-    train(recipe, ds, out, force=args.force, quiet=args.quiet)
+    summaries = train(recipe, ds, out, force=args.force, resume=args.resume, quiet=args.quiet)
     print(f"run saved to {out} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+    raise_if_diverged(summaries)
 
 
 def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True) -> dict:
     """Train every run of the recipe, then write curves.csv and study.json and print the final
     figures beside the paper's (when `compare`)."""
     from .results import comparison_lines, write_study
-    from .train import run_dirs, train
-    out = Path(args.out) if args.out else Path("runs") / time.strftime(f"{name}-{ds.source}-%Y%m%d-%H%M%S")
+    from .rundir import Lock, check_output
+    from .train import raise_if_diverged, run_dirs, train
+    out = default_out(args, name, ds.source)
     t0 = time.perf_counter()
-    train(recipe, ds, out, force=args.force, quiet=args.quiet, command=args.command)
-    study = write_study(out, run_dirs(out, recipe.runs()), {"command": args.command_line, "data": ds.source,
-                                                              "held_out": ds.held_out})
+    check_output(out, args.force, args.resume)   # before the lock makes the folder
+    with Lock(out):
+        summaries = train(recipe, ds, out, force=args.force, resume=args.resume, quiet=args.quiet,
+                          command=args.command)
+        study = write_study(out, run_dirs(out, recipe.runs()), {"command": args.command_line, "data": ds.source,
+                                                                  "held_out": ds.held_out})
     print()
-    if compare and not ds.held_out:
+    if compare and not ds.held_out and study["final"]:
         for line in comparison_lines(study["final"]):
             print(line)
     for line in extra_lines:
         print(line)
     print(f"runs, curves.csv (per-pass mean and std) and study.json saved to {out} "
           f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+    raise_if_diverged(summaries)
     return study
 
 
@@ -295,25 +355,15 @@ def cmd_sweep(args) -> None:
 
 
 def load_kwargs(args) -> dict:
-    return {"home": args.data_home, "raw_dir": args.raw_dir, "offline": args.offline}
+    return {"home": args.data_home, "raw_dir": args.raw_dir, "offline": args.offline,
+            "allow_modified": args.allow_modified_data}
 
 
 def cmd_plot(args) -> None:
-    import json
     from . import plots
-    from .results import run_dirs_under
-    for path in map(Path, args.paths):
-        out = Path(args.out) / path.name if args.out else path / "plots"
-        written = []
-        if (path / "sweep.json").is_file():
-            written += plots.sweep(json.loads((path / "sweep.json").read_text()), out)
-            path = path / "final"
-        dirs = run_dirs_under([path])
-        written += plots.curves(dirs, out)
-        net, ds = plots.load_run(dirs[0], load_kwargs(args))
-        written += plots.misclassified(net, ds, out)
-        written += plots.features(net, ds, out)
-        print(f"{args.paths[0] if len(args.paths) == 1 else path}: " + ", ".join(str(p) for p in written))
+    for folder, written in plots.plot_folders([Path(p) for p in args.paths], args.out and Path(args.out),
+                                              load_kwargs(args)):
+        print(f"{folder}: " + ", ".join(str(p) for p in written))
 
 
 def cmd_report(args) -> None:
@@ -330,7 +380,7 @@ def cmd_bench(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import recipes
     from .engines import ENGINE_NAMES
-    parser = argparse.ArgumentParser(prog="lecun1989", description=f"Reproduce {paper.CITATION}.")
+    parser = Parser(prog="lecun1989", description=f"Reproduce {paper.CITATION}.")
     parser.add_argument("--version", action="version", version=f"lecun1989 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -361,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"; or baseline50k: the baseline on 50,000 MNIST digits (default: {LADDER[-1].name} "
                         f"with --data mnist, {LADDER[-2].name} with --data usps)")
     add_data_args(p)
-    p.add_argument("--seeds", type=parse_int_list, help="seeds of the initial weights and the noise (default 0-4)")
+    p.add_argument("--seeds", type=seed_list, help="seeds of the initial weights and the noise (default 0-4)")
     add_run_args(p, "study directory (default runs/modern-STEP-DATA-DATE-TIME)")
     p.set_defaults(func=cmd_modern)
 
@@ -373,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", type=parse_float_list, help="learning rates, e.g. 0.003,0.01,0.03")
     p.add_argument("--lr-grid", help="LOW:HIGH:N learning rates evenly spaced in log, e.g. 1e-3:1e-1:10")
     p.add_argument("--mus", type=parse_float_list, help="sdlm's mu values to sweep as well, e.g. 0.01,0.02,0.1")
-    p.add_argument("--seeds", type=parse_int_list, default=tuple(range(5)), help="seeds (default 0-4)")
+    p.add_argument("--seeds", type=seed_list, default=tuple(range(5)), help="seeds (default 0-4)")
     p.add_argument("--validation", type=positive_int, default=1000, metavar="N",
                    help="choose on the last N training digits (default 1000)")
     p.add_argument("--passes", type=positive_int, help="passes (default: the recipe's)")
@@ -407,18 +457,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as an interrupt: the same cleanup, exit status 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line, not the usage block: what is wrong, and where to read more."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _interrupt(e: BaseException | None) -> KeyboardInterrupt | None:
+    """The interrupt behind an exception: numba's dispatcher turns one raised while compiled code
+    returns into a SystemError ("returned a result with an exception set") that wraps it."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
+    name = f"lecun1989 {args.command}"
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         args.func(args)
     except LecunError as e:
-        print(f"lecun1989 {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"lecun1989 {args.command}: interrupted; files written so far are complete", file=sys.stderr)
-        return 130
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 3 if isinstance(e, Diverged) else 2
+    except OSError as e:
+        print(f"{name}: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SystemError) as e:
+        stop = _interrupt(e)
+        if stop is None:
+            raise
+        note = getattr(stop, "note", None)
+        print(f"{name}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}"
+              + (f"; {note}" if note else ""), file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -9,6 +9,7 @@ with weights shared inside a plane and one bias per unit ("untied" biases). Each
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -62,6 +63,8 @@ class NetConfig:
                                       ("loss", self.loss, LOSSES)):
             if value not in allowed:
                 raise LecunError(f"unknown {field} {value!r}; choose one of {', '.join(allowed)}")
+        if not math.isfinite(self.output_bias):
+            raise LecunError(f"--output-bias must be a finite number, got {self.output_bias}")
         if not 0 <= self.dropout < 1:
             raise LecunError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.shift <= 2:
@@ -71,6 +74,7 @@ class NetConfig:
     def noisy(self) -> bool:
         """Whether training draws random numbers (dropout masks, shifts)."""
         return self.dropout > 0 or self.shift > 0
+
     def to_dict(self) -> dict:
         return asdict(self)
 

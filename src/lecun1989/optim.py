@@ -17,6 +17,7 @@ All multiply the learning rate by a per-pass factor from the schedule.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,14 +43,14 @@ def parse_schedule(text: str) -> list[tuple[float, int | None]]:
     try:
         if text.startswith("linear:"):
             end = float(text.split(":", 1)[1])
-            if not end > 0:
+            if not (math.isfinite(end) and end > 0):
                 raise ValueError
             return [(end, -1)]
         parts = text.split(",")
         for i, part in enumerate(parts):
             factor, _, n = part.partition(":")
             last = i == len(parts) - 1
-            if (n == "") != last or float(factor) <= 0 or (n and int(n) < 1):
+            if (n == "") != last or not (math.isfinite(float(factor)) and float(factor) > 0) or (n and int(n) < 1):
                 raise ValueError
             steps.append((float(factor), None if last else int(n)))
     except ValueError:
@@ -76,14 +77,15 @@ class OptimConfig:
             raise LecunError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.hessian not in HESSIAN_MODES:
             raise LecunError(f"unknown hessian mode {self.hessian!r}; choose one of {', '.join(HESSIAN_MODES)}")
-        if not self.mu > 0:
+        if not (math.isfinite(self.mu) and self.mu > 0):
             raise LecunError(f"--mu must be positive, got {self.mu}")
         if self.hessian_samples < 1:
             raise LecunError(f"--hessian-samples must be at least 1, got {self.hessian_samples}")
         if not 0 < self.decay <= 1:
             raise LecunError(f"--hessian-decay must be in (0, 1], got {self.decay}")
-        if not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1 and self.eps > 0 and self.weight_decay >= 0):
-            raise LecunError("adamw needs betas in [0, 1), eps > 0 and weight decay >= 0")
+        if not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1 and math.isfinite(self.eps) and self.eps > 0
+                and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise LecunError("adamw needs betas in [0, 1), a finite eps > 0 and a finite weight decay >= 0")
         parse_schedule(self.schedule)
 
     @property

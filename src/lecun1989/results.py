@@ -15,7 +15,7 @@ import numpy as np
 
 from . import paper
 from .errors import LecunError
-from .io import write_json, write_text
+from .io import commit, json_text, write_text
 
 METRICS = ("train_error", "test_error", "train_loss", "test_loss", "train_misses", "test_misses")
 # (metric, label, the paper's figure)
@@ -23,12 +23,40 @@ PAPER_FIGURES = (("train_error", "train error", paper.TRAIN_ERROR), ("test_error
                  ("train_loss", "train MSE", paper.TRAIN_MSE), ("test_loss", "test MSE", paper.TEST_MSE))
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def read_json(path: Path):
+    """A JSON file written by this package, read strictly (NaN and Infinity are refused)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constants)
+    except (OSError, ValueError) as e:
+        raise LecunError(f"cannot read {path} ({e})") from None
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
+    """Every row of a run's metrics.jsonl, one per completed pass. A diverged run ends with a row
+    {"pass": k, "diverged": true, "reason": ...} for the pass at which it diverged, without figures."""
     path = Path(run_dir) / "metrics.jsonl"
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line, parse_constant=_no_constants)
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError) as e:
         raise LecunError(f"cannot read {path} ({e}); is {run_dir} a run directory?") from None
+    if not all(isinstance(r, dict) and isinstance(r.get("pass"), int) for r in rows):
+        raise LecunError(f"{path} is not a metrics file of this package (every line a JSON object with a pass)")
+    return rows
+
+
+def completed(rows: list[dict]) -> list[dict]:
+    """The rows of the passes a run completed with finite figures (a diverged run's last row dropped)."""
+    return [r for r in rows if not r.get("diverged")]
+
+
+def diverged_at(rows: list[dict]) -> int | None:
+    """The pass at which a run diverged, or None."""
+    return next((r["pass"] for r in rows if r.get("diverged")), None)
 
 
 def run_dirs_under(paths: list[Path]) -> list[Path]:
@@ -62,13 +90,17 @@ def curves(runs: list[list[dict]]) -> list[dict]:
     return rows
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """Rows of equal keys as CSV, written atomically."""
+def csv_text(rows: list[dict]) -> str:
+    """Rows of equal keys as CSV."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    write_text(path, csv_text(rows))
 
 
 def final_stats(runs: list[list[dict]]) -> dict:
@@ -107,12 +139,22 @@ def comparison_lines(final: dict) -> list[str]:
 
 
 def write_study(out: Path, run_dirs: list[Path], extra: dict | None = None) -> dict:
-    """curves.csv and study.json (final figures, paper's figures, per-run finals) for runs of one recipe."""
-    runs = [read_metrics(d) for d in run_dirs]
-    final = final_stats(runs)
-    write_csv(out / "curves.csv", curves(runs))
+    """curves.csv and study.json (final figures, paper's figures, per-run finals) for runs of one recipe.
+    Diverged runs are counted and named, never averaged; the figures are those of the last pass every
+    other run completed."""
+    all_rows = {d: read_metrics(d) for d in run_dirs}
+    diverged = [{"dir": str(d), "pass": diverged_at(rows), "reason": rows[-1].get("reason")}
+                for d, rows in all_rows.items() if diverged_at(rows) is not None]
+    runs = [completed(rows) for rows in all_rows.values() if diverged_at(rows) is None]
+    runs = [r[:min(len(x) for x in runs)] for r in runs] if runs and min(map(len, runs)) else []
+    final = final_stats(runs) if runs else None
+    files = {}
+    if runs:
+        files[out / "curves.csv"] = csv_text(curves(runs))
     study = {**(extra or {}), "runs": [str(d) for d in run_dirs], "final": final,
+             "final_pass": runs[0][-1]["pass"] if runs else None, "diverged": diverged,
              "paper": {key: value for key, _, value in PAPER_FIGURES},
              "per_run": [r[-1] for r in runs]}
-    write_json(out / "study.json", study)
+    files[out / "study.json"] = json_text(study)
+    commit(files)
     return study

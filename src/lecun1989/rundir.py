@@ -1,31 +1,158 @@
-"""A run directory: config.json, log.txt, metrics.jsonl, TensorBoard scalars, weights.safetensors.
+"""Output folders: run directories, and the marker and lock of every folder a command writes.
 
-Every file is written atomically (rewritten whole after each pass), so a run that is stopped
-leaves complete files describing the passes it finished.
+A run directory holds config.json, log.txt, metrics.jsonl, TensorBoard scalars, weights.safetensors,
+state.safetensors (what resuming needs besides the weights) and, when finished, summary.json.
+After each pass every file of every run of a command is put in place in one commit (io.commit), so
+an interrupted or failed command leaves all its runs at the same last completed pass.
+
+Every folder this program makes carries a marker (MARKER, naming its kind), and `--force` replaces
+only marked folders: never a folder of the user's own files. A command holds a lock (LOCK, with its
+pid) on its output folder while it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 
 from .errors import LecunError
-from .io import atomic_write, write_json, write_text
+from .io import commit, json_text
 
 SPLITS = ("train", "test")
+MARKER = ".lecun1989"
+LOCK = ".lecun1989.lock"
+KINDS = ("run", "study", "sweep")
 
 
-def claim(path: Path, force: bool) -> None:
-    """Fail before any work if `path` holds something and --force was not given."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not force:
-            raise LecunError(f"{path} already exists; pass --force to overwrite it, or choose another --out")
-        if not path.is_dir():
-            raise LecunError(f"{path} is a file, not a run directory; remove it or choose another --out")
+# --- markers and claims -------------------------------------------------------------------------
 
+def marked(path: Path) -> str | None:
+    """The kind of folder this program made at `path` (run, study, sweep), or None."""
+    try:
+        kind = json.loads((path / MARKER).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if kind in KINDS else None
+
+
+def mark(path: Path, kind: str) -> None:
+    from . import __version__
+    commit({path / MARKER: json_text({"kind": kind, "made_by": f"lecun1989 {__version__}"})})
+
+
+def _is_cwd_or_parent(path: Path) -> bool:
+    here, there = Path.cwd().resolve(), path.resolve()
+    return there == here or there in here.parents
+
+
+def check_output(path: Path, force: bool = False, resume: bool = False) -> str:
+    """Whether `path` may be written, before any work: 'new' (absent or empty), 'replace' (a marked
+    folder, with --force) or 'resume' (a marked folder, with --resume). Refuses everything else."""
+    if path.exists() and not path.is_dir():
+        raise LecunError(f"{path} is a file, not a folder; choose another --out")
+    empty = not path.exists() or not any(p.name != LOCK for p in path.iterdir())
+    if force and resume:
+        raise LecunError("--force starts over and --resume continues: give one of them")
+    if empty:
+        return "new"
+    kind = marked(path)
+    if force or resume:
+        if _is_cwd_or_parent(path):
+            raise LecunError(f"{path} is the current folder or one of its parents; choose another --out")
+        if kind is None:
+            raise LecunError(f"{path} was not made by lecun1989 (it has no {MARKER} marker), so it is left as it "
+                             f"is: choose another --out")
+        return "replace" if force else "resume"
+    if kind:
+        raise LecunError(f"{path} already exists; pass --force to replace it or --resume to continue it, or "
+                         f"choose another --out")
+    raise LecunError(f"{path} already exists and was not made by lecun1989; choose another --out")
+
+
+def replace_contents(path: Path) -> None:
+    """Empty a marked folder (--force), keeping this command's lock."""
+    for child in path.iterdir():
+        if child.name == LOCK:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+# --- the lock -----------------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's process
+        return True
+    return True
+
+
+class Lock:
+    """One writer per output folder: a lock file holding the owner's pid and host. A lock left by
+    a process that no longer runs (on this host) is taken over, with a word on stderr. Taking a lock
+    this process holds already is a no-op (a study locks its folder, then trains in it). A folder the
+    lock made is removed again on release if nothing else was left in it."""
+
+    def __init__(self, folder: Path, echo=None):
+        self.path = folder / LOCK
+        self.echo = echo
+        self.held = False
+        self.created = False
+
+    def __enter__(self) -> "Lock":
+        self.created = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner and owner["pid"] == os.getpid() and owner.get("host") == socket.gethostname():
+                    return self
+                if owner is None or (owner.get("host") == socket.gethostname() and not _alive(owner["pid"])):
+                    if self.echo:
+                        self.echo(f"{self.path.parent}: took over the lock of a lecun1989 command that no longer runs"
+                                  + (f" (pid {owner['pid']})" if owner else ""))
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise LecunError(f"{self.path.parent} is in use by another lecun1989 command (pid {owner['pid']} on "
+                                 f"{owner.get('host')}); wait for it to finish, or stop it") from None
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise LecunError(f"cannot take the lock {self.path}; remove it if no lecun1989 command is running")
+
+    def _owner(self) -> dict | None:
+        try:
+            owner = json.loads(self.path.read_text(encoding="utf-8"))
+            return owner if isinstance(owner.get("pid"), int) else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+            if self.created:
+                with contextlib.suppress(OSError):   # not empty: it holds results
+                    self.path.parent.rmdir()
+
+
+# --- a run directory ----------------------------------------------------------------------------
 
 def metrics_row(pass_num: int, evals: dict) -> dict:
     row = {"pass": pass_num}
@@ -40,52 +167,122 @@ def eval_line(split: str, e) -> str:
     return f"eval: split {split:5s}. loss {e.loss:e}. error {e.error * 100:.2f}%. misses: {e.misses}"
 
 
-class RunDir:
-    def __init__(self, path: Path, force: bool, config: dict, tensorboard: bool = True):
-        claim(path, force)
-        if path.is_dir() and force:
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.lines: list[str] = []
-        self.rows: list[dict] = []
-        write_json(path / "config.json", config)
-        self.tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(log_dir=str(path / "tensorboard"))
+def tensors_digest(tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
-    def log(self, line: str) -> None:
-        self.lines.append(line)
-        write_text(self.path / "log.txt", "\n".join(self.lines) + "\n")
 
-    def record(self, pass_num: int, evals: dict) -> None:
-        row = metrics_row(pass_num, evals)
-        self.rows.append(row)
-        write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
-        if self.tb is not None:
-            for split in SPLITS:
-                self.tb.add_scalar(f"error/{split}", row[f"{split}_error"], pass_num)
-                self.tb.add_scalar(f"loss/{split}", row[f"{split}_loss"], pass_num)
-            self.tb.flush()
+# safetensors writes its metadata map in an order that changes from process to process, so all of
+# ours goes in one entry, as sorted JSON: the same tensors give the same bytes.
+META_KEY = "lecun1989"
 
-    def save_weights(self, params: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-        from safetensors.numpy import save
-        blob = save({k: np.ascontiguousarray(v) for k, v in params.items()}, metadata=metadata)
-        atomic_write(self.path / "weights.safetensors", lambda f: f.write(blob), mode="wb")
 
-    def write_summary(self, summary: dict) -> None:
-        write_json(self.path / "summary.json", summary)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+def tensors_blob(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    from safetensors.numpy import save
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    meta = {**metadata, "sha256": tensors_digest(tensors)}
+    return save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
 
 
 def load_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and metadata of a .safetensors file this program wrote, checked against the
+    checksum it carries."""
     from safetensors import safe_open
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    except Exception as e:
-        raise LecunError(f"cannot read weights from {path} ({e}); is it a weights.safetensors of a run?") from None
+            tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        if META_KEY in metadata:
+            metadata = json.loads(metadata[META_KEY])
+    except Exception as e:   # safetensors raises its own error types for damaged files
+        raise LecunError(f"cannot read {path} ({e}); is it a file of a lecun1989 run?") from None
+    if "sha256" in metadata and metadata["sha256"] != tensors_digest(tensors):
+        raise LecunError(f"{path} is damaged: its tensors do not match the checksum written with them")
+    return tensors, metadata
+
+
+def _events(rows: list[dict]) -> bytes:
+    """TensorBoard's event file for every pass so far, rewritten whole with each commit (synchronous:
+    no writer thread per run)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.record_writer import RecordWriter
+    import io
+    buf = io.BytesIO()
+    writer = RecordWriter(buf)
+    writer.write(Event(wall_time=0.0, file_version="brain.Event:2").SerializeToString())
+    for row in rows:
+        if row.get("diverged"):
+            continue
+        values = [Summary.Value(tag=f"{metric}/{split}", simple_value=row[f"{split}_{metric}"])
+                  for split in SPLITS for metric in ("error", "loss")]
+        writer.write(Event(wall_time=row.get("_time", 0.0), step=row["pass"],
+                           summary=Summary(value=values)).SerializeToString())
+    return buf.getvalue()
+
+
+class RunDir:
+    """One run's files, kept in memory and handed to io.commit after each pass (`files`)."""
+
+    def __init__(self, path: Path, config: dict, lines: list[str] | None = None, rows: list[dict] | None = None):
+        self.path = path
+        self.config = config
+        self.lines = list(lines or [])
+        self.rows = list(rows or [])
+        self.weights: bytes | None = None
+        self.state: bytes | None = None
+        self.summary: dict | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> "RunDir":
+        """A run directory as it was left (for --resume)."""
+        from .results import read_json, read_metrics
+        config = read_json(path / "config.json")
+        try:
+            lines = (path / "log.txt").read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise LecunError(f"cannot read {path / 'log.txt'} ({e.strerror}); the run cannot be resumed") from None
+        rd = cls(path, config, lines, read_metrics(path) if (path / "metrics.jsonl").exists() else [])
+        if (path / "summary.json").exists():
+            rd.summary = read_json(path / "summary.json")
+        return rd
+
+    @property
+    def passes_done(self) -> int:
+        return self.rows[-1]["pass"] if self.rows and not self.rows[-1].get("diverged") else \
+            (self.rows[-1]["pass"] - 1 if self.rows else 0)
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.rows) and bool(self.rows[-1].get("diverged"))
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+    def record(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def set_weights(self, params: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+        self.weights = tensors_blob(params, metadata)
+
+    def set_state(self, state: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+        self.state = tensors_blob(state, metadata)
+
+    def files(self) -> dict[Path, str | bytes]:
+        """Every file of the run as it stands, for one commit."""
+        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.rows]
+        out = {self.path / "config.json": json_text(self.config),
+               self.path / "log.txt": "\n".join(self.lines) + "\n",
+               self.path / "metrics.jsonl": "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows),
+               self.path / "tensorboard" / "events.out.tfevents.lecun1989": _events(self.rows)}
+        if self.weights is not None:
+            out[self.path / "weights.safetensors"] = self.weights
+        if self.state is not None:
+            out[self.path / "state.safetensors"] = self.state
+        if self.summary is not None:
+            out[self.path / "summary.json"] = json_text(self.summary)
+        return out

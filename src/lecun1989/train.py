@@ -1,16 +1,22 @@
 """The trainer: the paper's training run (section 5.2), for one run or many at once.
 
-Reads top to bottom: make the initial weights, claim the run directories, then for every pass
-train on every example in order, evaluate both splits, log and save. The arithmetic happens in
-an engine (engines/), so the same loop drives the PyTorch reference and the compiled engine.
+Reads top to bottom: check the settings and the output folder, make (or, resuming, read back) the
+runs, then for every pass train on every example in order, evaluate both splits, and commit every
+run's files at once. The arithmetic happens in an engine (engines/), so the same loop drives the
+PyTorch reference and the compiled engine. A run whose loss or weights stop being finite is marked
+diverged at that pass and left out of what follows; the others go on.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +24,15 @@ import numpy as np
 
 from . import __version__, paper
 from .data import Dataset
-from .engines import DTYPES, engine_class, initial_runs
-from .errors import LecunError
+from .engines import DTYPES, RunSpec, engine_class, initial_runs
+from .errors import Diverged, LecunError
+from .io import commit, json_text
 from .model import NetConfig
-from .results import stats
-from .rundir import RunDir, claim, eval_line
 from .optim import OptimConfig
+from .results import stats
+from .rundir import Lock, RunDir, check_output, eval_line, load_weights, mark, marked, metrics_row, replace_contents
+
+MAX_SEED = 2 ** 32 - 1
 
 
 @dataclass(frozen=True)
@@ -39,10 +48,17 @@ class Recipe:
     def __post_init__(self):
         if self.passes < 1:
             raise LecunError(f"--passes must be at least 1, got {self.passes}")
-        if not self.lrs or any(not lr > 0 for lr in self.lrs):
-            raise LecunError(f"learning rates must be positive, got {', '.join(map(str, self.lrs))}")
+        if not self.lrs or any(not (math.isfinite(lr) and lr > 0) for lr in self.lrs):
+            raise LecunError(f"learning rates must be positive finite numbers, got {', '.join(map(str, self.lrs))}")
         if not self.seeds:
             raise LecunError("give at least one seed")
+        bad = [s for s in self.seeds if not (isinstance(s, (int, np.integer)) and 0 <= s <= MAX_SEED)]
+        if bad:
+            raise LecunError(f"seeds must be whole numbers from 0 to {MAX_SEED}, got {bad[0]}")
+        for name, values in (("seed", self.seeds), ("learning rate", self.lrs)):
+            twice = [v for v, n in Counter(values).items() if n > 1]
+            if twice:
+                raise LecunError(f"{name} {min(twice):g} is given more than once; each run needs its own")
         if self.dtype not in DTYPES:
             raise LecunError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
         if self.optim.name == "sdlm" and (self.net.activation == "relu" or self.net.loss != "mse"):
@@ -58,20 +74,24 @@ def git_commit() -> str | None:
     """The commit of the package's source tree, when it is a git checkout."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
+        commit_ = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                 timeout=5, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here, capture_output=True,
                                text=True, timeout=5).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
+        return commit_ + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def versions() -> dict:
-    import numba  # noqa: F401  (recorded because the compiled engine depends on it)
-    import torch
-    return {"lecun1989": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "numba": numba.__version__, "platform": platform.platform()}
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"lecun1989": __version__, "python": platform.python_version()}
+    for name in ("numpy", "torch", "numba"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return {**out, "platform": platform.platform()}
 
 
 def run_dirs(out: Path, runs: list[tuple[int, float]], nested: bool | None = None) -> list[Path]:
@@ -95,78 +115,245 @@ def header(recipe: Recipe, data: Dataset, seed: int, lr: float) -> str:
             f"{recipe.passes} passes, seed {seed}")
 
 
-def train(recipe: Recipe, data: Dataset, out: Path, force: bool = False, quiet: bool = False,
-          echo=print, command: str = "repro", extra_config: dict | None = None) -> list[dict]:
-    """Train every run of `recipe` on `data`; return one summary per run (final figures)."""
-    from tqdm import tqdm
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
+
+def memory_estimate(recipe: Recipe, data: Dataset) -> int:
+    """Bytes a batch needs, roughly and on the high side: per run its initial weights, the engine's
+    state (parameters, steps, curvature, moments), the files it commits, one pass's dropout masks
+    and shifts, and the per-example figures of an evaluation."""
+    from .engines.layout import N_FLAT
+    n, n_eval = len(data.train), len(data.train) + len(data.test)
+    per_run = 12 * N_FLAT * 8 + 16 * n_eval + (2 * n * 192 if recipe.net.dropout else 0) + \
+        (16 * n if recipe.net.shift else 0)
+    return len(recipe.runs()) * per_run
+
+
+def check_memory(recipe: Recipe, data: Dataset) -> None:
+    need, have = memory_estimate(recipe, data), _available_memory()
+    if have is not None and need > 0.8 * have:
+        raise LecunError(f"{len(recipe.runs())} runs at once would need about {need / 2**30:.1f} GiB of memory, more "
+                         f"than the {have / 2**30:.1f} GiB available; train fewer at a time (split --seeds)")
+
+
+SETTINGS_IGNORED = ("versions", "git_commit")   # may differ between an interrupted command and its resumption
+
+
+def _settings(config: dict) -> dict:
+    """The settings that make a run what it is, as they read back from config.json."""
+    return {k: v for k, v in json.loads(json_text(config)).items() if k not in SETTINGS_IGNORED}
+
+
+# Trained weights stay within a few units; weights this large saturate every unit, so the outputs no
+# longer depend on the input, and float32 overflows within a few more steps.
+EXPLODED = 1e6
+
+
+def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
+    """Why a run's figures after a pass are not a result, or None when they are."""
+    bad = [f"{split} loss {ev[split].loss}" for split in ("train", "test") if not math.isfinite(ev[split].loss)]
+    if not all(np.isfinite(v).all() for v in params.values()):
+        bad.append("weights not finite")
+    else:
+        largest = max(float(np.abs(v).max()) for v in params.values())
+        if largest > EXPLODED:
+            bad.append(f"weights exploded (largest |w| {largest:.1e})")
+    return ", ".join(bad) or None
+
+
+def _resume(dirs: list[Path], configs: list[dict]) -> list[RunDir]:
+    """The run directories of an interrupted command, checked against the settings given now."""
+    rundirs = []
+    for d, config in zip(dirs, configs):
+        if marked(d) != "run":
+            raise LecunError(f"{d} is not a run directory of this command (no marker); it cannot be resumed: start "
+                             f"over with --force, or choose another --out")
+        rd = RunDir.read(d)
+        before, now = _settings(rd.config), _settings(config)
+        if before != now:
+            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            raise LecunError(f"{d} was started with other settings ({', '.join(changed)} differ); give the same "
+                             f"command to resume it, or start over with --force")
+        rundirs.append(rd)
+    done = {rd.passes_done for rd in rundirs if rd.summary is None}
+    if len(done) > 1:
+        raise LecunError(f"the runs in {dirs[0].parent} stopped at different passes ({sorted(done)}); they were not "
+                         f"written by one command: start over with --force")
+    return rundirs
+
+
+def train(recipe: Recipe, data: Dataset, out: str | os.PathLike, force: bool = False, quiet: bool = False,
+          echo=print, command: str = "repro", extra_config: dict | None = None, resume: bool = False) -> list[dict]:
+    """Train every run of `recipe` on `data` into `out` (a run directory, or one per run inside it);
+    return one summary per run. `resume` continues the runs an interrupted command left in `out`."""
+    out = Path(out)
     runs = recipe.runs()
     dirs = run_dirs(out, runs)
-    claim(out, force)
-    for d in dirs:
-        claim(d, force)
+    check_memory(recipe, data)
+    mode = check_output(out, force, resume)
+    with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
+        try:
+            return _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_config)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            # failed before its first pass was committed: nothing worth keeping, nothing to block a rerun
+            if mode != "resume" and out.is_dir() and not any(_passes_committed(d) for d in dirs):
+                replace_contents(out)
+            raise
 
-    specs = initial_runs(recipe.net, runs)
+
+def _passes_committed(run_dir: Path) -> bool:
+    try:
+        return (run_dir / "metrics.jsonl").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_config) -> list[dict]:
+    from tqdm import tqdm
+
+    single = len(runs) == 1
+    if mode == "replace":
+        replace_contents(out)
+    t0 = time.perf_counter()
+    engine_cls = engine_class(recipe.engine)
     common = {"command": command, "passes": recipe.passes, "optimizer": recipe.optim.to_dict(),
-              "engine": recipe.engine, "dtype": recipe.dtype, "net": recipe.net.to_dict(),
+              "engine": recipe.engine, "kernels": engine_cls.kernels_for(len(runs)), "dtype": recipe.dtype,
+              "net": recipe.net.to_dict(),
               "data": {"source": data.source, "seed": data.seed, "n_train": len(data.train),
-                       "n_test": len(data.test), "held_out": data.held_out, "sha256": data.sha256},
+                       "n_test": len(data.test), "held_out": data.held_out, "sha256": data.sha256,
+                       "modified": data.modified},
               "versions": versions(), "git_commit": git_commit(), "paper": paper.CITATION,
               **(extra_config or {})}
-    rundirs = [RunDir(d, force, {**common, "seed": seed, "lr": lr}) for d, (seed, lr) in zip(dirs, runs)]
-    for rd, (seed, lr) in zip(rundirs, runs):
-        rd.log(header(recipe, data, seed, lr))
-    single = len(runs) == 1
+    configs = [{**common, "seed": seed, "lr": lr} for seed, lr in runs]
+
+    if mode == "resume":
+        rundirs = _resume(dirs, configs)
+    else:
+        rundirs = [RunDir(d, config, [header(recipe, data, seed, lr)]) for d, config, (seed, lr)
+                   in zip(dirs, configs, runs)]
+        for d in {out, *dirs}:
+            mark(d, "run" if d in dirs else "study")
+        commit({path: content for rd in rundirs for path, content in rd.files().items()})
+    live = [i for i, rd in enumerate(rundirs) if rd.summary is None]
+    start = rundirs[live[0]].passes_done if live else recipe.passes
     if single:
-        echo(rundirs[0].lines[0])
+        for line in rundirs[0].lines[:1 if mode != "resume" else None]:
+            echo(line)
     else:
         echo(f"lecun1989 {__version__}: {len(runs)} runs ({len(recipe.seeds)} seeds x {len(recipe.lrs)} "
              f"learning rates), data {data.source}, engine {recipe.engine}, {recipe.passes} passes")
+    if mode == "resume":
+        echo(f"resuming {out} after pass {start} of {recipe.passes}" if live else f"{out}: finished before")
 
-    t0 = time.perf_counter()
-    engine = engine_class(recipe.engine)(recipe.net, specs, data, optim=recipe.optim, dtype=recipe.dtype,
-                                         passes=recipe.passes)
+    # The engine trains the live runs only: the kernels recorded at the start keep the arithmetic the same.
+    specs = []
+    for i in live:
+        seed, lr = runs[i]
+        params = load_weights(dirs[i] / "weights.safetensors")[0] if start else None
+        specs.append(RunSpec(seed, lr, params) if params else initial_runs(recipe.net, [(seed, lr)])[0])
+    engine = engine_cls(recipe.net, specs, data, optim=recipe.optim, dtype=recipe.dtype, passes=recipe.passes,
+                        kernels=common["kernels"]) if live else None
+    if engine is not None and start:
+        engine.set_state([load_weights(dirs[i] / "state.safetensors")[0]
+                          if (dirs[i] / "state.safetensors").exists() else {} for i in live], start)
     setup_s = time.perf_counter() - t0
+
     try:
-        for p in range(1, recipe.passes + 1):
-            with tqdm(total=len(data.train) * len(runs), desc=f"pass {p}/{recipe.passes}", unit="step",
+        for p in range(start + 1, recipe.passes + 1):
+            with tqdm(total=len(data.train) * len(live), desc=f"pass {p}/{recipe.passes}", unit="step",
                       disable=quiet, leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
                 engine.train_pass(bar.update)
-            evals = engine.evaluate()
-            params = engine.get_params()
-            for rd, ev, prm, (seed, lr) in zip(rundirs, evals, params, runs):
-                lines = [f"pass {p}/{recipe.passes}", eval_line("train", ev["train"]), eval_line(data.test_name, ev["test"])]
-                for line in lines:
-                    rd.log(line)
-                rd.record(p, ev)
-                rd.save_weights(prm, {"pass": str(p), "seed": str(seed), "lr": repr(lr),
-                                      "net": str(recipe.net.to_dict())})
-                if single:
+            evals, params, states = engine.evaluate(), engine.get_params(), engine.get_state()
+            still = []
+            for k, i in enumerate(live):
+                rd, (seed, lr), ev = rundirs[i], runs[i], evals[k]
+                reason = _diverged_reason(ev, params[k])
+                rd.log(f"pass {p}/{recipe.passes}")
+                if reason:
+                    rd.log(f"diverged at pass {p} ({reason}): the run stops here"
+                           + (f"; weights.safetensors holds pass {p - 1}" if p > 1 else ""))
+                    rd.record({"pass": p, "diverged": True, "reason": reason})
+                    rd.summary = {"seed": seed, "lr": lr, "passes": recipe.passes, "dir": str(rd.path),
+                                  "diverged": True, "diverged_at_pass": p, "reason": reason}
+                else:
+                    lines = [eval_line("train", ev["train"]), eval_line(data.test_name, ev["test"])]
                     for line in lines:
+                        rd.log(line)
+                    rd.record({**metrics_row(p, ev), "_time": time.time()})
+                    meta = {"pass": str(p), "seed": str(seed), "lr": repr(lr), "net": str(recipe.net.to_dict())}
+                    rd.set_weights(params[k], meta)
+                    if states[k]:   # SGD and SDLM's per-pass estimate carry nothing over
+                        rd.set_state(states[k], meta)
+                    still.append(i)
+                if single:
+                    for line in rd.lines[-(2 if reason else 3):]:
                         echo(line)
+            if p == recipe.passes:
+                wall_s = time.perf_counter() - t0
+                for i in still:
+                    rd, (seed, lr) = rundirs[i], runs[i]
+                    rd.summary = {"seed": seed, "lr": lr, "passes": recipe.passes, "dir": str(rd.path),
+                                  **{k: v for k, v in rd.rows[-1].items() if k != "pass" and not k.startswith("_")},
+                                  "wall_s": wall_s, "engine_setup_s": setup_s}
+                    for line in final_lines([rd.summary], data.test_name, recipe.net.loss):
+                        rd.log(line)
+            commit({path: content for i in live for path, content in rundirs[i].files().items()})
             if not single:
-                test = [ev["test"].error * 100 for ev in evals]
-                train_ = [ev["train"].error * 100 for ev in evals]
-                echo(f"pass {p}/{recipe.passes}: train error {np.mean(train_):.2f}% (min {min(train_):.2f}, "
-                     f"max {max(train_):.2f}), {data.test_name} error {np.mean(test):.2f}% (min {min(test):.2f}, "
-                     f"max {max(test):.2f})")
-    finally:
-        for rd in rundirs:
-            rd.close()
-    wall_s = time.perf_counter() - t0
+                _echo_pass(echo, p, recipe.passes, [evals[k] for k, i in enumerate(live) if i in still],
+                           sum(bool(rd.diverged) for rd in rundirs), data.test_name)
+            live = still
+            if not live:
+                break
+    except KeyboardInterrupt as e:
+        done = rundirs[live[0]].passes_done if live else recipe.passes
+        e.note = f"{out} holds pass {done} of {recipe.passes}; the same command with --resume continues it"
+        raise
 
-    summaries = []
-    for rd, ev, (seed, lr) in zip(rundirs, evals, runs):
-        s = {"seed": seed, "lr": lr, "passes": recipe.passes, "dir": str(rd.path),
-             **{f"{k}": v for k, v in rd.rows[-1].items() if k != "pass"},
-             "wall_s": wall_s, "engine_setup_s": setup_s}
-        rd.write_summary(s)
-        for line in final_lines([s], data.test_name, recipe.net.loss):
-            rd.log(line)
-        summaries.append(s)
-    for line in final_lines(summaries, data.test_name, recipe.net.loss):
-        echo(line)
+    summaries = [rd.summary for rd in rundirs]
+    finished = [s for s in summaries if not s.get("diverged")]
+    if finished:
+        for line in final_lines(finished, data.test_name, recipe.net.loss):
+            echo(line)
     return summaries
+
+
+def _echo_pass(echo, p: int, passes: int, evals: list[dict], diverged: int, test_name: str) -> None:
+    if not evals:
+        return
+    test = [ev["test"].error * 100 for ev in evals]
+    train_ = [ev["train"].error * 100 for ev in evals]
+    echo(f"pass {p}/{passes}: train error {np.mean(train_):.2f}% (min {min(train_):.2f}, max {max(train_):.2f}), "
+         f"{test_name} error {np.mean(test):.2f}% (min {min(test):.2f}, max {max(test):.2f})"
+         + (f"; {diverged} diverged" if diverged else ""))
+
+
+def diverged_runs(summaries: list[dict]) -> list[dict]:
+    return [s for s in summaries if s.get("diverged")]
+
+
+def raise_if_diverged(summaries: list[dict]) -> None:
+    """The command's last word when runs diverged: which, and where to look."""
+    bad = diverged_runs(summaries)
+    if bad:
+        names = ", ".join(f"{Path(s['dir']).name} (pass {s['diverged_at_pass']})" for s in bad[:8])
+        if len(summaries) == 1:
+            raise Diverged(f"the run diverged at pass {bad[0]['diverged_at_pass']} ({bad[0]['reason']}); try a lower "
+                           f"--lr")
+        raise Diverged(f"{len(bad)} of {len(summaries)} runs diverged: {names}{', ...' if len(bad) > 8 else ''}; "
+                       f"their loss or weights stopped being finite (try a lower --lr); the others' results stand")
 
 
 def final_lines(summaries: list[dict], test_name: str = "test", loss: str = "mse") -> list[str]:

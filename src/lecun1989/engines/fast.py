@@ -318,34 +318,37 @@ def shift_indices(idx1: np.ndarray, rolls: np.ndarray) -> np.ndarray:
     return np.where(idx1 < n2, rolls[:, np.minimum(idx1, n2 - 1)], n2)
 
 
-# A core trains a group of LANES runs on the lane kernels in about the time the single-run kernels
-# take for this many runs (measured on the README's machine: 55 against 15 us per step).
-LANE_GROUP_COST = 3.7
+# The lane kernels sum in another order than the single-run kernels, so which set trains a run must
+# not depend on the machine (its core or thread count): a fixed number of runs decides. A core trains
+# a group of LANES runs on the lane kernels in about the time the single-run kernels take for 3.7 runs
+# (55 against 15 us per step on the README's machine), so on two cores, one run per core at a time,
+# the groups finish sooner from 7 runs up; with more cores the rule gives away some speed, not numbers.
+LANES_FROM = 7
+KERNELS = ("single", "lanes")
 
 
-def prefer_lanes(n_runs: int, cores: int | None = None) -> bool:
-    """Whether the lane kernels train n_runs sooner than the single-run kernels, one run per core
-    at a time: with few runs per core a half-empty group costs more than the runs alone."""
-    cores = cores or config.NUMBA_NUM_THREADS
-    single = math.ceil(n_runs / cores)
-    grouped = math.ceil(math.ceil(n_runs / LN.V) / cores) * LANE_GROUP_COST
-    return grouped < single
+def kernels_for(n_runs: int) -> str:
+    """Which kernel set trains a batch of n_runs: the same answer on every machine."""
+    return "lanes" if n_runs >= LANES_FROM else "single"
 
 
 class FastEngine:
     """The compiled engine. Runs train on the single-run kernels above, one per core at a time, or,
-    when there are enough of them (prefer_lanes), in groups of LANES on the lane kernels (lanes.py),
-    the groups spread over the cores; `lanes` forces the choice. Either way each run's
+    when there are enough of them (kernels_for), in groups of LANES on the lane kernels (lanes.py),
+    the groups spread over the cores; `kernels` forces the choice (a resumed command keeps its own). Either way each run's
     state (parameters, step sizes, curvature, moments) is the flat vector of layout.py: per run a
     row, or, in groups, LANES rows interleaved (self._run gives one run's view)."""
     name = "fast"
+    kernels_for = staticmethod(kernels_for)
     CHUNK = 512   # examples per compiled call: the progress bar's granularity
 
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
-                 dtype: str = "float32", passes: int = paper.PASSES, lanes: bool | None = None):
+                 dtype: str = "float32", passes: int = paper.PASSES, kernels: str | None = None):
         self.dtype = DTYPES[dtype]
         self.net, self.optim, self.runs, self.passes = net, optim, runs, passes
-        self.lanes = prefer_lanes(len(runs)) if lanes is None else lanes
+        self.kernels = kernels or kernels_for(len(runs))
+        assert self.kernels in KERNELS, self.kernels
+        self.lanes = self.kernels == "lanes"
         # runs, then (in groups) copies of the first with lr 0 to fill the last group
         self.slots = -(-len(runs) // LN.V) * LN.V if self.lanes else len(runs)
         self.table = connection_table(net.table).astype(np.int64)
@@ -515,3 +518,22 @@ class FastEngine:
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
         return [unpack(np.ascontiguousarray(self._run(self.params, r))) for r in range(len(self.runs))]
+
+    def _carried(self) -> dict[str, np.ndarray]:
+        """The optimizer state that carries over from one pass to the next (what resuming needs)."""
+        return {**({"h": self.h} if self.optim.running else {}),
+                **({"m": self.m, "v": self.v} if self.optim.name == "adamw" else {})}
+
+    def get_state(self) -> list[dict[str, np.ndarray]]:
+        """Per run: the carried optimizer state, as `kind.name` tensors in model.Net1989's layout."""
+        return [{f"{kind}.{name}": value for kind, state in self._carried().items()
+                 for name, value in unpack(np.ascontiguousarray(self._run(state, r))).items()}
+                for r in range(len(self.runs))]
+
+    def set_state(self, states: list[dict[str, np.ndarray]], passes_done: int) -> None:
+        """Continue after pass `passes_done` from the states get_state gave then."""
+        self.passes_done = passes_done
+        for r, st in enumerate(states):
+            for kind, state in self._carried().items():
+                self._run(state, r)[:] = pack({k.split(".", 1)[1]: v for k, v in st.items()
+                                               if k.startswith(kind + ".")}, self.dtype)

@@ -76,8 +76,12 @@ def evaluate(model: Net1989, x: torch.Tensor, t: torch.Tensor, labels: np.ndarra
 class TorchEngine:
     name = "torch"
 
+    @staticmethod
+    def kernels_for(n_runs: int) -> str:
+        return "reference"
+
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
-                 dtype: str = "float32", passes: int = paper.PASSES):
+                 dtype: str = "float32", passes: int = paper.PASSES, kernels: str | None = None):
         torch_dtype = getattr(torch, dtype)
         self.net, self.data, self.optim, self.runs, self.passes = net, data, optim, runs, passes
         self.passes_done = 0
@@ -128,3 +132,30 @@ class TorchEngine:
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
         return [model.get_params() for model in self.models]
+
+    # The optimizer state that carries over between passes, under these names: SDLM's running
+    # curvature, AdamW's moments and step count (SGD and SDLM's per-pass estimate carry nothing).
+    CARRIED = {"h": "h", "m": "exp_avg", "v": "exp_avg_sq", "step": "step"}
+
+    def get_state(self) -> list[dict[str, np.ndarray]]:
+        """Per run: the carried optimizer state, as `kind.name` arrays in model.Net1989's layout."""
+        states = []
+        for model, opt in zip(self.models, self.optimizers):
+            st = {}
+            if self.optim.running or self.optim.name == "adamw":
+                for name in model.PARAMS:
+                    for kind, key in self.CARRIED.items():
+                        value = opt.state[getattr(model, name)].get(key)
+                        if value is not None:
+                            st[f"{kind}.{name}"] = value.detach().numpy().copy().reshape(value.shape)
+            states.append(st)
+        return states
+
+    def set_state(self, states: list[dict[str, np.ndarray]], passes_done: int) -> None:
+        """Continue after pass `passes_done` from the states get_state gave then."""
+        self.passes_done = passes_done
+        for model, opt, st in zip(self.models, self.optimizers, states):
+            for kind, key in self.CARRIED.items():
+                for name in model.PARAMS:
+                    if f"{kind}.{name}" in st:
+                        opt.state[getattr(model, name)][key] = torch.from_numpy(np.array(st[f"{kind}.{name}"]))
