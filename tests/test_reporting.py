@@ -30,7 +30,7 @@ def test_sweep_selects_on_validation_and_reports_test_only_for_the_choice(swept)
     assert result["selected"]["lr"] == best["lr"]
     val_run = json.loads((out / "val" / "all" / f"lr{best['lr']:g}-seed0" / "config.json").read_text())
     assert val_run["data"]["held_out"] == 100 and val_run["data"]["n_train"] == 200
-    final_runs = sorted((out / "final").iterdir())
+    final_runs = sorted(p for p in (out / "final").iterdir() if p.is_dir())
     assert [p.name for p in final_runs] == [f"lr{best['lr']:g}-seed0", f"lr{best['lr']:g}-seed1"]
     finals = [read_metrics(p)[-1] for p in final_runs]
     assert result["final"]["test_misses"]["mean"] == sum(f["test_misses"] for f in finals) / 2

@@ -484,13 +484,13 @@ def _interrupt(e: BaseException | None) -> KeyboardInterrupt | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
-    name = f"lecun1989 {args.command}"
+    name = "lecun1989"
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
         else None
-    try:
+    try:   # everything, imports and parsing included: an interrupt at any moment is one line
+        args = build_parser().parse_args(argv)
+        name = f"lecun1989 {args.command}"
+        args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
         args.func(args)
     except LecunError as e:
         print(f"{name}: error: {e}", file=sys.stderr)

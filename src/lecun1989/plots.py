@@ -7,66 +7,207 @@
     features      the learned H1 kernels and one digit's maps through H1, H2, H3 and the outputs
     sweep         validation and test error versus the swept setting, with bands
 
-Each function returns the paths it wrote. Lines differ by style and marker, not only by color.
+Each function draws in memory and returns its files by name ({"curves.png": bytes, ...});
+`write_files` puts a folder's whole set in place at once, so a failure never leaves half of one.
+Figures are made with `matplotlib.figure.Figure`, never pyplot, so the library leaves matplotlib's
+backend and pyplot's state to the program that imports it. Lines differ by style and marker, not
+only by color.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from . import paper
 from .errors import LecunError
-from .results import read_metrics
+from .io import commit
+from .results import METRICS, curves as mean_curves, diverged_at, read_json, read_metrics, run_dirs_under
 
 STYLES = {"train": dict(color="black", linestyle="-", marker="o"),
           "test": dict(color="0.45", linestyle="--", marker="s")}
+NUMBER = (int, float)
+STATS = dict.fromkeys(("mean", "std", "min", "max"), NUMBER)
+# What this module reads of a run's config.json and of a sweep's sweep.json, and of which type.
+CONFIG_KEYS = {"net": dict, "data": dict, "seed": int, "lr": NUMBER}
+DATA_KEYS = {"source": str, "seed": (int, type(None)), "n_train": int, "n_test": int, "held_out": int,
+             "sha256": str}
+SWEEP_KEYS = {"recipe": str, "data": str, "seeds": list, "validation": int, "points": list, "selected": dict,
+              "final": (dict, type(None))}
+POINT_KEYS = {"lr": NUMBER, "mu": (*NUMBER, type(None))}
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")   # files only; no screen needed
-    import matplotlib.pyplot as plt
-    return plt
+def require(obj, keys: dict, where: str) -> dict:
+    """`obj`, if it is a JSON object holding `keys` with values of their types; else one LecunError line."""
+    if not isinstance(obj, dict):
+        raise LecunError(f"{where} is not a JSON object")
+    for key, types in keys.items():
+        if key not in obj:
+            raise LecunError(f"{where} lacks {key!r}; was it written by this package?")
+        if not isinstance(obj[key], types):
+            raise LecunError(f"{where}: {key!r} is {json_type(obj[key])}, not what this package writes")
+    return obj
 
 
-def _save(fig, out: Path, name: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "svg"):
-        path = out / f"{name}.{ext}"
-        fig.savefig(path, dpi=130, bbox_inches="tight")
-        paths.append(path)
-    _pyplot().close(fig)
-    return paths
+def json_type(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
 
 
 def read_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    config = require(read_json(path), CONFIG_KEYS, str(path))
+    require(config["data"], DATA_KEYS, f"{path} (data)")
+    return config
+
+
+def read_sweep(path: Path) -> dict:
+    """sweep.json, with every key the sweep picture and the report read. A grid point has no figures
+    when all its seeds diverged, and "final" is null when all the retrained runs did."""
+    result = require(read_json(path), SWEEP_KEYS, str(path))
+    if not result["points"]:
+        raise LecunError(f"{path} holds no grid points")
+    for i, point in enumerate(result["points"]):
+        where = f"{path} (points[{i}])"
+        require(point, POINT_KEYS, where)
+        if "diverged" in point:
+            require(point, {"diverged": int}, where)
+        if "val_error" in point or "val_loss" in point:
+            require(point, {"val_error": dict, "val_loss": dict}, where)
+            for key in ("val_error", "val_loss"):
+                require(point[key], STATS, f"{where}.{key}")
+    require(result["selected"], POINT_KEYS, f"{path} (selected)")
+    if result["final"] is not None:
+        require(result["final"], {"test_error": dict}, f"{path} (final)")
+        require(result["final"]["test_error"], STATS, f"{path} (final.test_error)")
+    return result
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The runs under one folder, read and checked. Runs that diverged are set apart (`diverged`: run ->
+    the pass at which it did); `rows` holds the figures of the others (`kept`) up to the last pass all of
+    them completed, so that every mean is over the same passes and never over a NaN."""
+    folder: Path
+    dirs: list[Path]
+    configs: dict[Path, dict]
+    diverged: dict[Path, int]
+    kept: list[Path]
+    rows: list[list[dict]]
+    uneven: bool   # some kept run went on past the last pass all of them completed
+
+    @property
+    def last(self) -> int:
+        return len(self.rows[0])
+
+
+def read_runs(folder: Path) -> Runs:
+    dirs = run_dirs_under([folder])
+    configs = {d: read_config(d) for d in dirs}
+    diverged, kept, rows = {}, [], []
+    for d in dirs:
+        metrics = read_metrics(d)
+        at = diverged_at(metrics)
+        if at is not None:
+            diverged[d] = at
+            continue
+        path = d / "metrics.jsonl"
+        if not metrics:
+            raise LecunError(f"{path} holds no pass; did the run finish its first pass?")
+        if [r["pass"] for r in metrics] != list(range(1, len(metrics) + 1)):
+            raise LecunError(f"{path}: the passes are not numbered 1, 2, 3, ... in order")
+        for r in metrics:
+            bad = [m for m in METRICS if not (isinstance(r.get(m), NUMBER) and math.isfinite(r[m]))]
+            if bad:
+                raise LecunError(f"{path}: pass {r['pass']} has no finite {bad[0]}")
+        kept.append(d)
+        rows.append(metrics)
+    last = min((len(r) for r in rows), default=0)
+    return Runs(Path(folder), dirs, configs, diverged, kept, [r[:last] for r in rows],
+                any(len(r) > last for r in rows))
+
+
+def open_folder(path: Path) -> tuple[dict | None, Runs]:
+    """A sweep folder's sweep.json (None for a run or study folder) and the runs to draw: the sweep's
+    retrained final runs, or the folder's."""
+    path = Path(path)
+    if (path / "sweep.json").is_file():
+        return read_sweep(path / "sweep.json"), read_runs(path / "final")
+    return None, read_runs(path)
+
+
+def diverged_note(runs: Runs) -> str:
+    """'2 of 10 runs diverged (at passes 3, 5): left out'; '' when none did."""
+    k, n = len(runs.diverged), len(runs.dirs)
+    if k == 0:
+        return ""
+    at = f"at pass{'es' * (k > 1)} " + ", ".join(map(str, sorted(runs.diverged.values())))
+    if k == n:
+        return f"the run diverged {at}" if n == 1 else f"all {n} runs diverged ({at})"
+    return f"{k} of {n} runs diverged ({at}): left out"
+
+
+def pass_note(runs: Runs) -> str:
+    """Which pass the figures are of: 'the last pass all 10 runs completed'."""
+    who = "the run" if len(runs.kept) == 1 else f"all {len(runs.kept)} runs"
+    return f"the last pass {who}{' that did not diverge' * bool(runs.diverged)} completed"
+
+
+def _render(fig: Figure, name: str) -> dict[str, bytes]:
+    files = {}
+    for ext in ("png", "svg"):
+        buf = BytesIO()
+        fig.savefig(buf, format=ext, dpi=130, bbox_inches="tight")
+        files[f"{name}.{ext}"] = buf.getvalue()
+    return files
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
+    made for them are removed again on failure, which is one LecunError line naming the cause."""
+    real = Path(folder).resolve()
+    # os.path.exists, not Path.exists: it answers False where a folder may not be searched, and the
+    # write then fails with the cause.
+    made = [p for p in (real, *real.parents) if not os.path.exists(p)]   # innermost first
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise LecunError(f"cannot read {run_dir}/config.json ({e}); is it a run directory?") from None
+        commit({real / name: blob for name, blob in files.items()})
+    except OSError as e:
+        for d in made:
+            with contextlib.suppress(OSError):   # only empty folders go
+                d.rmdir()
+        # The OSError names the folder it could not make; the user needs the file standing in its way.
+        nearest = next(p for p in (real, *real.parents) if os.path.exists(p))
+        cause = e if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
+        raise LecunError(f"cannot write into {folder} ({cause})") from None
+    return [Path(folder) / name for name in files]
 
 
-def curves(run_dirs: list[Path], out: Path, title: str = "") -> list[Path]:
-    """Error (%) and loss versus pass, mean over the runs with a ± std band."""
-    plt = _pyplot()
-    runs = [read_metrics(d) for d in run_dirs]
-    n = min(len(r) for r in runs)
-    config = read_config(run_dirs[0])
-    loss_name = "cross-entropy" if config.get("net", {}).get("loss") == "ce" else "MSE"
-    test_name = "validation" if config.get("data", {}).get("held_out") else "test"
-    passes = np.array([r["pass"] for r in runs[0][:n]])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+def curves(runs: Runs) -> dict[str, bytes]:
+    """Error (%) and loss versus pass, mean over the runs that did not diverge with a ± std band, over
+    the passes all of them completed."""
+    if not runs.kept:
+        raise LecunError(f"{runs.folder}: {diverged_note(runs)}; there are no curves to draw")
+    config = runs.configs[runs.kept[0]]
+    loss_name = "cross-entropy" if config["net"].get("loss") == "ce" else "MSE"
+    test_name = "validation" if config["data"]["held_out"] else "test"
+    rows = mean_curves(runs.rows)
+    n = len(runs.kept)
+    passes = np.array([r["pass"] for r in rows])
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric, scale, label in ((axes[0], "error", 100, "error (%)"), (axes[1], "loss", 1, loss_name)):
         for split in ("train", "test"):
-            values = np.array([[row[f"{split}_{metric}"] * scale for row in r[:n]] for r in runs])
-            mean, std = values.mean(0), values.std(0, ddof=1) if len(runs) > 1 else np.zeros(n)
+            mean = np.array([r[f"{split}_{metric}_mean"] for r in rows]) * scale
+            std = np.array([r[f"{split}_{metric}_std"] for r in rows]) * scale
             name = split if split == "train" else test_name
-            ax.plot(passes, mean, label=f"{name} (mean of {len(runs)})" if len(runs) > 1 else name,
-                    markersize=3, **STYLES[split])
+            ax.plot(passes, mean, label=f"{name} (mean of {n})" if n > 1 else name, markersize=3, **STYLES[split])
             ax.fill_between(passes, mean - std, mean + std, color=STYLES[split]["color"], alpha=0.2, linewidth=0)
         if loss_name == "MSE" and test_name == "test":
             marks = ((paper.TRAIN_ERROR * 100, paper.TEST_ERROR * 100) if metric == "error"
@@ -79,8 +220,10 @@ def curves(run_dirs: list[Path], out: Path, title: str = "") -> list[Path]:
         ax.set_ylabel(label)
         ax.grid(True, which="both", linewidth=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title or f"{config.get('data', {}).get('source', '')}: {len(runs)} run(s), ± 1 std band")
-    return _save(fig, out, "curves")
+    title = f"{config['data']['source']}: {n} run{'s' * (n > 1)}, ± 1 std band"
+    notes = [diverged_note(runs)] + [f"up to pass {runs.last}, {pass_note(runs)}"] * runs.uneven
+    fig.suptitle("; ".join(filter(None, [title, *notes])))
+    return _render(fig, "curves")
 
 
 def load_run(run_dir: Path, load: dict | None = None):
@@ -90,23 +233,38 @@ def load_run(run_dir: Path, load: dict | None = None):
     from .model import Net1989, NetConfig
     from .rundir import load_weights
     config = read_config(run_dir)
-    params, _ = load_weights(Path(run_dir) / "weights.safetensors")
-    net = Net1989(NetConfig(**config["net"])).double()
+    try:
+        net = Net1989(NetConfig(**config["net"])).double()
+    except (TypeError, LecunError) as e:
+        raise LecunError(f"{Path(run_dir) / 'config.json'}: bad network settings ({e})") from None
+    path = Path(run_dir) / "weights.safetensors"
+    params, _ = load_weights(path)
+    want = {name: tuple(getattr(net, name).shape) for name in net.PARAMS}
+    got = {name: tuple(v.shape) for name, v in params.items()}
+    if got != want:
+        bad = sorted(n for n in want.keys() | got.keys() if want.get(n) != got.get(n))
+        raise LecunError(f"{path} does not fit the network of its config.json: " + ", ".join(
+            f"{n} is {got.get(n, 'missing')} where the network has {want.get(n, 'none')}" for n in bad))
     net.set_params({k: v.astype(np.float64) for k, v in params.items()})
     d = config["data"]
     ds = data.load(d["source"], data_seed=d["seed"] if d["seed"] is not None else data.DEFAULT_DATA_SEED,
                    **(load or {}))
-    if d.get("held_out"):
+    if d["held_out"]:
         ds = ds.validation(d["held_out"])
-    return net, ds.subset(d["n_train"], d["n_test"])
+    ds = ds.subset(d["n_train"], d["n_test"])
+    # Pictures of other digits than the run saw would be silently wrong.
+    if ds.sha256 != d["sha256"]:
+        raise LecunError(f"the {d['source']} data loaded now (sha256 {ds.sha256[:12]}) is not the data "
+                         f"{run_dir} was trained on ({d['sha256'][:12]}); were the raw files or their "
+                         f"processing changed?")
+    return net, ds
 
 
-def misclassified(net, ds, out: Path, max_digits: int = 120) -> list[Path]:
+def misclassified(net, ds, max_digits: int = 120) -> dict[str, bytes]:
     """The misclassified test digits of a saved model, each with true -> predicted and confidence:
     the softmax probability for a cross-entropy network, the margin between the two largest outputs
     (halved, in [0, 1]) for the paper's tanh outputs."""
     import torch
-    plt = _pyplot()
     with torch.no_grad():
         out_ = net(torch.from_numpy(ds.test.images).double()).numpy()
     pred = out_.argmax(1)
@@ -120,7 +278,8 @@ def misclassified(net, ds, out: Path, max_digits: int = 120) -> list[Path]:
     shown = wrong[:max_digits]
     cols = 12
     rows = max(1, int(np.ceil(len(shown) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.3 + 0.6), squeeze=False)
+    fig = Figure(figsize=(cols * 1.05, rows * 1.3 + 0.6))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, shown):
@@ -130,19 +289,18 @@ def misclassified(net, ds, out: Path, max_digits: int = 120) -> list[Path]:
     fig.suptitle(f"{len(wrong)} of {len(ds.test)} {name} digits misclassified ({len(wrong) / len(ds.test) * 100:.2f}%)"
                  + (f", first {len(shown)} shown" if len(shown) < len(wrong) else "") + "; true→predicted",
                  fontsize=10)
-    return _save(fig, out, "misclassified")
+    return _render(fig, "misclassified")
 
 
-def features(net, ds, out: Path, index: int = 0) -> list[Path]:
+def features(net, ds, index: int = 0) -> dict[str, bytes]:
     """The 12 learned H1 kernels, then one test digit and its maps in H1 (12 of 8x8), H2 (12 of 4x4),
     H3 (30 units) and the 10 outputs."""
     import torch
-    plt = _pyplot()
     x = torch.from_numpy(ds.test.images[index:index + 1]).double()
     with torch.no_grad():
         h1, h2, h3, o = (t[0].numpy() for t in net.layers(x))
     kernels = net.H1w.detach().numpy()[:, 0]
-    fig = plt.figure(figsize=(12, 7.5))
+    fig = Figure(figsize=(12, 7.5))
     grid = fig.add_gridspec(5, 13, height_ratios=[1, 1, 1, 0.6, 0.6])
     k = np.abs(kernels).max()
     for j in range(12):
@@ -171,15 +329,42 @@ def features(net, ds, out: Path, index: int = 0) -> list[Path]:
     ax.set_ylabel("output", fontsize=8)
     ax.set_xlabel(f"class (predicted {o.argmax()}, in black)", fontsize=8)
     fig.suptitle("learned H1 kernels (row 1); one digit through H1, H2, H3 and the outputs", fontsize=10)
-    return _save(fig, out, "features")
+    return _render(fig, "features")
 
 
-def sweep(sweep_json: dict, out: Path) -> list[Path]:
+def draw_folder(path: Path, load: dict | None = None) -> dict[str, bytes]:
+    """Every picture of a run, study or sweep folder: the sweep's, the curves, and the misclassified
+    digits and features of the first run that did not diverge."""
+    result, runs = open_folder(path)
+    files = sweep(result) if result is not None else {}
+    files |= curves(runs)
+    net, ds = load_run(runs.kept[0], load)
+    return files | misclassified(net, ds) | features(net, ds)
+
+
+def plot_folders(paths: list[Path], out: Path | None, load: dict):
+    """`lecun1989 plot`: every picture of each run, study or sweep folder, into FOLDER/plots or
+    OUT/NAME; yields (folder, paths written). A folder's pictures are all drawn before any is written."""
+    # NAME is the resolved folder's own name: `RUN/..` is named after the folder it means, not "..",
+    # so that nothing lands outside OUT.
+    targets = [Path(out) / Path(p).resolve().name if out else Path(p) / "plots" for p in paths]
+    seen = {}
+    for path, target in zip(paths, targets):
+        first = seen.setdefault(target.resolve(), path)
+        if Path(first).resolve() != Path(path).resolve():
+            raise LecunError(f"{first} and {path} would both be drawn into {target}; plot them into "
+                             f"different --out folders")
+    for path, target in zip(paths, targets):
+        yield path, write_files(target, draw_folder(Path(path), load))
+
+
+def sweep(sweep_json: dict) -> dict[str, bytes]:
     """Validation error (and the selected point's test error) versus the swept learning rate, one line
-    per value of the other swept setting, mean with a ± std band over seeds."""
-    plt = _pyplot()
-    points = sweep_json["points"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    per value of the other swept setting, mean with a ± std band over the seeds that did not diverge;
+    a point where some seed diverged is drawn hollow, one where all did is left out."""
+    points = [p for p in sweep_json["points"] if "val_error" in p]
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     others = sorted({p["mu"] for p in points}, key=lambda v: (v is None, v))
     markers = "osD^v<>"
     for k, mu in enumerate(others):
@@ -188,20 +373,26 @@ def sweep(sweep_json: dict, out: Path) -> list[Path]:
         mean = np.array([p["val_error"]["mean"] for p in pts]) * 100
         std = np.array([p["val_error"]["std"] for p in pts]) * 100
         label = "validation error" + (f", mu {mu:g}" if mu is not None else "")
-        ax.plot(lrs, mean, color="black", linestyle=["-", "--", ":", "-."][k % 4], marker=markers[k % 7],
-                label=label)
+        line, = ax.plot(lrs, mean, color="black", linestyle=["-", "--", ":", "-."][k % 4], marker=markers[k % 7],
+                        label=label)
+        line.set_markevery([i for i, p in enumerate(pts) if not p.get("diverged")])
+        hollow = [i for i, p in enumerate(pts) if p.get("diverged")]
+        ax.plot(lrs[hollow], mean[hollow], linestyle="none", marker=markers[k % 7], markerfacecolor="white",
+                markeredgecolor="black")
         ax.fill_between(lrs, mean - std, mean + std, color="black", alpha=0.12, linewidth=0)
-    final = sweep_json.get("final")
-    if final:
-        sel = sweep_json["selected"]
-        m, s = final["test_error"]["mean"] * 100, final["test_error"]["std"] * 100
-        ax.errorbar([sel["lr"]], [m], yerr=[s], color="0.4", marker="*", markersize=12, capsize=4, linestyle="none",
+    final = sweep_json["final"]
+    if final is not None:
+        sel, test = sweep_json["selected"], final["test_error"]
+        ax.errorbar([sel["lr"]], [test["mean"] * 100], yerr=[test["std"] * 100], color="0.4", marker="*",
+                    markersize=12, capsize=4, linestyle="none",
                     label="test error, selected (retrained on all training digits)")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate" + (" (eps)" if sweep_json.get("optimizer") == "sdlm" else ""))
     ax.set_ylabel("error (%)")
     ax.grid(True, which="both", linewidth=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"sweep: {sweep_json.get('recipe', '')} on {sweep_json.get('data', '')}, "
-                 f"{len(sweep_json.get('seeds', []))} seeds, ± 1 std", fontsize=10)
-    return _save(fig, out, "sweep")
+    diverged = sum(bool(p.get("diverged")) for p in sweep_json["points"])
+    ax.set_title(f"sweep: {sweep_json['recipe']} on {sweep_json['data']}, {len(sweep_json['seeds'])} seeds, ± 1 std"
+                 + (f"\nruns diverged at {diverged} of {len(sweep_json['points'])} points (hollow: some seeds; "
+                    f"missing: all)" if diverged else ""), fontsize=10)
+    return _render(fig, "sweep")

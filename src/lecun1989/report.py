@@ -6,17 +6,16 @@ from __future__ import annotations
 import base64
 import html
 import json
-import tempfile
 from pathlib import Path
 
 from . import paper, plots
-from .io import write_text
-from .results import final_stats, read_metrics, run_dirs_under
+from .errors import LecunError
+from .results import final_stats
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+def _img(name: str, files: dict[str, bytes]) -> str:
+    data = base64.b64encode(files[f"{name}.png"]).decode("ascii")
+    return f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -42,41 +41,46 @@ def results_rows(final: dict, n: int, loss_name: str) -> list[list[str]]:
     return rows
 
 
-def section(path: Path, work: Path, load: dict) -> str:  # noqa: C901 (one page section, top to bottom)
+def section(path: Path, load: dict) -> str:  # noqa: C901 (one page section, top to bottom)
     """The HTML of one argument: a sweep folder, or a run / study folder."""
     parts = [f"<h2>{html.escape(str(path))}</h2>"]
-    sweep_json = path / "sweep.json"
-    if sweep_json.is_file():
-        result = json.loads(sweep_json.read_text())
+    result, runs = plots.open_folder(path)
+    if result is not None:
         parts.append(f"<p>Sweep of the {html.escape(result['recipe'])} recipe on {html.escape(result['data'])}: "
                      f"{len(result['points'])} grid points x {len(result['seeds'])} seeds, chosen on the last "
                      f"{result['validation']} training digits; the selected point retrained on the full training set."
                      f"</p>")
-        rows = [["-" if p["mu"] is None else f"{p['mu']:g}", f"{p['lr']:g}", _fmt(p["val_error"], 100) + " %",
-                 _fmt(p["val_loss"], 1, ".2e"),
+        rows = [["-" if p["mu"] is None else f"{p['mu']:g}", f"{p['lr']:g}",
+                 _fmt(p["val_error"], 100) + " %" if "val_error" in p else "-",
+                 _fmt(p["val_loss"], 1, ".2e") if "val_loss" in p else "-",
+                 f"{p['diverged']} of {len(result['seeds'])}" if p.get("diverged") else "",
                  "selected" if (p["lr"], p["mu"]) == (result["selected"]["lr"], result["selected"]["mu"]) else ""]
                 for p in result["points"]]
-        parts.append(_table(["mu", "lr", "validation error", "validation loss", ""], rows))
-        parts.append(_img(plots.sweep(result, work / "sweep")[0]))
-        path = path / "final"
-    dirs = run_dirs_under([path])
-    runs = [read_metrics(d) for d in dirs]
-    config = plots.read_config(dirs[0])
+        parts.append(_table(["mu", "lr", "validation error", "validation loss", "runs diverged", ""], rows))
+        parts.append(_img("sweep", plots.sweep(result)))
+    config = runs.configs[runs.dirs[0]]
     loss_name = "MSE" if config["net"].get("loss", "mse") == "mse" else "cross-entropy"
     shown = {k: config[k] for k in ("command", "passes", "optimizer", "engine", "dtype", "net", "data")
              if k in config}
     parts.append("<h3>Configuration</h3><pre>" + html.escape(json.dumps(shown, indent=2)) + "</pre>")
-    configs = [plots.read_config(d) for d in dirs]
     parts.append("<p>Seeds and learning rates: " + html.escape(", ".join(
-        f"{c['seed']} (lr {c['lr']:g})" for c in configs)) + f"; {len(runs[0])} passes recorded.</p>")
-    parts.append(f"<h3>Results after pass {min(len(r) for r in runs)}</h3>")
+        f"{c['seed']} (lr {c['lr']:g}" + (f"; diverged at pass {runs.diverged[d]}" if d in runs.diverged else "")
+        + ")" for d, c in runs.configs.items())) + ".</p>")
+    note = plots.diverged_note(runs)
+    note = note[:1].upper() + note[1:]
+    if not runs.kept:
+        parts.append(f"<p>{html.escape(note)}: no results and no pictures.</p>")
+        return "\n".join(parts)
+    if note:
+        parts.append(f"<p>{html.escape(note)}.</p>")
+    parts.append(f"<h3>Results after pass {runs.last}, {html.escape(plots.pass_note(runs))}</h3>")
     parts.append(_table(["", "train error", "train misses", "test error", "test misses", f"train {loss_name}",
-                         f"test {loss_name}"], results_rows(final_stats(runs), len(runs), loss_name)))
-    slug = work / f"{len(list(work.iterdir())) if work.exists() else 0}"
-    parts.append(_img(plots.curves(dirs, slug)[0]))
-    net, ds = plots.load_run(dirs[0], load)
-    parts.append(_img(plots.misclassified(net, ds, slug)[0]))
-    parts.append(_img(plots.features(net, ds, slug)[0]))
+                         f"test {loss_name}"], results_rows(final_stats(runs.rows), len(runs.kept), loss_name)))
+    parts.append(_img("curves", plots.curves(runs)))
+    net, ds = plots.load_run(runs.kept[0], load)
+    parts.append(f"<p>The network of {html.escape(runs.kept[0].name)} (its latest weights):</p>")
+    parts.append(_img("misclassified", plots.misclassified(net, ds)))
+    parts.append(_img("features", plots.features(net, ds)))
     return "\n".join(parts)
 
 
@@ -86,10 +90,13 @@ img{max-width:100%;display:block;margin:1em 0}pre{background:#f4f4f4;padding:1em
 
 
 def report(paths: list[Path], out: Path, load: dict | None = None) -> Path:
-    with tempfile.TemporaryDirectory() as tmp:
-        body = "\n".join(section(Path(p), Path(tmp), load or {}) for p in paths)
+    """Write the page to `out` (UTF-8), after every section is made: a fault leaves no page behind."""
+    real = Path(out).resolve()
+    if real.is_dir():
+        raise LecunError(f"{out} is a folder; give the report's file name, e.g. -o {Path(out) / 'report.html'}")
+    body = "\n".join(section(Path(p), load or {}) for p in paths)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lecun1989 report</title>"
             f"<style>{STYLE}</style></head><body><h1>lecun1989 report</h1>"
             f"<p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
-    write_text(out, page)
+    plots.write_files(real.parent, {real.name: page.encode("utf-8")})
     return out
