@@ -101,7 +101,7 @@ def run_dirs(out: Path, runs: list[tuple[int, float]], nested: bool | None = Non
     return [out / f"lr{lr:g}-seed{seed}" for seed, lr in runs]
 
 
-def header(recipe: Recipe, data: Dataset, seed: int, lr: float) -> str:
+def header(recipe: Recipe, data: Dataset, seed: int, lr: float, kernels: str) -> str:
     o = recipe.optim
     optim = {"sgd": f"sgd lr {lr:g}", "adamw": f"adamw lr {lr:g} weight decay {o.weight_decay:g}",
              "sdlm": f"sdlm eps {lr:g} mu {o.mu:g} (h " + (f"averaged over {o.hessian_samples} examples before "
@@ -111,7 +111,7 @@ def header(recipe: Recipe, data: Dataset, seed: int, lr: float) -> str:
         optim += f", schedule {o.schedule}"
     return (f"lecun1989 {__version__}: data {data.source} ({len(data.train)} train / {len(data.test)} "
             f"{'validation: the last training examples' if data.held_out else 'test'}, "
-            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype}, optimizer {optim}, "
+            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype} ({kernels} kernels), optimizer {optim}, "
             f"{recipe.passes} passes, seed {seed}")
 
 
@@ -174,6 +174,13 @@ def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
 
 def _resume(dirs: list[Path], configs: list[dict]) -> list[RunDir]:
     """The run directories of an interrupted command, checked against the settings given now."""
+    out = dirs[0] if len(dirs) == 1 else dirs[0].parent
+    found = {d for d in ([out] if len(dirs) == 1 else out.iterdir()) if marked(d) == "run"}
+    if found != set(dirs):
+        other = sorted(p.name for p in found ^ set(dirs))
+        raise LecunError(f"{out} holds other runs than this command's ({', '.join(other[:4])}"
+                         f"{', ...' if len(other) > 4 else ''}); give the same command to resume it, or start over "
+                         f"with --force")
     rundirs = []
     for d, config in zip(dirs, configs):
         if marked(d) != "run":
@@ -242,8 +249,8 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     if mode == "resume":
         rundirs = _resume(dirs, configs)
     else:
-        rundirs = [RunDir(d, config, [header(recipe, data, seed, lr)]) for d, config, (seed, lr)
-                   in zip(dirs, configs, runs)]
+        rundirs = [RunDir(d, config, [header(recipe, data, seed, lr, common["kernels"])])
+                   for d, config, (seed, lr) in zip(dirs, configs, runs)]
         for d in {out, *dirs}:
             mark(d, "run" if d in dirs else "study")
         commit({path: content for rd in rundirs for path, content in rd.files().items()})
@@ -254,7 +261,8 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
             echo(line)
     else:
         echo(f"lecun1989 {__version__}: {len(runs)} runs ({len(recipe.seeds)} seeds x {len(recipe.lrs)} "
-             f"learning rates), data {data.source}, engine {recipe.engine}, {recipe.passes} passes")
+             f"learning rates), data {data.source}, engine {recipe.engine} ({common['kernels']} kernels), "
+             f"{recipe.passes} passes")
     if mode == "resume":
         echo(f"resuming {out} after pass {start} of {recipe.passes}" if live else f"{out}: finished before")
 
