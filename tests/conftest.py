@@ -1,3 +1,11 @@
+"""The raw data for the tests that need it (marked `data`, or using the raw_dir / usps / mnist fixtures).
+
+$LECUN1989_RAW_DIR names a folder holding the raw files (offline, as CI does); without it they are
+downloaded once, through the package's own checksummed downloaders, into the data home
+($LECUN1989_HOME or the user cache folder). If neither works, the run stops before any test with one
+line saying how to supply the data. Tests that need no data never look for it.
+"""
+
 import os
 from pathlib import Path
 
@@ -5,15 +13,42 @@ import pytest
 
 from lecun1989 import data
 
-REPO = Path(__file__).resolve().parents[1]
+DATA_FIXTURES = {"raw_dir", "usps", "mnist"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "data: the test reads the raw data sets")
+
+
+def _needs_data(item) -> bool:
+    return item.get_closest_marker("data") is not None or bool(DATA_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def _raw_dir() -> Path:
+    """A folder with usps/ and mnist/ raw files, or pytest.exit with one line."""
+    supplied = os.environ.get(data.RAW_DIR_ENV)
+    try:
+        if supplied:
+            for source in data.RAW_FILES:
+                data.raw_paths(source, Path(), raw_dir=supplied)
+            return Path(supplied)
+        home = data.data_home()
+        for source in data.RAW_FILES:
+            data.raw_paths(source, home)   # downloads what the data home lacks, MD5-checked
+        return home / "raw"
+    except data.DataError as e:
+        pytest.exit(f"the tests need the raw USPS and MNIST files: {e}. Set {data.RAW_DIR_ENV} to a folder holding "
+                    f"usps/ and mnist/, or run the tests once with internet (README, Tests)", returncode=4)
+
+
+def pytest_collection_finish(session):
+    """After selection (-k, -m, paths): look for the data only when a selected test needs it."""
+    session.config.raw_dir = _raw_dir() if any(_needs_data(item) for item in session.items) else None
 
 
 @pytest.fixture(scope="session")
-def raw_dir() -> Path:
-    """The raw data files: $LECUN1989_RAW_DIR, or ../shared/data beside the repository."""
-    path = Path(os.environ.get("LECUN1989_RAW_DIR") or REPO.parent / "shared" / "data")
-    assert (path / "usps" / "usps.bz2").is_file(), f"raw data not found in {path}; set LECUN1989_RAW_DIR"
-    return path
+def raw_dir(request) -> Path:
+    return request.config.raw_dir
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +57,14 @@ def session_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(monkeypatch, session_home, raw_dir):
-    """Every test uses a private data home and reads raw files from the shared folder."""
+def isolated_home(monkeypatch, session_home, request):
+    """Every test uses a private data home and reads the raw files from the folder found above (when
+    the run needs data)."""
     monkeypatch.setenv(data.HOME_ENV, str(session_home))
-    monkeypatch.setenv(data.RAW_DIR_ENV, str(raw_dir))
+    if request.config.raw_dir is not None:
+        monkeypatch.setenv(data.RAW_DIR_ENV, str(request.config.raw_dir))
+    else:
+        monkeypatch.delenv(data.RAW_DIR_ENV, raising=False)
     monkeypatch.delenv(data.OFFLINE_ENV, raising=False)
 
 

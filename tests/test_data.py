@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from lecun1989 import data, paper
 from lecun1989.cli import main
 
+pytestmark = pytest.mark.data   # every test here reads the raw data
+
 USPS_TRAIN_COUNTS = [1194, 1005, 731, 658, 652, 556, 664, 645, 542, 644]
 USPS_TEST_COUNTS = [359, 264, 198, 166, 200, 160, 170, 147, 166, 177]
 # The processed MNIST-derived set for the default seed: the same bytes on every machine.

@@ -15,6 +15,8 @@ from lecun1989.cli import main
 from lecun1989.results import read_metrics, stats
 from lecun1989.train import Recipe, train
 
+pytestmark = pytest.mark.data   # every test here reads the raw data
+
 PICTURES = [f"{name}.{ext}" for name in ("curves", "misclassified", "features") for ext in ("png", "svg")]
 S0, S1 = Path("study/lr0.03-seed0"), Path("study/lr0.03-seed1")
 FIGURES = {"mean": 0.4, "std": 0.01, "min": 0.39, "max": 0.41}

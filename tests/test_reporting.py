@@ -13,6 +13,8 @@ from lecun1989.results import read_metrics
 from lecun1989.sweep import log_grid, sweep
 from lecun1989.train import Recipe, train
 
+pytestmark = pytest.mark.data   # every test here reads the raw data
+
 
 @pytest.fixture(scope="module")
 def swept(usps, tmp_path_factory):

@@ -10,6 +10,8 @@ from lecun1989.model import NetConfig
 from lecun1989.optim import OptimConfig
 from lecun1989.train import Recipe, train
 
+pytestmark = pytest.mark.data   # every test here reads the raw data
+
 CASES = {
     "sgd": dict(lrs=(0.03,)),
     "sdlm-running": dict(lrs=(1e-3,), optim=OptimConfig("sdlm", hessian="running", hessian_samples=40),

@@ -8,6 +8,8 @@ from lecun1989.errors import LecunError
 from lecun1989.rundir import load_weights
 from lecun1989.train import Recipe, train
 
+pytestmark = pytest.mark.data   # every test here reads the raw data
+
 EVAL_LINE = re.compile(r"^eval: split (train|test ). loss \d\.\d{6}e[+-]\d\d\. error (\d+\.\d\d)%\. misses: (\d+)$")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, paper
 from .data import Dataset
-from .engines import DTYPES, RunSpec, engine_class, initial_runs
+from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
 from .errors import Diverged, LecunError
 from .io import commit, json_text
 from .model import NetConfig
@@ -64,7 +64,7 @@ class Recipe:
         if self.optim.name == "sdlm" and (self.net.activation == "relu" or self.net.loss != "mse"):
             raise LecunError("sdlm is the paper's method for its tanh network and MSE; use sgd or adamw with "
                              "--activation relu or --loss ce")
-        engine_class(self.engine)  # validates the name
+        check_engine_name(self.engine)
 
     def runs(self) -> list[tuple[int, float]]:
         return [(seed, lr) for lr in self.lrs for seed in self.seeds]

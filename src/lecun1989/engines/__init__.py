@@ -44,15 +44,25 @@ def initial_runs(net, runs: list[tuple[int, float]]) -> list[RunSpec]:
     return [RunSpec(seed, lr, Net1989(net, seed).get_params()) for seed, lr in runs]
 
 
-def engine_class(name: str):
+ENGINE_NAMES = ("fast", "torch")
+
+
+def check_engine_name(name: str) -> None:
     from ..errors import LecunError
+    if name not in ENGINE_NAMES:
+        raise LecunError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+
+
+def engine_class(name: str):
+    """The engine's class. Only the compiled engine needs numba, and only here is it imported."""
+    from ..errors import LecunError
+    check_engine_name(name)
     if name == "torch":
         from .torch_ref import TorchEngine
         return TorchEngine
-    if name == "fast":
+    try:
         from .fast import FastEngine
-        return FastEngine
-    raise LecunError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
-
-
-ENGINE_NAMES = ("fast", "torch")
+    except Exception as e:   # numba missing, or broken for this Python: any error while loading it
+        raise LecunError(f"the compiled engine cannot be loaded ({type(e).__name__}: {e}); use --engine torch (the "
+                         f"reference engine, slower), or reinstall numba") from None
+    return FastEngine

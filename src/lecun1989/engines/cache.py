@@ -1,34 +1,35 @@
-"""The compiled engine's disk cache is keyed on all of the engine's sources.
+"""The compiled engine's disk cache is keyed on all of the sources it is compiled from.
 
 numba keys a compiled function's disk cache on the file that defines it. The engine's functions
-(engines/fast.py) inline the kernels of engines/layers.py and engines/simd.py, so a change to
-those alone (a `git pull` in an editable install, say) would leave a stale compiled engine in
-place. The locators below serve the functions defined in this folder only, and key them on the
-contents of every source file in it.
+(engines/fast.py, lanes.py) inline the kernels of engines/layers.py and engines/simd.py and read the
+constants of layout.py, so a change to those alone (a `git pull` in an editable install, say) would
+leave a stale compiled engine in place. The locators below serve the functions defined in this
+folder only, and key them on the contents of exactly the files compiled (COMPILED): editing the
+reference engine or this file recompiles nothing.
+
+The locators extend numba's own classes, which are not public API; if a numba release moves them,
+the engine falls back to numba's own keying, with one warning (and the stale-cache risk above).
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
-from numba.core import caching
-
 ENGINE_DIR = Path(__file__).resolve().parent
+COMPILED = ("fast.py", "lanes.py", "layers.py", "layout.py", "simd.py")
 
 
 def sources_digest() -> str:
     h = hashlib.sha256()
-    for path in sorted(ENGINE_DIR.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
+    for name in COMPILED:
+        h.update(name.encode())
+        h.update((ENGINE_DIR / name).read_bytes())
     return h.hexdigest()
 
 
-_DIGEST = sources_digest()
-
-
-def _engine_locator(base):
+def _engine_locator(base, digest: str):
     class EngineLocator(base):
         @classmethod
         def from_function(cls, py_func, py_file):
@@ -37,7 +38,7 @@ def _engine_locator(base):
             return super().from_function(py_func, py_file)
 
         def get_source_stamp(self):
-            return _DIGEST
+            return digest
 
     EngineLocator.__name__ = EngineLocator.__qualname__ = f"Engine{base.__name__.lstrip('_')}"
     return EngineLocator
@@ -45,10 +46,17 @@ def _engine_locator(base):
 
 def key_on_engine_sources() -> None:
     """Put the engine's locators first in numba's list (once), before any engine function is defined."""
-    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")   # the older name
-    classes = impl._locator_classes
-    if any(getattr(c, "__name__", "").startswith("Engine") for c in classes):
-        return
-    names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
-    bases = [getattr(caching, name, None) or getattr(caching, "_" + name) for name in names]
-    classes[:0] = [_engine_locator(base) for base in bases]
+    try:
+        from numba.core import caching
+        impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")   # the older name
+        classes = impl._locator_classes
+        if any(getattr(c, "__name__", "").startswith("Engine") for c in classes):
+            return
+        names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
+        bases = [getattr(caching, name, None) or getattr(caching, "_" + name) for name in names]
+        digest = sources_digest()
+        classes[:0] = [_engine_locator(base, digest) for base in bases]
+    except (ImportError, AttributeError, TypeError) as e:
+        warnings.warn(f"this numba's cache internals are not the ones lecun1989 knows ({e}); the compiled engine "
+                      f"uses numba's own cache keys, so after editing engines/layers.py or simd.py alone, clear "
+                      f"the engine's __pycache__", RuntimeWarning, stacklevel=2)

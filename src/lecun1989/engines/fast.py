@@ -23,10 +23,12 @@ import time
 from typing import Callable
 
 import numpy as np
-from numba import config, njit, prange
+from numba import njit, prange
+from numba.core.errors import NumbaError
 
 from .. import paper
 from ..data import Dataset, Split
+from ..errors import LecunError
 from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noise
 from ..optim import OptimConfig
 from . import DTYPES, Evaluation, RunSpec
@@ -373,7 +375,7 @@ class FastEngine:
         self.images = self._flat_images(data.train)   # the rolls unroll from these
         self.splits = {"train": self._prepare(data.train, self.images),
                        "test": self._prepare(data.test, self._flat_images(data.test))}
-        self._compiled = False
+        self.compile_s = 0.0   # time spent compiling kernels the disk cache did not have
 
     def _state(self, values: np.ndarray | None = None) -> np.ndarray:
         """A state array like the parameters: zeros, or a copy of values. For the lane kernels it is
@@ -443,7 +445,7 @@ class FastEngine:
         if not (self.optim.running and pass_num > 1):   # the running average carries over between passes
             examples = self.optim.hessian_examples(pass_num, len(X))
             estimate = LN.estimate_hessian if self.lanes else estimate_hessian
-            self.h[:] = estimate(self.params, X, T, examples, self.table, self.consts)
+            self.h[:] = self._kernel(estimate, self.params, X, T, examples, self.table, self.consts)
         mu = self.dtype(self.optim.mu)
         if self.optim.running:   # the steps follow h after every example (layers.sdlm_running_step)
             self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
@@ -482,27 +484,32 @@ class FastEngine:
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
             if self.lanes:
-                self._call_reporting_compile(
+                self._kernel(
                     LN.train_chunk, self.params, X, T, start, stop, self.table, self.consts, self.steps,
                     shift_ids, self.rolls, keep, scale, adam, self.m, self.v,
                     step0, self.h, running)
             else:
-                self._call_reporting_compile(
+                self._kernel(
                     train_chunk, self.params, X, T, start, stop, self.table, self.consts,
                     self.steps, self.images, shift_ids, self.idx1s, keep, scale, self.adam, self.m, self.v,
                     step0, self.h, self.hyper)
             tick((stop - start) * len(self.runs))
 
-    def _call_reporting_compile(self, fn, *args):
-        """Call fn; the first time, say how long compiling took if it was not in the disk cache."""
+    def _kernel(self, fn, *args):
+        """Call a compiled kernel. The first use of each compiles it, unless the disk cache has it:
+        say how long that took, and turn a failure to compile into one line."""
         misses = sum(fn.stats.cache_misses.values())
         t0 = time.perf_counter()
-        result = fn(*args)
-        if not self._compiled:
-            self._compiled = True
-            if sum(fn.stats.cache_misses.values()) > misses:
-                print(f"compiled the fast engine in {time.perf_counter() - t0:.1f}s (cached for next time)",
-                      file=sys.stderr)
+        try:
+            result = fn(*args)
+        except NumbaError as e:
+            raise LecunError(f"the compiled engine failed to compile ({type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[0]}); use --engine torch (the reference engine, slower)"
+                             ) from None
+        if sum(fn.stats.cache_misses.values()) > misses:
+            self.compile_s += time.perf_counter() - t0
+            print(f"compiled {fn.py_func.__name__} of the fast engine in {time.perf_counter() - t0:.1f}s (cached for next "
+                  f"time)", file=sys.stderr)
         return result
 
     def evaluate(self) -> list[dict[str, Evaluation]]:
@@ -510,7 +517,7 @@ class FastEngine:
         results = [{} for _ in self.runs]
         evaluate = LN.evaluate_all if self.lanes else evaluate_all
         for name, (X, T, labels) in self.splits.items():
-            losses, preds = evaluate(self.params, X, T, self.table, self.consts, 64)
+            losses, preds = self._kernel(evaluate, self.params, X, T, self.table, self.consts, 64)
             for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / losses.shape[1]),
                                               misses=int((preds[r] != labels).sum()), n=len(labels))
