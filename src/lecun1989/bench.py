@@ -1,7 +1,8 @@
 """`lecun1989 bench`: both engines on the paper's recipe, side by side in one process.
 
-Prints microseconds per training step for the PyTorch reference and the compiled engine, the
-many-runs throughput, and last `speedup: <N>x` (compiled single run vs reference, per step).
+Prints the compile time of a cold start (an empty cache folder, in a fresh process), microseconds
+per training step for the PyTorch reference and the compiled engine, the many-runs throughput, and
+last `speedup: <N>x` (compiled single run vs reference, per step).
 Each per-step figure is the fastest of several timed repeats, for both engines alike (as timeit
 does): on a shared machine the other figures measure the neighbours as much as the code. The
 many-runs ratio times passes of one run and of all runs alternately, so that a change in the
@@ -11,6 +12,9 @@ machine's load between the two does not show up as a ratio.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 from . import paper
@@ -30,11 +34,41 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
+# One pass of a tiny synthetic set in a fresh process: the compile time is the same as for the real data.
+_COLD = """
+import sys, time
+import numpy as np
+t0 = time.perf_counter()
+from lecun1989.data import Dataset, Split
+from lecun1989.engines import engine_class, initial_runs
+from lecun1989.model import NetConfig
+split = Split(np.zeros((8, 1, 16, 16), np.float32), np.arange(8) % 10)
+engine = engine_class("fast")(NetConfig(), initial_runs(NetConfig(), [(0, 0.03)]), Dataset("usps", None, split, split),
+                              dtype=sys.argv[1])
+engine.train_pass()
+engine.evaluate()
+print(engine.compile_s, time.perf_counter() - t0)
+"""
+
+
+def cold_start(dtype: str) -> tuple[float, float]:
+    """(seconds compiling a single run's kernels with an empty cache folder, seconds of the same
+    start-up once they are cached), each in a fresh process."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        times = [subprocess.run([sys.executable, "-c", _COLD, dtype], env=env, capture_output=True, text=True,
+                                check=True).stdout.split() for _ in range(2)]
+    return float(times[0][0]), float(times[1][1])
+
+
 def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = paper.PASSES,
           dtype: str = "float32", repeats: int = 3, echo=print) -> float:
     net = NetConfig()
     n = len(data.train)
     echo(f"bench: data {data.source} ({n} train / {len(data.test)} test), {dtype}, {os.cpu_count()} cores")
+    compile_s, warm_s = cold_start(dtype)
+    echo(f"cold start:      {compile_s:9.1f} s compiling one run's kernels (an empty cache folder); "
+         f"{warm_s:.1f} s to start and train a few steps once they are cached")
 
     ref = _engine("torch", net, 1, data.subset(ref_steps), dtype)
     ref.train_pass()                                   # warm-up pass over the same examples

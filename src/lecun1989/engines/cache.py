@@ -2,7 +2,7 @@
 
 numba keys a compiled function's disk cache on the file that defines it. The engine's functions
 (engines/fast.py, lanes.py) inline the kernels of engines/layers.py and engines/simd.py and read the
-constants of layout.py, so a change to those alone (a `git pull` in an editable install, say) would
+constants of layout.py and paper.py, so a change to those alone (a `git pull` in an editable install, say) would
 leave a stale compiled engine in place. The locators below serve the functions defined in this
 folder only, and key them on the contents of exactly the files compiled (COMPILED): editing the
 reference engine or this file recompiles nothing.
@@ -18,7 +18,8 @@ import warnings
 from pathlib import Path
 
 ENGINE_DIR = Path(__file__).resolve().parent
-COMPILED = ("fast.py", "lanes.py", "layers.py", "layout.py", "simd.py")
+# relative to this folder; ../paper.py's constants are baked into the compiled code
+COMPILED = ("fast.py", "lanes.py", "layers.py", "layout.py", "simd.py", "../paper.py")
 
 
 def sources_digest() -> str:

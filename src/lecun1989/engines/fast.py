@@ -17,13 +17,13 @@ as long as a few hundred thousand multiply-adds should. The numbers follow the P
 
 from __future__ import annotations
 
-import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
-from numba import njit, prange
+from numba import config, njit
 from numba.core.errors import NumbaError
 
 from .. import paper
@@ -223,78 +223,69 @@ def bbprop(params, x, table, consts, ws, ws2):
     L.conv_bprop(x, W1, TABLE1, d1.reshape((12, P1)), hW1, hB1, x, False, True, K1, P1)
 
 
-@njit(parallel=True, **L.FLAGS)
-def estimate_hessian(params, X1col, T, examples, table, consts):
-    """Per run: the mean over `examples` of bbprop's second derivatives (float64)."""
-    R = params.shape[0]
-    h = np.zeros((R, params.shape[1]))
-    for r in prange(R):
-        ws, ws2 = workspace(params[r], consts[2]), workspace(params[r], consts[2])
-        for n in examples:
-            fprop(params[r], X1col[n], table, consts, ws, params[r, :0])
-            bbprop(params[r], X1col[n], table, consts, ws, ws2)
-            h[r] += slots(ws2)[-1]
-        h[r] /= len(examples)
-    return h
+# The kernels below each serve one run (p: its row of the parameters), so that runs spread over
+# the cores as separate calls (FastEngine._jobs): compiled without numba's parallel loops, which
+# would double their compile time.
+
+@njit(**L.FLAGS)
+def estimate_hessian(p, X1col, T, examples, table, consts, h):
+    """h (float64) = the mean over `examples` of bbprop's second derivatives."""
+    ws, ws2 = workspace(p, consts[2]), workspace(p, consts[2])
+    for n in examples:
+        fprop(p, X1col[n], table, consts, ws, p[:0])
+        bbprop(p, X1col[n], table, consts, ws, ws2)
+        h += slots(ws2)[-1]
+    h /= len(examples)
 
 
-@njit(parallel=True, **L.FLAGS)
-def train_chunk(params, X1col, T, start, stop, table, consts, steps,
+@njit(**L.FLAGS)
+def train_chunk(p, X1col, T, start, stop, table, consts, steps,
                 images, shift_ids, idx1s, keep, drop_scale, adam, m, v, step0, h, running):
-    """Runs r = 0..R-1 (rows of params) each train on examples start..stop-1, in order.
+    """The run trains on examples start..stop-1, in order.
 
-    The update is params -= steps[r] * gradient (SGD, and SDLM with h fixed for the pass), unless
-    adam[r, 0] (its lr) is not 0: then AdamW, with adam[r] = lr, beta1, beta2, eps, weight decay,
-    m and v its moments and step0 + n + 1 its step count. When running[r, 0] (a decay) is not 0, h[r]
-    is SDLM's running estimate of the curvature, updated from bbprop after every example, and the
-    steps follow it (running[r] = decay, lr, mu). The modern recipe's noise, where present: the
-    input unrolled from images[n] rolled by shift idx1s[shift_ids[r, n]] when that id is >= 0, and
-    H2's outputs dropped where keep[r, n] is False (the others scaled by drop_scale).
+    The update is p -= steps * gradient (SGD, and SDLM with h fixed for the pass), unless adam is
+    given (not None): then AdamW, with adam = lr, beta1, beta2, eps, weight decay, m and v its
+    moments and step0 + n + 1 its step count. When running is given, h is SDLM's running estimate
+    of the curvature, updated from bbprop after every example, and the steps follow it (running =
+    decay, lr, mu). Each optimizer's kernel is compiled apart, without the others' code. The modern recipe's noise, where present: the input
+    unrolled from images[n] rolled by shift idx1s[shift_ids[n]] when that id is >= 0, and H2's
+    outputs dropped where keep[n] is False (the others scaled by drop_scale).
     """
-    for r in prange(params.shape[0]):
-        p = params[r]
-        ws, ws2 = workspace(p, consts[2]), workspace(p, consts[2])
-        x1, grads, hess = slots(ws)[0], slots(ws)[-1], slots(ws2)[-1]
-        drop = np.empty(keep.shape[2], p.dtype)
-        zero = p.dtype.type(0)
-        for n in range(start, stop):
-            x = X1col[n]
-            if shift_ids.shape[1] > 0 and shift_ids[r, n] >= 0:
-                L.im2col(images[n], idx1s[shift_ids[r, n]], x1)
-                x = x1
-            for i in range(drop.size):
-                drop[i] = drop_scale if keep[r, n, i] else zero
-            fprop(p, x, table, consts, ws, drop)
-            bprop(p, x, T[n], table, consts, ws, drop)
-            if running[r, 0] != 0:
-                bbprop(p, x, table, consts, ws, ws2)
-                L.sdlm_running_step(p, grads, h[r], hess, running[r])
-            elif adam[r, 0] != 0:
-                L.adamw_step(p, grads, m[r], v[r], adam[r], step0 + n + 1)
-            else:
-                L.diagonal_step(p, grads, steps[r])
+    ws, ws2 = workspace(p, consts[2]), workspace(p, consts[2])
+    x1, grads, hess = slots(ws)[0], slots(ws)[-1], slots(ws2)[-1]
+    drop = np.empty(keep.shape[1], p.dtype)
+    zero = p.dtype.type(0)
+    for n in range(start, stop):
+        x = X1col[n]
+        if shift_ids.size > 0 and shift_ids[n] >= 0:
+            L.im2col(images[n], idx1s[shift_ids[n]], x1)
+            x = x1
+        for i in range(drop.size):
+            drop[i] = drop_scale if keep[n, i] else zero
+        fprop(p, x, table, consts, ws, drop)
+        bprop(p, x, T[n], table, consts, ws, drop)
+        if running is not None:   # None: numba compiles the kernel without this branch
+            bbprop(p, x, table, consts, ws, ws2)
+            L.sdlm_running_step(p, grads, h, hess, running)
+        elif adam is not None:
+            L.adamw_step(p, grads, m, v, adam, step0 + n + 1)
+        else:
+            L.diagonal_step(p, grads, steps)
 
 
-@njit(parallel=True, **L.FLAGS)
-def evaluate_all(params, X1col, T, table, consts, chunk):
-    """Per run and example: the loss (float64) and the predicted class (first largest output)."""
-    R, N = params.shape[0], X1col.shape[0]
-    losses = np.zeros((R, N))
-    preds = np.zeros((R, N), dtype=np.int64)
-    n_chunks = (N + chunk - 1) // chunk
-    for job in prange(R * n_chunks):
-        r, c = job // n_chunks, job % n_chunks
-        ws = workspace(params[r], consts[2])
-        y = slots(ws)[7]
-        for n in range(c * chunk, min(N, (c + 1) * chunk)):
-            fprop(params[r], X1col[n], table, consts, ws, params[r, :0])
-            losses[r, n] = L.ce_fprop(y, T[n]) if consts[4] != 0 else L.mse_fprop(y, T[n])
-            best = 0
-            for m in range(1, y.size):
-                if y[m] > y[best]:
-                    best = m
-            preds[r, n] = best
-    return losses, preds
+@njit(**L.FLAGS)
+def evaluate(p, X1col, T, table, consts, start, stop, losses, preds):
+    """For examples start..stop-1: the loss (float64) and the predicted class (first largest output)."""
+    ws = workspace(p, consts[2])
+    y = slots(ws)[7]
+    for n in range(start, stop):
+        fprop(p, X1col[n], table, consts, ws, p[:0])
+        losses[n] = L.ce_fprop(y, T[n]) if consts[4] != 0 else L.mse_fprop(y, T[n])
+        best = 0
+        for j in range(1, y.size):
+            if y[j] > y[best]:
+                best = j
+        preds[n] = best
 
 
 @njit(**L.FLAGS)
@@ -332,6 +323,17 @@ KERNELS = ("single", "lanes")
 def kernels_for(n_runs: int) -> str:
     """Which kernel set trains a batch of n_runs: the same answer on every machine."""
     return "lanes" if n_runs >= LANES_FROM else "single"
+
+
+THREADS = config.NUMBA_NUM_THREADS   # numba's setting (NUMBA_NUM_THREADS), though no numba threads run
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool of threads for the process: the kernels release the GIL, so runs train side by side."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(THREADS, thread_name_prefix="lecun1989"))
+    return _POOL[0]
 
 
 class FastEngine:
@@ -376,6 +378,7 @@ class FastEngine:
         self.splits = {"train": self._prepare(data.train, self.images),
                        "test": self._prepare(data.test, self._flat_images(data.test))}
         self.compile_s = 0.0   # time spent compiling kernels the disk cache did not have
+        self._used: set = set()
 
     def _state(self, values: np.ndarray | None = None) -> np.ndarray:
         """A state array like the parameters: zeros, or a copy of values. For the lane kernels it is
@@ -444,8 +447,10 @@ class FastEngine:
         X, T, _ = self.splits["train"]
         if not (self.optim.running and pass_num > 1):   # the running average carries over between passes
             examples = self.optim.hessian_examples(pass_num, len(X))
-            estimate = LN.estimate_hessian if self.lanes else estimate_hessian
-            self.h[:] = self._kernel(estimate, self.params, X, T, examples, self.table, self.consts)
+            h = np.zeros(self.params.shape)
+            self._jobs(LN.estimate_hessian if self.lanes else estimate_hessian,
+                       [(self.params[u], X, T, examples, self.table, self.consts, h[u]) for u in self._units()])
+            self.h[:] = h
         mu = self.dtype(self.optim.mu)
         if self.optim.running:   # the steps follow h after every example (layers.sdlm_running_step)
             self.hyper[:] = np.stack([np.full_like(lrs, self.optim.decay), lrs, np.full_like(lrs, mu)], axis=1)
@@ -477,23 +482,45 @@ class FastEngine:
         shift_ids, keep = self._noise(self.passes_done, len(X))
         scale = self.dtype(1 / (1 - self.net.dropout))
         step0 = (self.passes_done - 1) * len(X)
+        adam, running, kernel = self.adam, self.hyper, train_chunk
         if self.lanes:   # the lane kernels' settings: per group, each setting as a vector of the lanes
             G = self.slots // LN.V
             adam = self.adam.reshape(G, LN.V, -1)
             running = np.ascontiguousarray(self.hyper.reshape(G, LN.V, 3).transpose(0, 2, 1)).reshape(G, -1)
+            kernel = LN.train_chunk
+        # the lane kernels roll the images, the single-run kernels unroll them from self.images
+        rolling = (self.rolls,) if self.lanes else (self.images, self.idx1s)
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            if self.lanes:
-                self._kernel(
-                    LN.train_chunk, self.params, X, T, start, stop, self.table, self.consts, self.steps,
-                    shift_ids, self.rolls, keep, scale, adam, self.m, self.v,
-                    step0, self.h, running)
-            else:
-                self._kernel(
-                    train_chunk, self.params, X, T, start, stop, self.table, self.consts,
-                    self.steps, self.images, shift_ids, self.idx1s, keep, scale, self.adam, self.m, self.v,
-                    step0, self.h, self.hyper)
+            self._jobs(kernel, [(self.params[u], X, T, start, stop, self.table, self.consts, self.steps[u],
+                                 *rolling[:-1], shift_ids[u], rolling[-1], keep[u], scale,
+                                 adam[u] if self.optim.name == "adamw" else None, self.m[u], self.v[u], step0,
+                                 self.h[u], running[u] if self.optim.running else None) for u in self._units()])
             tick((stop - start) * len(self.runs))
+
+    def _units(self) -> range:
+        """The rows of the state arrays that the kernels take one at a time: runs, or groups of runs."""
+        return range(self.params.shape[0])
+
+    def _jobs(self, fn, jobs: list[tuple]) -> None:
+        """fn(*args) for every job, spread over the cores. Each job writes only its own run's (or
+        group's) rows, so the results do not depend on the number of threads. The first use of a
+        kernel runs alone, so that compiling it is reported (and compiled once)."""
+        if fn not in self._used:
+            self._kernel(fn, *jobs[0])
+            self._used.add(fn)
+            jobs = jobs[1:]
+        if len(jobs) < 2 or THREADS == 1:
+            for args in jobs:
+                fn(*args)
+            return
+        futures = [_pool().submit(fn, *args) for args in jobs]
+        try:
+            for f in futures:
+                f.result()
+        finally:   # interrupted: what has not started need not
+            for f in futures:
+                f.cancel()
 
     def _kernel(self, fn, *args):
         """Call a compiled kernel. The first use of each compiles it, unless the disk cache has it:
@@ -515,9 +542,14 @@ class FastEngine:
     def evaluate(self) -> list[dict[str, Evaluation]]:
         """Per run, the loss over each whole split and the exact misses; no dropout, no shifts."""
         results = [{} for _ in self.runs]
-        evaluate = LN.evaluate_all if self.lanes else evaluate_all
+        V = LN.V if self.lanes else 1
         for name, (X, T, labels) in self.splits.items():
-            losses, preds = self._kernel(evaluate, self.params, X, T, self.table, self.consts, 64)
+            losses, preds = np.zeros((self.slots, len(X))), np.zeros((self.slots, len(X)), dtype=np.int64)
+            out = ((losses[u * V:(u + 1) * V], preds[u * V:(u + 1) * V]) if self.lanes else (losses[u], preds[u])
+                   for u in self._units())
+            self._jobs(LN.evaluate if self.lanes else evaluate,
+                       [(self.params[u], X, T, self.table, self.consts, start, min(len(X), start + self.CHUNK), *o)
+                        for u, o in zip(self._units(), out) for start in range(0, len(X), self.CHUNK)])
             for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / losses.shape[1]),
                                               misses=int((preds[r] != labels).sum()), n=len(labels))

@@ -20,7 +20,7 @@ check both, and both against the PyTorch reference).
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit, prange
+from numba import literally, njit
 
 from .. import paper
 from . import layers as L
@@ -276,91 +276,77 @@ def adamw_coefficients(hyper, step, coef):
         coef[6 * V + l] = eps
 
 
-# --- the loops: groups of LANES runs (rows of params, each N_FLAT * LANES) over the cores -------------
+# --- the loops: one group of LANES runs (its row of params, N_FLAT * LANES) per call ---------------
+# Groups spread over the cores as separate calls (FastEngine._jobs), as the single-run kernels do.
 
-@njit(parallel=True, **L.FLAGS)
-def train_chunk(params, images, T, start, stop, table, consts, steps,
+@njit(**L.FLAGS)
+def train_chunk(P, images, T, start, stop, table, consts, steps,
                 shift_ids, rolls, keep, drop_scale, adam, m, v, step0, h, running):
-    """fast.train_chunk for groups of runs: the same updates, with the settings per group and lane:
-    steps (groups, LANES) the lanes' lr for SGD, or like params a step per parameter; h, m, v like
-    params; adam (groups, LANES, 5); running (groups, 3 * LANES): the lanes' decay, lr and mu;
-    shift_ids (groups, examples, LANES); keep (groups, examples, N_H2 * LANES)."""
-    for grp in prange(params.shape[0]):
-        P = params[grp]
-        ws, ws2 = workspace(P, consts[2]), workspace(P, consts[2])
-        grads, hess, running_steps = np.zeros_like(P), np.zeros_like(P), np.zeros_like(P)
-        coef = np.zeros(7 * V, P.dtype)
-        drop = np.empty(keep.shape[2], P.dtype)
-        zero = P.dtype.type(0)
-        no_shift = np.full(V, -1, np.int64)
-        for n in range(start, stop):
-            set_input(ws, images, n, rolls, shift_ids[grp, n] if shift_ids.shape[1] > 0 else no_shift)
-            for i in range(drop.size):
-                drop[i] = drop_scale if keep[grp, n, i] else zero
-            fprop(P, ws, table, consts, drop)
-            loss_bprop(ws, T[n], consts)
-            if running[grp, 0] != 0:   # the curvature first: both passes see the weights before the step
-                loss_bbprop(ws, ws2, consts)
-                back(P, ws, ws2, hess, P, 0, table, consts, drop, True)
-                lanes_sdlm_steps(h[grp], hess, running_steps, running[grp])
-                back(P, ws, ws, P, running_steps, 2, table, consts, drop, False)
-            elif adam[grp, 0, 0] != 0:
-                back(P, ws, ws, grads, P, 0, table, consts, drop, False)
-                adamw_coefficients(adam[grp], step0 + n + 1, coef)
-                lanes_adamw(P, grads, m[grp], v[grp], coef)
-            elif steps.shape[1] == V:     # SGD: each lane's lr
-                back(P, ws, ws, P, steps[grp], 1, table, consts, drop, False)
-            else:
-                back(P, ws, ws, P, steps[grp], 2, table, consts, drop, False)
-
-
-@njit(parallel=True, **L.FLAGS)
-def estimate_hessian(params, images, T, examples, table, consts):
-    """fast.estimate_hessian for groups of runs (float64, like params)."""
-    G = params.shape[0]
-    h = np.zeros(params.shape)
+    """fast.train_chunk for a group of runs: the same updates, with the settings per lane: steps
+    (LANES,) the lanes' lr for SGD, or like P a step per parameter; h, m, v like P; adam (LANES, 5)
+    or None; running (3 * LANES,): the lanes' decay, lr and mu, or None; shift_ids (examples, LANES);
+    keep (examples, N_H2 * LANES)."""
+    ws, ws2 = workspace(P, consts[2]), workspace(P, consts[2])
+    grads, hess, running_steps = np.zeros_like(P), np.zeros_like(P), np.zeros_like(P)
+    coef = np.zeros(7 * V, P.dtype)
+    drop = np.empty(keep.shape[1], P.dtype)
+    zero = P.dtype.type(0)
     no_shift = np.full(V, -1, np.int64)
-    rolls = np.zeros((0, 0), np.int64)
-    for grp in prange(G):
-        P = params[grp]
-        ws, ws2 = workspace(P, consts[2]), workspace(P, consts[2])
-        hess = np.zeros_like(P)
-        for n in examples:
-            set_input(ws, images, n, rolls, no_shift)
-            fprop(P, ws, table, consts, P[:0])
+    for n in range(start, stop):
+        set_input(ws, images, n, rolls, shift_ids[n] if shift_ids.shape[0] > 0 else no_shift)
+        for i in range(drop.size):
+            drop[i] = drop_scale if keep[n, i] else zero
+        fprop(P, ws, table, consts, drop)
+        loss_bprop(ws, T[n], consts)
+        if running is not None:   # the curvature first: both passes see the weights before the step
             loss_bbprop(ws, ws2, consts)
-            back(P, ws, ws2, hess, P, 0, table, consts, P[:0], True)
-            h[grp] += hess
-        h[grp] /= len(examples)
-    return h
+            back(P, ws, ws2, hess, P, 0, table, consts, drop, True)
+            lanes_sdlm_steps(h, hess, running_steps, running)
+            back(P, ws, ws, P, running_steps, 2, table, consts, drop, False)
+        elif adam is not None:
+            back(P, ws, ws, grads, P, 0, table, consts, drop, False)
+            adamw_coefficients(adam, step0 + n + 1, coef)
+            lanes_adamw(P, grads, m, v, coef)
+        elif steps.shape[0] == V:     # SGD: each lane's lr
+            back(P, ws, ws, P, steps, 1, table, consts, drop, False)
+        else:
+            back(P, ws, ws, P, steps, 2, table, consts, drop, False)
 
 
-@njit(parallel=True, **L.FLAGS)
-def evaluate_all(params, images, T, table, consts, chunk):
-    """Per run (group * LANES + lane) and example: the loss (float64) and the predicted class."""
-    G, N = params.shape[0], images.shape[0]
-    losses = np.zeros((G * V, N))
-    preds = np.zeros((G * V, N), dtype=np.int64)
-    n_chunks = (N + chunk - 1) // chunk
+@njit(**L.FLAGS)
+def estimate_hessian(P, images, T, examples, table, consts, h):
+    """fast.estimate_hessian for a group of runs (h float64, like P)."""
     no_shift = np.full(V, -1, np.int64)
     rolls = np.zeros((0, 0), np.int64)
-    for job in prange(G * n_chunks):
-        grp, c = job // n_chunks, job % n_chunks
-        P = params[grp]
-        ws = workspace(P, consts[2])
-        y = seg(ws, Y_, NO)
-        out = np.empty(NO, P.dtype)
-        for n in range(c * chunk, min(N, (c + 1) * chunk)):
-            set_input(ws, images, n, rolls, no_shift)
-            fprop(P, ws, table, consts, P[:0])
-            for l in range(V):
-                for j in range(NO):
-                    out[j] = y[j * V + l]
-                r = grp * V + l
-                losses[r, n] = L.ce_fprop(out, T[n]) if consts[4] != 0 else L.mse_fprop(out, T[n])
-                best = 0
-                for j in range(1, NO):
-                    if out[j] > out[best]:
-                        best = j
-                preds[r, n] = best
-    return losses, preds
+    ws, ws2 = workspace(P, consts[2]), workspace(P, consts[2])
+    hess = np.zeros_like(P)
+    for n in examples:
+        set_input(ws, images, n, rolls, no_shift)
+        fprop(P, ws, table, consts, P[:0])
+        loss_bbprop(ws, ws2, consts)
+        back(P, ws, ws2, hess, P, 0, table, consts, P[:0], True)
+        h += hess
+    h /= len(examples)
+
+
+@njit(**L.FLAGS)
+def evaluate(P, images, T, table, consts, start, stop, losses, preds):
+    """For the group's runs (rows of losses and preds, one per lane) and examples start..stop-1: the
+    loss (float64) and the predicted class."""
+    no_shift = np.full(V, -1, np.int64)
+    rolls = np.zeros((0, 0), np.int64)
+    ws = workspace(P, consts[2])
+    y = seg(ws, Y_, NO)
+    out = np.empty(NO, P.dtype)
+    for n in range(start, stop):
+        set_input(ws, images, n, rolls, no_shift)
+        fprop(P, ws, table, consts, P[:0])
+        for l in range(V):
+            for j in range(NO):
+                out[j] = y[j * V + l]
+            losses[l, n] = L.ce_fprop(out, T[n]) if consts[4] != 0 else L.mse_fprop(out, T[n])
+            best = 0
+            for j in range(1, NO):
+                if out[j] > out[best]:
+                    best = j
+            preds[l, n] = best

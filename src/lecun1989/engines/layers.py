@@ -27,7 +27,9 @@ from .simd import row_dots, row_macc, row_outer
 key_on_engine_sources()   # before the first cached function is defined
 
 # reassoc lets reductions vectorize; contract allows FMA. No assumptions about NaN or infinity.
-FLAGS = dict(cache=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, error_model="numpy")
+# nogil: the engine runs its kernels in threads, one run (or group of runs) each.
+FLAGS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=False,
+             error_model="numpy")
 # Small kernels are inlined into their callers, so no arrays are passed (and ref-counted) per call.
 INLINE = dict(FLAGS, inline="always")
 

@@ -8,6 +8,7 @@ is tested against.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
@@ -65,6 +66,18 @@ def bbprop(model: Net1989, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return h
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch's kernels split their sums over its threads, so the last bits of a result would depend
+    on the machine's thread count; one example at a time gains nothing from them anyway."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.no_grad()
 def evaluate(model: Net1989, x: torch.Tensor, t: torch.Tensor, labels: np.ndarray) -> Evaluation:
     """Loss over the whole split (not one example) and the exact count of misses."""
@@ -103,6 +116,10 @@ class TorchEngine:
         return {getattr(model, name): h[name] / len(x) for name in model.PARAMS}
 
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
+        with one_thread():
+            self._train_pass(tick)
+
+    def _train_pass(self, tick: Callable[[int], None]) -> None:
         self.passes_done += 1
         p = self.passes_done
         x, t = self.splits["train"]
@@ -127,8 +144,9 @@ class TorchEngine:
                 tick(1)
     def evaluate(self) -> list[dict[str, Evaluation]]:
         labels = {"train": self.data.train.labels, "test": self.data.test.labels}
-        return [{name: evaluate(model, *self.splits[name], labels[name]) for name in ("train", "test")}
-                for model in self.models]
+        with one_thread():
+            return [{name: evaluate(model, *self.splits[name], labels[name]) for name in ("train", "test")}
+                    for model in self.models]
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
         return [model.get_params() for model in self.models]
