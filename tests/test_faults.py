@@ -20,9 +20,6 @@ torch engine would be too slow; sweeps and `modern` (no --train-size / --passes 
 compiled engine too. The compiled engine is compiled once first (fast_engine_warm: about two minutes
 when its disk cache is cold, a few seconds otherwise); the tests that interrupt a cold compile use an
 empty NUMBA_CACHE_DIR and stop it after 3 s (`-k "not compiles"` leaves them out).
-
-Cases marked xfail(strict) with a reason starting "BUG:" are contract violations this suite found; each
-passes once the package is fixed (and then the mark must go).
 """
 
 from __future__ import annotations
@@ -258,17 +255,22 @@ def here(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def module_env(session_home, raw_dir):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(data_module.HOME_ENV, str(session_home))
-        mp.setenv(data_module.RAW_DIR_ENV, str(raw_dir))
-        mp.delenv(data_module.OFFLINE_ENV, raising=False)
-        yield mp
+    """The environment conftest gives every test, for the module's fixtures (made outside any test's):
+    a context manager, so that nothing of it outlasts the fixture that uses it."""
+    @contextlib.contextmanager
+    def env():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(data_module.HOME_ENV, str(session_home))
+            mp.setenv(data_module.RAW_DIR_ENV, str(raw_dir))
+            mp.delenv(data_module.OFFLINE_ENV, raising=False)
+            yield
+    return env
 
 
-def made(tmp_path_factory, name: str, *argv, hook=None, rc=0) -> Path:
-    """Run a command once for a module into a folder of its own; return the folder."""
+def made(env, tmp_path_factory, name: str, *argv, hook=None, rc=0) -> Path:
+    """Run a command once for the module into a folder of its own; return the folder."""
     out = tmp_path_factory.mktemp(name) / "out"
-    with hook or contextlib.nullcontext():
+    with env(), hook or contextlib.nullcontext():
         r = cli(*argv, "--out", out)
     assert r.rc == rc, r.err
     return out
@@ -277,13 +279,13 @@ def made(tmp_path_factory, name: str, *argv, hook=None, rc=0) -> Path:
 @pytest.fixture(scope="module")
 def finished_run(module_env, tmp_path_factory) -> Path:
     """A finished single run: repro --seed 3, 2 passes."""
-    return made(tmp_path_factory, "finished", "repro", *SMALL, "--passes", "2", "--seed", "3")
+    return made(module_env, tmp_path_factory, "finished", "repro", *SMALL, "--passes", "2", "--seed", "3")
 
 
 @pytest.fixture(scope="module")
 def partial_batch(module_env, tmp_path_factory) -> Path:
     """Two runs interrupted after their first of 2 passes."""
-    return made(tmp_path_factory, "partial", "repro", *SMALL, "--passes", "2", "--seeds", "0-1",
+    return made(module_env, tmp_path_factory, "partial", "repro", *SMALL, "--passes", "2", "--seeds", "0-1",
                 hook=signal_at(train_module, "commit", n=2), rc=130)
 
 
@@ -346,10 +348,12 @@ def fast_engine_warm(module_env, tmp_path_factory):
     below do not spend their time compiling."""
     base = tmp_path_factory.mktemp("warm")
     for seeds, optimizer in (("0", "sgd"), ("0-7", "adamw")):
+        with module_env():
+            env = dict(os.environ)
         done = subprocess.run([sys.executable, "-m", "lecun1989", "repro", "--engine", "fast", "--train-size", "20",
                                "--test-size", "10", "--passes", "1", "--quiet", "--seeds", seeds, "--optimizer",
                                optimizer, "--out", base / f"{seeds}-{optimizer}"], capture_output=True, text=True,
-                              timeout=600)
+                              timeout=600, env=env)
         assert done.returncode == 0, done.stderr
 
 
@@ -493,12 +497,9 @@ def test_a_lock_held_on_another_host_is_not_taken_over(here, finished_run):
 STALE_COMMANDS = [
     pytest.param(("repro", *SMALL, "--passes", "1"), id="repro"),
     pytest.param(("repro", *SMALL, "--passes", "1", "--seeds", "0-1"), id="repro-batch"),
-    pytest.param(("paper", *SMALL, "--passes", "1", "--seeds", "0-1", "--optimizer", "sgd", "--lr", "0.03"), id="paper",
-                 marks=pytest.mark.xfail(reason="BUG: paper and modern take over a stale lock silently (run_study "
-                                                "takes Lock(out) without echo)", strict=True)),
+    pytest.param(("paper", *SMALL, "--passes", "1", "--seeds", "0-1", "--optimizer", "sgd", "--lr", "0.03"), id="paper"),
     pytest.param(("modern", "--engine", "fast", "--upto", "ce", "--seeds", "0", "--train-size", "100", "--test-size",
-                  "50", "--quiet"), id="modern",
-                 marks=pytest.mark.xfail(reason="BUG: paper and modern take over a stale lock silently", strict=True)),
+                  "50", "--quiet"), id="modern"),
     pytest.param((*FAST_SWEEP, "--lrs", "0.01,0.03"), id="sweep"),
 ]
 
@@ -548,9 +549,6 @@ def test_a_second_command_on_a_running_commands_folder_is_refused(here):
 NESTED = ("--engine", "torch", "--seeds", "0-1", "--train-size", "30", "--test-size", "20", "--quiet")
 
 
-@pytest.mark.xfail(reason="BUG: a lock covers its own folder only: `repro --force --out STUDY/RUN` replaces a run "
-                          "folder a running `paper --out STUDY` is writing, and `paper --force --out STUDY` deletes "
-                          "STUDY/INNER that a running command is writing", strict=True)
 @pytest.mark.parametrize("case", ["force-a-run-of-a-running-study", "force-a-study-holding-a-running-command"])
 def test_a_folder_inside_or_around_a_running_commands_folder_is_refused(here, case):
     if case == "force-a-run-of-a-running-study":
@@ -577,7 +575,8 @@ def test_a_folder_inside_or_around_a_running_commands_folder_is_refused(here, ca
 # =================================================================================================
 
 NON_FINITE = [
-    ("repro", "--lr", "inf"), ("repro", "--lr", "nan"), ("repro", "--lr=-inf"), ("repro", "--lr", "1e400"),
+    ("repro", "--lr", "inf"), ("repro", "--lr", "nan"), ("repro", "--lr=-inf"), ("repro", "--lr", "-inf"),
+    ("repro", "--lr", "1e400"),
     ("repro", "--lrs", "0.01,nan"), ("repro", "--lrs", "inf,0.01"),
     ("repro", "--output-bias", "nan"), ("repro", "--output-bias=-inf"),
     ("repro", "--schedule", "nan"), ("repro", "--schedule", "1:2,inf"), ("repro", "--schedule", "linear:nan"),
@@ -590,6 +589,7 @@ NON_FINITE = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")   # see the next test
 @pytest.mark.parametrize("argv", NON_FINITE, ids=" ".join)
 def test_a_non_finite_option_is_refused_up_front(here, argv):
     command, *options = argv
@@ -600,8 +600,6 @@ def test_a_non_finite_option_is_refused_up_front(here, argv):
     assert os.listdir(here) == []
 
 
-@pytest.mark.xfail(reason="BUG: `sweep --lr-grid 1e-3:inf:3` lets numpy warn on stderr (RuntimeWarning: invalid value "
-                          "encountered in multiply, 2 lines) before its one-line error", strict=True)
 def test_an_infinite_grid_bound_is_one_line_in_a_real_process(here):
     """In a process of its own, where Python's warnings reach stderr (pytest captures them in this one)."""
     done = subprocess.run([sys.executable, "-m", "lecun1989", *FAST_SWEEP, "--lr-grid", "1e-3:inf:3", "--out", "out"],
@@ -714,13 +712,13 @@ def test_the_compiled_engine_stops_a_diverged_run_too(here, fast_engine_warm):
 # interrupt: SIGINT / SIGTERM at any moment
 # =================================================================================================
 
-TORCH_BATCH = ("repro", "--engine", "torch", "--seeds", "0-1", "--passes", "3", "--train-size", "30", "--test-size", "20",
-               "--quiet")
+TORCH_BATCH = ("repro", "--engine", "torch", "--seeds", "0-1", "--passes", "3", "--train-size", "30", "--test-size",
+               "20", "--quiet")
 
 
 @pytest.fixture(scope="module")
 def torch_batch_reference(module_env, tmp_path_factory) -> Path:
-    return made(tmp_path_factory, "torch-reference", *TORCH_BATCH)
+    return made(module_env, tmp_path_factory, "torch-reference", *TORCH_BATCH)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -742,8 +740,8 @@ MODERN = ("modern", "--engine", "fast", "--seeds", "0-1", "--train-size", "100",
 
 
 @pytest.fixture(scope="module")
-def modern_reference(fast_engine_warm, tmp_path_factory) -> Path:
-    return made(tmp_path_factory, "modern-reference", *MODERN)
+def modern_reference(module_env, fast_engine_warm, tmp_path_factory) -> Path:
+    return made(module_env, tmp_path_factory, "modern-reference", *MODERN)
 
 
 def test_interrupt_a_study_with_optimizer_state_and_noise_then_resume(here, modern_reference):
@@ -768,8 +766,8 @@ WRITING = ("repro", "--engine", "fast", "--seeds", "0-15", "--train-size", "10",
 
 
 @pytest.fixture(scope="module")
-def writing_reference(fast_engine_warm, tmp_path_factory) -> Path:
-    return made(tmp_path_factory, "writing-reference", *WRITING)
+def writing_reference(module_env, fast_engine_warm, tmp_path_factory) -> Path:
+    return made(module_env, tmp_path_factory, "writing-reference", *WRITING)
 
 
 @pytest.mark.parametrize("passes_done, delay, sig", [(1, 0.0, signal.SIGTERM), (3, 0.023, signal.SIGINT),
@@ -813,8 +811,8 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 @pytest.fixture(scope="module")
-def evaluating_reference(fast_engine_warm, tmp_path_factory) -> Path:
-    return made(tmp_path_factory, "evaluating-reference", *EVALUATING)
+def evaluating_reference(module_env, fast_engine_warm, tmp_path_factory) -> Path:
+    return made(module_env, tmp_path_factory, "evaluating-reference", *EVALUATING)
 
 
 @pytest.mark.parametrize("at, sig", [(1, "SIGTERM"), (2, "SIGINT")])
@@ -888,9 +886,6 @@ runpy.run_module("lecun1989", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.xfail(reason="BUG: a signal while `python -m lecun1989` imports lecun1989.cli (about 20-50 ms after the "
-                          "start) gives a KeyboardInterrupt traceback (SIGINT) or a silent death (SIGTERM: no handler "
-                          "yet), not one line", strict=True)
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_interrupt_while_the_command_line_module_loads(here, sig):
     proc = spawn(here, "repro", *SMALL, "--passes", "1", "--out", "out", env={"SIG": sig},
@@ -924,39 +919,32 @@ def test_interrupt_after_training_before_the_study_files(here):
     assert strict_json(out / "study.json")["final"]["test_error"]["n"] == 2
 
 
-@pytest.mark.xfail(reason="BUG: an interrupt while the run folders are being marked (before the study folder's own "
-                          "marker) leaves an unmarked folder holding marked runs: --force and --resume both refuse it",
-                   strict=True)
 def test_interrupt_while_the_folders_are_marked(here):
     out = here / "out"
     argv = ("repro", *SMALL, "--passes", "1", "--seeds", "0-2", "--out", out)
-    with signal_at(train_module, "mark", test=lambda path, kind: kind == "run"):
+    with signal_at(train_module, "marker", test=lambda path, kind: kind == "run"):
         assert_interrupted(cli(*argv), signal.SIGINT)
     r = cli(*argv, "--resume")   # (and when the study's marker is missing, --force refuses as well)
     assert r.rc == 0, r.err
     assert check_folder(out) == 1
 
 
-@pytest.mark.xfail(reason="BUG: an interrupt while --force empties a marked folder can delete its marker first and "
-                          "leave the rest: the folder is then refused by --force and --resume", strict=True)
 def test_interrupt_while_force_replaces_a_folder(here, partial_batch):
-    """SIGTERM right after --force removed the folder's marker."""
+    """SIGTERM while --force empties a marked folder: the marker stays, so --force may finish the job."""
     out = copy(partial_batch, here)
-    if [p.name for p in out.iterdir()][-1] == MARKER:
-        pytest.skip("this file system lists the marker last: --force removes it after everything else")
     argv = ("repro", *SMALL, "--passes", "2", "--seeds", "0-1", "--out", out)
-    with signal_at(rundir_module.Path, "unlink", sig=signal.SIGTERM, test=lambda path, *a, **k: path.name == MARKER):
+    with signal_at(rundir_module.shutil, "rmtree", sig=signal.SIGTERM):
         assert_interrupted(cli(*argv, "--force"), signal.SIGTERM)
+    assert (out / MARKER).is_file()
     r = cli(*argv, "--force")
     assert r.rc == 0, r.err
+    assert check_folder(out) == 2
 
 
-@pytest.mark.xfail(reason="BUG: a sweep interrupted after marking its folder but before sweep-config.json is refused "
-                          "on the same command as 'a sweep with other settings'", strict=True)
 def test_interrupt_a_sweep_before_its_settings_are_written(here):
     out = here / "out"
     argv = (*FAST_SWEEP, "--lrs", "0.01,0.03", "--out", out)
-    with signal_at(sweep_module, "mark"):
+    with signal_at(sweep_module, "marker"):
         assert_interrupted(cli(*argv), signal.SIGINT)
     r = cli(*argv)
     assert r.rc == 0, r.err
@@ -1003,6 +991,18 @@ def test_resume_continues_from_the_last_completed_pass(here, partial_batch):
     assert r.rc == 0, r.err
     assert f"resuming {out} after pass 1 of 2" in r.out
     assert check_folder(out) == 2
+
+
+def test_resume_after_one_run_of_the_batch_diverged(here):
+    """The diverged run stays stopped; the other one finishes; the command again ends with exit 3."""
+    argv = ("repro", *SMALL, "--passes", "2", "--optimizer", "adamw", "--lrs", "0.001,1e5", "--seeds", "4", "--out",
+            here / "out")
+    with signal_at(train_module, "commit", n=2):
+        assert_interrupted(cli(*argv), signal.SIGINT)
+    assert check_folder(here / "out") == 1
+    assert_diverged_command(cli(*argv, "--resume"), "repro", "lr100000-seed4 (pass 1)")
+    assert check_folder(here / "out") == 2
+    assert [row["pass"] for row in metrics_rows(here / "out" / "lr100000-seed4")] == [1]
 
 
 def test_resume_of_a_finished_run_changes_nothing(here, finished_run):
@@ -1097,17 +1097,21 @@ BAD_ROWS = {
 }
 
 
+def cached(home: Path) -> set[str]:
+    return set(os.listdir(home / "processed")) if (home / "processed").exists() else set()
+
+
 @pytest.mark.parametrize("fault", list(BAD_ROWS))
 def test_a_malformed_usps_row_is_one_line_naming_file_and_line(here, raw_dir, usps_rows, session_home, fault):
     change, needle = BAD_ROWS[fault]
     rows = usps_rows[:5]
     rows[2] = change(rows[2])
     folder = raw_folder(here, raw_dir, rows)
-    processed = set(os.listdir(session_home / "processed")) if (session_home / "processed").exists() else set()
+    processed = cached(session_home)
     r = cli("repro", *SMALL, "--passes", "1", "--raw-dir", folder, "--out", here / "out")
     assert_one_line_error(r, str(folder / "usps" / "usps.bz2"), "line 3", needle)
     assert not (here / "out").exists()
-    assert (set(os.listdir(session_home / "processed")) if (session_home / "processed").exists() else set()) == processed
+    assert cached(session_home) == processed   # no cache file built from the bad file
 
 
 @pytest.mark.parametrize("fault", ["truncated", "not-bz2", "missing-test-file"])
@@ -1179,6 +1183,7 @@ def test_an_unknown_offline_value_is_one_line(here, monkeypatch, value):
     ("dev-null", "is a file"),
     ("read-only-folder", None),
     ("name-too-long", "File name too long"),
+    ("dangling-symlink", None),
 ])
 @pytest.mark.parametrize("command", ["repro", "paper", "sweep"])
 def test_an_os_error_on_output_is_one_line_naming_path_and_cause(here, where, cause, command):
@@ -1186,7 +1191,8 @@ def test_an_os_error_on_output_is_one_line_naming_path_and_cause(here, where, ca
     (here / "ro").mkdir()
     out = {"under-a-file": here / "a-file" / "run", "proc": Path("/proc/lecun1989-run"),
            "sys": Path("/sys/lecun1989-run"), "dev-null": Path("/dev/null"), "read-only-folder": here / "ro" / "run",
-           "name-too-long": here / ("x" * 300)}[where]
+           "name-too-long": here / ("x" * 300), "dangling-symlink": here / "link"}[where]
+    (here / "link").symlink_to(here / "nowhere" / "run")
     argv = {"repro": ("repro", *SMALL, "--passes", "1"), "paper": ("paper", *SMALL, "--passes", "1", "--seeds", "0-1"),
             "sweep": (*FAST_SWEEP, "--lrs", "0.01,0.03")}[command]
     with read_only(here / "ro") if where == "read-only-folder" else contextlib.nullcontext():
@@ -1222,7 +1228,7 @@ def out_of_space_at(n: int):
 def out_of_space(module_env, tmp_path_factory):
     """A run whose disk fills while it commits pass 2 (of 2)."""
     out = tmp_path_factory.mktemp("full") / "out"
-    with out_of_space_at(3):
+    with module_env(), out_of_space_at(3):
         r = cli("repro", *SMALL, "--passes", "2", "--seed", "3", "--out", out)
     return r, out
 
@@ -1236,8 +1242,6 @@ def test_a_full_disk_keeps_the_completed_passes_and_resume_finishes(out_of_space
     same_results(out, finished_run)
 
 
-@pytest.mark.xfail(reason="BUG: a full disk (ENOSPC from write/fsync, which carry no file name) is reported as "
-                          "'a file: No space left on device', naming no path", strict=True)
 def test_a_full_disk_names_the_path(out_of_space):
     r, out = out_of_space
     assert_one_line_error(r, str(out), "No space left on device", rc=(1,))

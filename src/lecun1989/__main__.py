@@ -1,5 +1,21 @@
+"""`python -m lecun1989` and the `lecun1989` command: an interrupt even while the command line
+module loads is one line, not a traceback."""
+
 import sys
 
-from .cli import main
+from .errors import handle_sigterm, interrupted_line
 
-sys.exit(main())
+
+def run() -> int:
+    handle_sigterm()
+    try:
+        from .cli import main
+    except KeyboardInterrupt as e:
+        line, status = interrupted_line("lecun1989", e)
+        print(line, file=sys.stderr)
+        return status
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -8,12 +8,11 @@ import re
 import shlex
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 from . import __version__, paper
-from .errors import Diverged, LecunError
+from .errors import Diverged, LecunError, handle_sigterm, interrupt_behind, interrupted_line
 
 # More runs than this in one command is a typo (a range like 0-100000), refused before anything is made.
 MAX_RUNS = 1_000_000
@@ -296,7 +295,7 @@ def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True)
     out = default_out(args, name, ds.source)
     t0 = time.perf_counter()
     check_output(out, args.force, args.resume)   # before the lock makes the folder
-    with Lock(out):
+    with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         summaries = train(recipe, ds, out, force=args.force, resume=args.resume, quiet=args.quiet,
                           command=args.command)
         study = write_study(out, run_dirs(out, recipe.runs()), {"command": args.command_line, "data": ds.source,
@@ -457,36 +456,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as an interrupt: the same cleanup, exit status 143."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         """One line, not the usage block: what is wrong, and where to read more."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _interrupt(e: BaseException | None) -> KeyboardInterrupt | None:
-    """The interrupt behind an exception: numba's dispatcher turns one raised while compiled code
-    returns into a SystemError ("returned a result with an exception set") that wraps it."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     name = "lecun1989"
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
-        else None
+    previous = handle_sigterm()
     try:   # everything, imports and parsing included: an interrupt at any moment is one line
         args = build_parser().parse_args(argv)
         name = f"lecun1989 {args.command}"
@@ -499,13 +477,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, SystemError) as e:
-        stop = _interrupt(e)
+        stop = interrupt_behind(e)
         if stop is None:
             raise
-        note = getattr(stop, "note", None)
-        print(f"{name}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}"
-              + (f"; {note}" if note else ""), file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130
+        line, status = interrupted_line(name, stop)
+        print(line, file=sys.stderr)
+        return status
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -47,8 +47,10 @@ def _temporary(path: Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:   # a full disk: say where
+            e.filename = str(path)
         raise
     return Path(tmp)
 

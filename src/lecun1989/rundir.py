@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LecunError
-from .io import commit, json_text
+from .io import json_text
 
 SPLITS = ("train", "test")
 MARKER = ".lecun1989"
@@ -42,9 +42,11 @@ def marked(path: Path) -> str | None:
     return kind if kind in KINDS else None
 
 
-def mark(path: Path, kind: str) -> None:
+def marker(path: Path, kind: str) -> dict[Path, str]:
+    """The marker file of a folder of this kind, for the commit that makes the folder's first files
+    (one commit: an interrupt cannot leave some folders of a command marked and others not)."""
     from . import __version__
-    commit({path / MARKER: json_text({"kind": kind, "made_by": f"lecun1989 {__version__}"})})
+    return {path / MARKER: json_text({"kind": kind, "made_by": f"lecun1989 {__version__}"})}
 
 
 def _is_cwd_or_parent(path: Path) -> bool:
@@ -55,6 +57,8 @@ def _is_cwd_or_parent(path: Path) -> bool:
 def check_output(path: Path, force: bool = False, resume: bool = False) -> str:
     """Whether `path` may be written, before any work: 'new' (absent or empty), 'replace' (a marked
     folder, with --force) or 'resume' (a marked folder, with --resume). Refuses everything else."""
+    if path.is_symlink() and not path.exists():
+        raise LecunError(f"{path} is a link to nothing; choose another --out")
     if path.exists() and not path.is_dir():
         raise LecunError(f"{path} is a file, not a folder; choose another --out")
     empty = not path.exists() or not any(p.name != LOCK for p in path.iterdir())
@@ -77,9 +81,10 @@ def check_output(path: Path, force: bool = False, resume: bool = False) -> str:
 
 
 def replace_contents(path: Path) -> None:
-    """Empty a marked folder (--force), keeping this command's lock."""
+    """Empty a marked folder (--force), keeping this command's lock and the marker, so that a folder
+    half emptied by an interrupt is still one that --force may replace."""
     for child in path.iterdir():
-        if child.name == LOCK:
+        if child.name in (LOCK, MARKER):
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
@@ -99,11 +104,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _live_owner(lock: Path) -> dict | None:
+    """Who holds a lock file, if that process still runs (or runs on another host); None if nobody
+    or this process."""
+    try:
+        owner = json.loads(lock.read_text(encoding="utf-8"))
+        pid, host = owner["pid"], owner.get("host")
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+    if (pid, host) == (os.getpid(), socket.gethostname()):
+        return None
+    return owner if host != socket.gethostname() or _alive(pid) else None
+
+
 class Lock:
     """One writer per output folder: a lock file holding the owner's pid and host. A lock left by
-    a process that no longer runs (on this host) is taken over, with a word on stderr. Taking a lock
-    this process holds already is a no-op (a study locks its folder, then trains in it). A folder the
-    lock made is removed again on release if nothing else was left in it."""
+    a process that no longer runs (on this host) is taken over, with a word on stderr. A folder
+    inside another command's folder, or holding one, is refused too. Taking a lock this process
+    holds already is a no-op (a study locks its folder, then trains in it). A folder the lock made
+    is removed again on release if nothing else was left in it."""
 
     def __init__(self, folder: Path, echo=None):
         self.path = folder / LOCK
@@ -133,8 +152,19 @@ class Lock:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(me)
             self.held = True
+            self._refuse_nested()
             return self
         raise LecunError(f"cannot take the lock {self.path}; remove it if no lecun1989 command is running")
+
+    def _refuse_nested(self) -> None:
+        folder = self.path.parent.resolve()
+        for lock in [p / LOCK for p in folder.parents] + list(folder.glob(f"*/**/{LOCK}")):
+            owner = _live_owner(lock)
+            if owner:
+                self.__exit__()
+                where = "inside" if lock.parent in folder.parents else "holds"
+                raise LecunError(f"{self.path.parent} {where} {lock.parent}, in use by another lecun1989 command "
+                                 f"(pid {owner['pid']} on {owner.get('host')}); wait for it to finish, or stop it")
 
     def _owner(self) -> dict | None:
         try:
@@ -145,8 +175,9 @@ class Lock:
 
     def __exit__(self, *exc) -> None:
         if self.held:
-            self.path.unlink(missing_ok=True)
             self.held = False
+            with contextlib.suppress(OSError):   # the error that brought us here is the one to report
+                self.path.unlink(missing_ok=True)
             if self.created:
                 with contextlib.suppress(OSError):   # not empty: it holds results
                     self.path.parent.rmdir()

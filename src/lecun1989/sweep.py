@@ -16,6 +16,7 @@ Layout of the output folder:
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,9 +25,9 @@ import numpy as np
 
 from .data import Dataset
 from .errors import Diverged, LecunError
-from .io import commit, json_text, write_json
+from .io import commit, json_text
 from .results import completed, csv_text, diverged_at, read_json, read_metrics, stats, write_csv
-from .rundir import Lock, check_output, mark, marked, replace_contents
+from .rundir import Lock, check_output, marked, marker, replace_contents
 from .train import Recipe, check_memory, raise_if_diverged, run_dirs, train
 
 
@@ -35,7 +36,7 @@ def log_grid(text: str) -> tuple[float, ...]:
     try:
         lo, hi, n = text.split(":")
         lo, hi, n = float(lo), float(hi), int(n)
-        if not (0 < lo < hi and n >= 2):
+        if not (0 < lo < hi < math.inf and n >= 2):
             raise ValueError
     except ValueError:
         raise LecunError(f"bad grid {text!r}: use LOW:HIGH:N, e.g. 1e-3:1e-1:10 (N values from LOW to HIGH, "
@@ -104,8 +105,7 @@ def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[flo
         if mode == "replace":
             replace_contents(out)
         if mode != "resume":
-            mark(out, "sweep")
-            write_json(cfg, settings)
+            commit({**marker(out, "sweep"), cfg: json_text(settings)})
         return _sweep(base, recipes, mus, lrs, seeds, data, val_data, out, settings, quiet, echo)
 
 

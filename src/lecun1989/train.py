@@ -25,12 +25,13 @@ import numpy as np
 from . import __version__, paper
 from .data import Dataset
 from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
-from .errors import Diverged, LecunError
+from .errors import Diverged, LecunError, interrupt_behind
 from .io import commit, json_text
 from .model import NetConfig
 from .optim import OptimConfig
 from .results import stats
-from .rundir import Lock, RunDir, check_output, eval_line, load_weights, mark, marked, metrics_row, replace_contents
+from .rundir import (MARKER, Lock, RunDir, check_output, eval_line, load_weights, marked, marker, metrics_row,
+                     replace_contents)
 
 MAX_SEED = 2 ** 32 - 1
 
@@ -155,9 +156,10 @@ def _settings(config: dict) -> dict:
     return {k: v for k, v in json.loads(json_text(config)).items() if k not in SETTINGS_IGNORED}
 
 
-# Trained weights stay within a few units; weights this large saturate every unit, so the outputs no
-# longer depend on the input, and float32 overflows within a few more steps.
-EXPLODED = 1e6
+# Trained weights stay within a few units (tens at most, even at ten times a recipe's learning rate);
+# weights this large saturate every unit they feed, so the outputs no longer depend on the input,
+# nothing can be learned any more (f' is 0 everywhere), and float32 overflows a few steps later.
+EXPLODED = 1e4
 
 
 def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
@@ -212,12 +214,17 @@ def train(recipe: Recipe, data: Dataset, out: str | os.PathLike, force: bool = F
     with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         try:
             return _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_config)
-        except KeyboardInterrupt:
-            raise
-        except BaseException:
+        except BaseException as e:
+            stop = interrupt_behind(e)
+            if stop is not None:   # kept as it is: --resume continues it
+                if not getattr(stop, "note", None):
+                    stop.note = f"the same command with --resume continues {out}"
+                raise stop from None
             # failed before its first pass was committed: nothing worth keeping, nothing to block a rerun
             if mode != "resume" and out.is_dir() and not any(_passes_committed(d) for d in dirs):
                 replace_contents(out)
+                if mode == "new":
+                    (out / MARKER).unlink(missing_ok=True)
             raise
 
 
@@ -251,9 +258,8 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     else:
         rundirs = [RunDir(d, config, [header(recipe, data, seed, lr, common["kernels"])])
                    for d, config, (seed, lr) in zip(dirs, configs, runs)]
-        for d in {out, *dirs}:
-            mark(d, "run" if d in dirs else "study")
-        commit({path: content for rd in rundirs for path, content in rd.files().items()})
+        markers = {path: text for d in {out, *dirs} for path, text in marker(d, "run" if d in dirs else "study").items()}
+        commit({**markers, **{path: content for rd in rundirs for path, content in rd.files().items()}})
     live = [i for i, rd in enumerate(rundirs) if rd.summary is None]
     start = rundirs[live[0]].passes_done if live else recipe.passes
     if single:
@@ -325,9 +331,11 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
             live = still
             if not live:
                 break
-    except KeyboardInterrupt as e:
-        done = rundirs[live[0]].passes_done if live else recipe.passes
-        e.note = f"{out} holds pass {done} of {recipe.passes}; the same command with --resume continues it"
+    except BaseException as e:
+        stop = interrupt_behind(e)
+        if stop is not None:
+            done = rundirs[live[0]].passes_done if live else recipe.passes
+            stop.note = f"{out} holds pass {done} of {recipe.passes}; the same command with --resume continues it"
         raise
 
     summaries = [rd.summary for rd in rundirs]
