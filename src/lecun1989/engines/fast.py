@@ -488,14 +488,18 @@ class FastEngine:
             adam = self.adam.reshape(G, LN.V, -1)
             running = np.ascontiguousarray(self.hyper.reshape(G, LN.V, 3).transpose(0, 2, 1)).reshape(G, -1)
             kernel = LN.train_chunk
-        # the lane kernels roll the images, the single-run kernels unroll them from self.images
-        rolling = (self.rolls,) if self.lanes else (self.images, self.idx1s)
+        adam = adam if self.optim.name == "adamw" else None     # None: compiled without that optimizer
+        running = running if self.optim.running else None
         for start in range(0, len(X), self.CHUNK):
             stop = min(len(X), start + self.CHUNK)
-            self._jobs(kernel, [(self.params[u], X, T, start, stop, self.table, self.consts, self.steps[u],
-                                 *rolling[:-1], shift_ids[u], rolling[-1], keep[u], scale,
-                                 adam[u] if self.optim.name == "adamw" else None, self.m[u], self.v[u], step0,
-                                 self.h[u], running[u] if self.optim.running else None) for u in self._units()])
+            if self.lanes:   # all groups in one call: its parallel loop spreads them over the cores
+                self._kernel(kernel, self.params, X, T, start, stop, self.table, self.consts, self.steps, shift_ids,
+                             self.rolls, keep, scale, adam, self.m, self.v, step0, self.h, running)
+            else:
+                self._jobs(kernel, [(self.params[u], X, T, start, stop, self.table, self.consts, self.steps[u],
+                                     self.images, shift_ids[u], self.idx1s, keep[u], scale,
+                                     None if adam is None else adam[u], self.m[u], self.v[u], step0, self.h[u],
+                                     None if running is None else running[u]) for u in self._units()])
             tick((stop - start) * len(self.runs))
 
     def _units(self) -> range:
