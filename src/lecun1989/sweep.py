@@ -113,7 +113,8 @@ def _sweep(base, recipes, mus, lrs, seeds, data, val_data, out, settings, quiet,
     rows, points = [], []
     for mu, recipe in zip(mus or (None,), recipes):
         folder = out / "val" / ("all" if mu is None else f"mu{mu:g}")
-        echo(f"validation runs: {len(lrs)} learning rates x {len(seeds)} seeds" + ("" if mu is None else f", mu {mu:g}"))
+        echo(f"validation runs: {len(lrs)} learning rates x {len(seeds)} seeds"
+             + ("" if mu is None else f", mu {mu:g}"))
         dirs, _ = _train_block(recipe, val_data, folder, quiet, echo)
         rows += _rows("val", mu, recipe, dirs)
         for lr in lrs:

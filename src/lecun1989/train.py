@@ -112,7 +112,8 @@ def header(recipe: Recipe, data: Dataset, seed: int, lr: float, kernels: str) ->
         optim += f", schedule {o.schedule}"
     return (f"lecun1989 {__version__}: data {data.source} ({len(data.train)} train / {len(data.test)} "
             f"{'validation: the last training examples' if data.held_out else 'test'}, "
-            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype} ({kernels} kernels), optimizer {optim}, "
+            f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype} ({kernels} kernels), "
+            f"optimizer {optim}, "
             f"{recipe.passes} passes, seed {seed}")
 
 
@@ -258,8 +259,10 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     else:
         rundirs = [RunDir(d, config, [header(recipe, data, seed, lr, common["kernels"])])
                    for d, config, (seed, lr) in zip(dirs, configs, runs)]
-        markers = {path: text for d in {out, *dirs} for path, text in marker(d, "run" if d in dirs else "study").items()}
-        commit({**markers, **{path: content for rd in rundirs for path, content in rd.files().items()}})
+        files = marker(out, "run" if single else "study")
+        for rd in rundirs:
+            files.update({**marker(rd.path, "run"), **rd.files()})
+        commit(files)
     live = [i for i, rd in enumerate(rundirs) if rd.summary is None]
     start = rundirs[live[0]].passes_done if live else recipe.passes
     if single:
@@ -356,13 +359,9 @@ def _echo_pass(echo, p: int, passes: int, evals: list[dict], diverged: int, test
          + (f"; {diverged} diverged" if diverged else ""))
 
 
-def diverged_runs(summaries: list[dict]) -> list[dict]:
-    return [s for s in summaries if s.get("diverged")]
-
-
 def raise_if_diverged(summaries: list[dict]) -> None:
     """The command's last word when runs diverged: which, and where to look."""
-    bad = diverged_runs(summaries)
+    bad = [s for s in summaries if s.get("diverged")]
     if bad:
         names = ", ".join(f"{Path(s['dir']).name} (pass {s['diverged_at_pass']})" for s in bad[:8])
         if len(summaries) == 1:

@@ -247,10 +247,10 @@ def train_chunk(p, X1col, T, start, stop, table, consts, steps,
     given (not None): then AdamW, with adam = lr, beta1, beta2, eps, weight decay, m and v its
     moments and step0 + n + 1 its step count. When running is given, h is SDLM's running estimate
     of the curvature, updated from bbprop after every example, and the steps follow it (running =
-    decay, lr, mu). Each optimizer's kernel is compiled apart, without the others' code. The modern recipe's noise, where present: the input
-    unrolled from images[n] rolled by shift idx1s[shift_ids[n]] when that id is >= 0, and H2's
-    outputs dropped where keep[n] is False (the others scaled by drop_scale).
-    """
+    decay, lr, mu). Each optimizer's kernel is compiled apart, without the others' code. The modern
+    recipe's noise, where present: the input unrolled from images[n] rolled by shift
+    idx1s[shift_ids[n]] when that id is >= 0, and H2's outputs dropped where keep[n] is False (the
+    others scaled by drop_scale)."""
     ws, ws2 = workspace(p, consts[2]), workspace(p, consts[2])
     x1, grads, hess = slots(ws)[0], slots(ws)[-1], slots(ws2)[-1]
     drop = np.empty(keep.shape[1], p.dtype)
@@ -539,8 +539,8 @@ class FastEngine:
                              ) from None
         if sum(fn.stats.cache_misses.values()) > misses:
             self.compile_s += time.perf_counter() - t0
-            print(f"compiled {fn.py_func.__name__} of the fast engine in {time.perf_counter() - t0:.1f}s (cached for next "
-                  f"time)", file=sys.stderr)
+            print(f"compiled {fn.py_func.__name__} of the fast engine in {time.perf_counter() - t0:.1f}s "
+                  f"(cached for next time)", file=sys.stderr)
         return result
 
     def evaluate(self) -> list[dict[str, Evaluation]]:
