@@ -20,8 +20,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "data: the test reads the raw data sets")
 
 
+@pytest.hookimpl(tryfirst=True)   # before -m selects on the marks
+def pytest_collection_modifyitems(items):
+    """A test using a data fixture is marked `data` too, so that -m "not data" leaves it out."""
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)
+
+
 def _needs_data(item) -> bool:
-    return item.get_closest_marker("data") is not None or bool(DATA_FIXTURES & set(getattr(item, "fixturenames", ())))
+    return item.get_closest_marker("data") is not None
 
 
 def _raw_dir() -> Path:
