@@ -894,6 +894,23 @@ def test_interrupt_while_the_command_line_module_loads(here, sig):
     assert not (here / "out").exists()
 
 
+def test_a_closed_output_stops_the_command_like_an_interrupt(here):
+    """`lecun1989 repro | head -1`: the reader leaves; the command stops with one line, keeps what it
+    committed, and --resume finishes it. (Unbuffered, so that the closed pipe is seen at the next line,
+    as on a terminal; block-buffered, the whole output fits the buffer and the run simply finishes.)"""
+    argv = ("repro", *SMALL, "--passes", "3", "--seeds", "0-1", "--out", "out")
+    proc = subprocess.Popen([sys.executable, "-m", "lecun1989", *argv], cwd=here, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()   # as `head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=180) == 141, err
+    assert err.count("\n") == 1 and "output closed" in err and "Traceback" not in err
+    check_folder(here / "out")
+    assert cli(*argv, "--resume").rc == 0
+    assert check_folder(here / "out") == 3
+
+
 def test_interrupt_inside_a_commit_waits_for_the_whole_pass(here, finished_run):
     """SIGTERM between two renames of a commit is held until every file of the pass is in place."""
     out = here / "out"

@@ -143,10 +143,25 @@ def test_plot_writes_inside_the_folder_asked_for(root, capsys):
     before = files(root)
     assert main(["plot", str(root / S0 / ".."), "--out", str(root / "out")]) == 0
     new = set(files(root)) - set(before)
-    assert new == {"out", "out/study"} | {f"out/study/{name}" for name in PICTURES}
+    assert new == {"out", "out/study", "out/study/.lecun1989"} | {f"out/study/{name}" for name in PICTURES}
     assert main(["plot", str(root / S0 / "..")]) == 0
-    assert {p.name for p in (root / "study" / "plots").iterdir()} == set(PICTURES)
+    assert {p.name for p in (root / "study" / "plots").iterdir()} == {*PICTURES, ".lecun1989"}
     assert (root / "study" / "plots" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_and_report_never_replace_files_they_did_not_make(root, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "study").mkdir(parents=True)
+    (mine / "study" / "curves.png").write_bytes(b"my own picture")
+    (mine / "photo.jpg").write_bytes(b"my own photo")
+    assert main(["plot", str(root / "study"), "--out", str(mine)]) == 2
+    assert main(["report", str(root / "study"), "-o", str(mine / "photo.jpg")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("left as it is" in line for line in err)
+    assert (mine / "study" / "curves.png").read_bytes() == b"my own picture"
+    assert (mine / "photo.jpg").read_bytes() == b"my own photo"
+    assert main(["report", str(root / "study"), "-o", str(mine / "r.html")]) == 0
+    assert main(["report", str(root / "study"), "-o", str(mine / "r.html")]) == 0   # its own report: replaced
 
 
 def test_the_library_never_touches_pyplot(root):
@@ -157,7 +172,7 @@ def test_the_library_never_touches_pyplot(root):
             "assert 'matplotlib.pyplot' not in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in (root / "out" / "study").iterdir()} == set(PICTURES)
+    assert {p.name for p in (root / "out" / "study").iterdir()} == {*PICTURES, ".lecun1989"}
 
 
 def results_text(page: Path) -> str:

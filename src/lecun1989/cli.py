@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shlex
 import signal
@@ -473,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     except LecunError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         return 3 if isinstance(e, Diverged) else 2
+    except BrokenPipeError as e:   # `lecun1989 ... | head`: the reader left; stop as if interrupted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing more to flush at exit
+        note = getattr(e, "note", None)
+        print(f"{name}: output closed" + (f"; {note}" if note else ""), file=sys.stderr)
+        return 141
     except OSError as e:
         print(f"{name}: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
         return 1

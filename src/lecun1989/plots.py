@@ -30,6 +30,7 @@ from . import paper
 from .errors import LecunError
 from .io import commit
 from .results import METRICS, curves as mean_curves, diverged_at, read_json, read_metrics, run_dirs_under
+from .rundir import MARKER, marked, marker
 
 STYLES = {"train": dict(color="black", linestyle="-", marker="o"),
           "test": dict(color="0.45", linestyle="--", marker="s")}
@@ -354,8 +355,23 @@ def plot_folders(paths: list[Path], out: Path | None, load: dict):
         if Path(first).resolve() != Path(path).resolve():
             raise LecunError(f"{first} and {path} would both be drawn into {target}; plot them into "
                              f"different --out folders")
+    for target in targets:
+        check_picture_folder(target)
     for path, target in zip(paths, targets):
-        yield path, write_files(target, draw_folder(Path(path), load))
+        pictures = draw_folder(Path(path), load)
+        written = write_files(target, {**pictures, MARKER: marker(target, "plots")[target / MARKER]})
+        yield path, [p for p in written if p.name != MARKER]
+
+
+def check_picture_folder(target: Path) -> None:
+    """Pictures replace only pictures this program drew: the folder must be new or empty, marked as
+    a folder of pictures, or the plots/ folder of a run, study or sweep folder (drawn before the
+    marker existed)."""
+    if not target.is_dir() or not any(target.iterdir()) or marked(target) == "plots":
+        return
+    if target.name == "plots" and marked(target.parent) in ("run", "study", "sweep"):
+        return
+    raise LecunError(f"{target} holds files lecun1989 did not draw, so it is left as it is; choose another --out")
 
 
 def sweep(sweep_json: dict) -> dict[str, bytes]:

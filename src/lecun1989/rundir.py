@@ -28,7 +28,7 @@ from .io import json_text
 SPLITS = ("train", "test")
 MARKER = ".lecun1989"
 LOCK = ".lecun1989.lock"
-KINDS = ("run", "study", "sweep")
+KINDS = ("run", "study", "sweep", "plots")
 
 
 # --- markers and claims -------------------------------------------------------------------------

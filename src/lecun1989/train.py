@@ -215,6 +215,8 @@ def train(recipe: Recipe, data: Dataset, out: str | os.PathLike, force: bool = F
     with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         try:
             return _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_config)
+        except BrokenPipeError:   # the output was closed (`| head`): stopped like an interrupt, kept
+            raise
         except BaseException as e:
             stop = interrupt_behind(e)
             if stop is not None:   # kept as it is: --resume continues it
@@ -288,6 +290,7 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
                           if (dirs[i] / "state.safetensors").exists() else {} for i in live], start)
     setup_s = time.perf_counter() - t0
 
+    committed = start
     try:
         for p in range(start + 1, recipe.passes + 1):
             with tqdm(total=len(data.train) * len(live), desc=f"pass {p}/{recipe.passes}", unit="step",
@@ -315,9 +318,6 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
                     if states[k]:   # SGD and SDLM's per-pass estimate carry nothing over
                         rd.set_state(states[k], meta)
                     still.append(i)
-                if single:
-                    for line in rd.lines[-(2 if reason else 3):]:
-                        echo(line)
             if p == recipe.passes:
                 wall_s = time.perf_counter() - t0
                 for i in still:
@@ -328,17 +328,20 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
                     for line in final_lines([rd.summary], data.test_name, recipe.net.loss):
                         rd.log(line)
             commit({path: content for i in live for path, content in rundirs[i].files().items()})
-            if not single:
+            committed = p
+            if single:   # printed once committed: what the screen says, the files hold
+                for line in rundirs[0].lines[rundirs[0].lines.index(f"pass {p}/{recipe.passes}"):][:3]:
+                    echo(line)
+            else:
                 _echo_pass(echo, p, recipe.passes, [evals[k] for k, i in enumerate(live) if i in still],
                            sum(bool(rd.diverged) for rd in rundirs), data.test_name)
             live = still
             if not live:
                 break
     except BaseException as e:
-        stop = interrupt_behind(e)
+        stop = e if isinstance(e, BrokenPipeError) else interrupt_behind(e)
         if stop is not None:
-            done = rundirs[live[0]].passes_done if live else recipe.passes
-            stop.note = f"{out} holds pass {done} of {recipe.passes}; the same command with --resume continues it"
+            stop.note = f"{out} holds pass {committed} of {recipe.passes}; the same command with --resume continues it"
         raise
 
     summaries = [rd.summary for rd in rundirs]
