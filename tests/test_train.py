@@ -97,6 +97,9 @@ def test_cli_repro_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--lr", "-1"], "learning rates must be positive"),
     (["--data", "usps", "--raw-dir", "/nonexistent-dir"], "is not a folder"),
+    (["--lr", "0.1", "--lrs", "0.2"], "give --lr or --lrs, not both"),
+    (["--train-size", "999999"], "--train-size 999999 is more than the 7291 examples there are"),
+    (["--validation", "1000", "--train-size", "6500"], "more than the 6291 examples there are"),
 ])
 def test_cli_repro_bad_input_is_one_line(tmp_path, capsys, args, message):
     assert main(["repro", "--quiet", "--out", str(tmp_path / "x"), *args]) == 2

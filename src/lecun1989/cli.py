@@ -147,7 +147,8 @@ def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
     p.add_argument("--optimizer", default=optim.name, choices=OPTIMIZERS,
                    help=f"sgd: w -= lr g; sdlm: the paper's diagonal Newton method, w -= lr / (mu + h) g "
                         f"(default {optim.name})")
-    p.add_argument("--lr", type=finite_float, default=lr, help=f"learning rate; eps for sdlm (default {lr:g})")
+    p.add_argument("--lr", type=finite_float, help=f"learning rate; eps for sdlm (default {lr:g})")
+    p.set_defaults(default_lr=lr)
     p.add_argument("--lrs", type=parse_float_list, help="several learning rates, e.g. 0.01,0.03 (one run each)")
     p.add_argument("--schedule", default=optim.schedule,
                    help=f"per-pass factor of the learning rate: {' or '.join(SCHEDULES)} (LeNet-5's eps "
@@ -212,17 +213,23 @@ def recipe_from_args(args, default_seeds=(paper.REPRO_SEED,)):
     from .train import Recipe
     if getattr(args, "seed", None) is not None and args.seeds is not None:
         raise LecunError("give --seed or --seeds, not both")
+    if args.lr is not None and args.lrs is not None:
+        raise LecunError("give --lr or --lrs, not both")
     seeds = args.seeds or ((args.seed,) if getattr(args, "seed", None) is not None else default_seeds)
     optim = OptimConfig(args.optimizer, args.schedule, args.mu, args.hessian_samples, args.hessian,
                         args.hessian_decay, weight_decay=args.weight_decay)
-    return Recipe(passes=args.passes, lrs=args.lrs or (args.lr,), seeds=seeds, optim=optim,
-                  engine=args.engine, dtype=args.dtype, net=net_from_args(args))
+    lrs = args.lrs or (args.default_lr if args.lr is None else args.lr,)
+    return Recipe(passes=args.passes, lrs=lrs, seeds=seeds, optim=optim, engine=args.engine, dtype=args.dtype,
+                  net=net_from_args(args))
 
 
 def data_from_args(args):
     ds = load_data(args)
     if args.validation:
         ds = ds.validation(args.validation)
+    for flag, n, split in (("--train-size", args.train_size, ds.train), ("--test-size", args.test_size, ds.test)):
+        if n and n > len(split):
+            raise LecunError(f"{flag} {n} is more than the {len(split)} examples there are")
     if args.train_size or args.test_size:
         ds = ds.subset(args.train_size, args.test_size)
     return ds
