@@ -36,10 +36,11 @@ def _raw_dir() -> Path:
     """A folder with usps/ and mnist/ raw files, or pytest.exit with one line."""
     supplied = os.environ.get(data.RAW_DIR_ENV)
     try:
-        if supplied:
+        if supplied:   # absolute: tests run commands in folders of their own
+            supplied = Path(supplied).resolve()
             for source in data.RAW_FILES:
                 data.raw_paths(source, Path(), raw_dir=supplied)
-            return Path(supplied)
+            return supplied
         home = data.data_home()
         for source in data.RAW_FILES:
             data.raw_paths(source, home)   # downloads what the data home lacks, MD5-checked
