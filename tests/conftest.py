@@ -7,6 +7,7 @@ line saying how to supply the data. Tests that need no data never look for it.
 """
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ DATA_FIXTURES = {"raw_dir", "usps", "mnist"}
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "data: the test reads the raw data sets")
+    # A shell's background job (as CI may be) starts with SIGINT ignored; the tests that interrupt a
+    # command in this process need Python's own handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)   # before -m selects on the marks

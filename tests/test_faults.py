@@ -1340,7 +1340,7 @@ RERUNS = {
     "sweep-mus-without-sdlm": ((*FAST_SWEEP, "--lrs", "0.01", "--mus", "0.1"), (*FAST_SWEEP, "--lrs", "0.01")),
     "sweep-no-learning-rates": ((*FAST_SWEEP,), (*FAST_SWEEP, "--lrs", "0.01")),
     "repro-validation-too-large": (("repro", *SMALL, "--passes", "1", "--validation", "99999"),
-                                   ("repro", *SMALL, "--passes", "1", "--validation", "40")),
+                                   ("repro", *SMALL, "--passes", "1", "--validation", "60")),
     "repro-sdlm-with-ce": (("repro", *SMALL, "--passes", "1", "--optimizer", "sdlm", "--loss", "ce"),
                            ("repro", *SMALL, "--passes", "1", "--loss", "ce")),
     "paper-too-many-seeds": (("paper", *SMALL, "--passes", "1", "--seeds", "0-100000", "--optimizer", "sgd"),
