@@ -89,7 +89,3 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def json_text(obj) -> str:
     """Strict JSON (a NaN or an infinity is a bug, not a value to write)."""
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json_text(obj))

@@ -104,17 +104,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _live_owner(lock: Path) -> dict | None:
-    """Who holds a lock file, if that process still runs (or runs on another host); None if nobody
-    or this process."""
+def _owner(lock: Path) -> dict | None:
+    """The pid and host a lock file names, or None if it names none."""
     try:
         owner = json.loads(lock.read_text(encoding="utf-8"))
-        pid, host = owner["pid"], owner.get("host")
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return owner if isinstance(owner.get("pid"), int) else None
+    except (OSError, ValueError, AttributeError):
         return None
-    if (pid, host) == (os.getpid(), socket.gethostname()):
-        return None
-    return owner if host != socket.gethostname() or _alive(pid) else None
+
+
+def _is_me(owner: dict) -> bool:
+    return (owner["pid"], owner.get("host")) == (os.getpid(), socket.gethostname())
+
+
+def _running(owner: dict) -> bool:
+    """Whether the owner may still run: a process on another host is never judged from here."""
+    return owner.get("host") != socket.gethostname() or _alive(owner["pid"])
 
 
 class Lock:
@@ -138,10 +143,10 @@ class Lock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                owner = self._owner()
-                if owner and owner["pid"] == os.getpid() and owner.get("host") == socket.gethostname():
+                owner = _owner(self.path)
+                if owner and _is_me(owner):
                     return self
-                if owner is None or (owner.get("host") == socket.gethostname() and not _alive(owner["pid"])):
+                if owner is None or not _running(owner):
                     if self.echo:
                         self.echo(f"{self.path.parent}: took over the lock of a lecun1989 command that no longer runs"
                                   + (f" (pid {owner['pid']})" if owner else ""))
@@ -159,19 +164,12 @@ class Lock:
     def _refuse_nested(self) -> None:
         folder = self.path.parent.resolve()
         for lock in [p / LOCK for p in folder.parents] + list(folder.glob(f"*/**/{LOCK}")):
-            owner = _live_owner(lock)
-            if owner:
+            owner = _owner(lock)
+            if owner and not _is_me(owner) and _running(owner):
                 self.__exit__()
                 where = "inside" if lock.parent in folder.parents else "holds"
                 raise LecunError(f"{self.path.parent} {where} {lock.parent}, in use by another lecun1989 command "
                                  f"(pid {owner['pid']} on {owner.get('host')}); wait for it to finish, or stop it")
-
-    def _owner(self) -> dict | None:
-        try:
-            owner = json.loads(self.path.read_text(encoding="utf-8"))
-            return owner if isinstance(owner.get("pid"), int) else None
-        except (OSError, ValueError, AttributeError):
-            return None
 
     def __exit__(self, *exc) -> None:
         if self.held:
