@@ -26,7 +26,7 @@ from . import __version__, paper
 from .data import Dataset
 from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
 from .errors import Diverged, LecunError, interrupt_behind
-from .io import commit, json_text
+from .io import commit, json_text, signals_deferred
 from .model import NetConfig
 from .optim import OptimConfig
 from .results import stats
@@ -327,8 +327,9 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
                                   "wall_s": wall_s, "engine_setup_s": setup_s}
                     for line in final_lines([rd.summary], data.test_name, recipe.net.loss):
                         rd.log(line)
-            commit({path: content for i in live for path, content in rundirs[i].files().items()})
-            committed = p
+            with signals_deferred():   # so that an interrupt's note counts exactly the passes on disk
+                commit({path: content for i in live for path, content in rundirs[i].files().items()})
+                committed = p
             if single:   # printed once committed: what the screen says, the files hold
                 for line in rundirs[0].lines[rundirs[0].lines.index(f"pass {p}/{recipe.passes}"):][:3]:
                     echo(line)
