@@ -8,7 +8,7 @@ import pytest
 
 from lecun1989.engines import initial_runs
 from lecun1989.engines.fast import FastEngine, kernels_for
-from lecun1989.engines.layout import pack, unpack
+from lecun1989.engines.network import Settings, pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
 from lecun1989.model import Net1989, NetConfig, training_noise
 from lecun1989.optim import OptimConfig
@@ -25,6 +25,22 @@ def one_pass_each(net, ds, seed, dtype):
     fast.train_pass()
     ref.train_pass()
     return fast, ref
+
+
+def test_the_kernels_layout_is_the_models_parameters():
+    """network.py's flat vector: every block where its offsets say, of the model's sizes."""
+    from lecun1989.engines import network
+    params = Net1989(seed=4).get_params()
+    flat = pack(params, np.float64)
+    assert flat.size == network.N_FLAT == sum(v.size for v in params.values())
+    for name, offset, size in zip(network.LAYOUT, network.OFFSET, network.SIZE):
+        assert size == params[name[0]].size
+        if name[0] in ("H1w", "H2w", "H2b", "H3b", "outb"):   # stored as the model stores them
+            assert np.array_equal(flat[offset:offset + size], params[name[0]].reshape(-1))
+    # every (tap row, output row) of H2 that reads H1 row r, counted by brute force
+    for r, (ty, oy, n) in enumerate(network.DH1_ROWS):
+        reads = [(t, o) for t in range(5) for o in range(4) if 2 * o + t - 2 == r]
+        assert reads == [(ty + 2 * i, oy - i) for i in range(n)]
 
 
 def test_pack_unpack_round_trip():
@@ -109,7 +125,7 @@ from lecun1989.model import NetConfig
 ds = data.load("usps", home=sys.argv[1], raw_dir=sys.argv[2]).subset(20, 20)
 e = fast.FastEngine(NetConfig(), initial_runs(NetConfig(), [(0, 0.03)]), ds)
 e.train_pass(); e.evaluate()
-print(sum(fast.train_chunk.stats.cache_misses.values()), sum(fast.train_chunk.stats.cache_hits.values()))
+print(sum(e.train_chunk.stats.cache_misses.values()), sum(e.train_chunk.stats.cache_hits.values()))
 """
     outs = [subprocess.run([sys.executable, "-c", code, str(session_home), str(raw_dir)], capture_output=True,
                            text=True, check=True).stdout.split() for _ in range(2)]
@@ -121,20 +137,21 @@ def test_float32_tanh_is_within_4e_7_of_tanh_everywhere():
     from lecun1989.engines import layers as L
     x = np.linspace(-12, 12, 200_001).astype(np.float32)
     y = x.copy()
-    L.act_fprop(y, np.array([1, 1, -1, 0, 0], dtype=np.float32))
+    one = np.float32(1)
+    L.act_fprop(y, Settings(one, one, -one, False, False, one, np.zeros((12, 8), np.int64)))
     assert y.dtype == np.float32
     assert np.abs(y - np.tanh(x.astype(np.float64))).max() < 4e-7
     assert y.max() <= 1 and y.min() >= -1
 
 
 def test_the_disk_cache_is_keyed_on_the_compiled_sources_only():
-    """fast.py inlines layers.py and simd.py and reads layout.py's constants: a change to any file the
-    compiled code comes from must invalidate the cache, and a change to any other (the reference
-    engine) must not."""
+    """The kernels inline layers.py, simd.py and steps.py and read network.py's constants: a change to
+    any file the compiled code comes from must invalidate the cache, and a change to any other (the
+    reference engine, the engine's driver fast.py) must not."""
     import json
     import re
-    from lecun1989.engines import cache, fast
-    locator = fast.train_chunk._cache._impl.locator
+    from lecun1989.engines import cache, single
+    locator = single.evaluate._cache._impl.locator
     assert type(locator).__name__.startswith("Engine")
     assert locator.get_source_stamp() == cache.sources_digest()
     assert type(locator).from_function(json.dumps, json.__file__) is None   # other code keeps numba's own keys
@@ -147,7 +164,7 @@ def test_the_disk_cache_is_keyed_on_the_compiled_sources_only():
         imported |= {"../" + m for m in re.findall(r"^from \.\. import (\w+)", text, re.M)}
     # the compiled code's engine modules, and the paper's constants it bakes in; not the cache itself
     assert {m + ".py" for m in imported - {"cache"}} <= set(cache.COMPILED)
-    assert "torch_ref.py" not in cache.COMPILED
+    assert "torch_ref.py" not in cache.COMPILED and "fast.py" not in cache.COMPILED
 
 
 MODERN_CASES = {

@@ -8,8 +8,9 @@ from lecun1989 import paper
 from lecun1989.cli import main
 from lecun1989.engines import initial_runs
 from lecun1989.engines import layers as L
-from lecun1989.engines.fast import FastEngine, estimate_hessian
-from lecun1989.engines.layout import unpack
+from lecun1989.engines.fast import FastEngine
+from lecun1989.engines.network import Settings, unpack
+from lecun1989.engines.single import estimate_hessian
 from lecun1989.engines.torch_ref import TorchEngine, bbprop
 from lecun1989.errors import LecunError
 from lecun1989.model import ACTIVATION_SCALES, Net1989, NetConfig
@@ -70,10 +71,9 @@ def test_bbprop_equals_the_recursion_computed_connection_by_connection(usps, act
     reference = bbprop(model, torch.from_numpy(x).double()[None, None])
     ds = usps.subset(8, 1)
     engine = FastEngine(net, initial_runs(net, [(3, 0.1)]), ds, dtype="float64")
-    X, T, _ = engine.splits["train"]
-    h = np.zeros(engine.params.shape[1])
-    estimate_hessian(engine.params[0], X, T, np.array([7]), engine.table, engine.consts, h)
-    fast = unpack(h)
+    h = np.zeros(engine.params.shape)
+    estimate_hessian(engine.settings, engine.params, engine.splits["train"], np.array([7]), h)
+    fast = unpack(h[0])
     for name, e in expected.items():
         assert np.abs(reference[name].numpy() - e).max() <= 1e-12 * np.abs(e).max(), name
         assert np.abs(fast[name] - e).max() <= 1e-12 * np.abs(e).max(), name
@@ -84,13 +84,13 @@ def test_bbprop_of_one_layer_is_the_exact_gauss_newton_diagonal():
     """For y = f(W x + b) and the MSE, the recursion drops nothing but f'': it is diag(J^T (2/n) J)."""
     rng = np.random.default_rng(0)
     x, W, b = rng.normal(size=30), rng.normal(size=(10, 30)) * 0.3, rng.normal(size=10) * 0.3
-    consts = np.array([*ACTIVATION_SCALES["scaled_tanh"], -1.0, 0, 0])   # scaled tanh, tanh output
+    settings = Settings(*ACTIVATION_SCALES["scaled_tanh"], -1.0, False, False, 1.0, np.zeros((12, 8), np.int64))
     y = np.empty(10)
     L.fc_fprop(x, W, b, y)
-    L.act_fprop(y, consts)
+    L.act_fprop(y, settings)
     ddy, dd, hW, hb, ddx = np.empty(10), np.empty(10), np.empty((10, 30)), np.empty(10), np.empty(30)
     L.mse_bbprop(y, ddy)
-    L.act_bbprop(y, ddy, consts, dd)
+    L.act_bbprop(y, ddy, settings, dd)
     L.fc_bprop(x, W, dd, hW, hb, ddx, True, True)
 
     def f(W_, b_):
@@ -118,6 +118,31 @@ def test_sdlm_float64_equals_reference_within_1e_9(usps, hessian, lanes):
         for name in a:
             assert np.abs(a[name] - b[name]).max() <= 1e-9, name
     assert [e["train"].misses for e in fast.evaluate()] == [e["train"].misses for e in ref.evaluate()]
+
+
+@pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
+def test_sdlm_running_curvature_sees_the_shifted_dropped_example_in_every_engine(usps, lanes):
+    """With rolls and dropout, the running curvature is that of the example as its gradient saw it
+    (docs/FIDELITY.md): the reference and both kernel sets agree, and it differs from the clean one."""
+    net = NetConfig(output_bias=-1.0, shift=1, dropout=0.25)
+    optim = OptimConfig("sdlm", hessian_samples=40, hessian="running")
+    ds = usps.subset(120, 40)
+    runs = initial_runs(net, [(2, 5e-4), (3, 1e-3)])
+    fast = FastEngine(net, runs, ds, optim, "float64", passes=1, kernels=lanes)
+    ref = TorchEngine(net, runs, ds, optim, "float64", passes=1)
+    fast.train_pass()
+    ref.train_pass()
+    for a, b, sa, sb in zip(fast.get_params(), ref.get_params(), fast.get_state(), ref.get_state()):
+        for name in a:
+            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+            assert np.abs(sa["h." + name] - sb["h." + name]).max() <= 1e-9 * np.abs(sb["h." + name]).max(), name
+    model = Net1989(net, seed=2).double()
+    x = torch.from_numpy(ds.train.images[:1]).double()
+    keep = np.zeros((12, 4, 4), dtype=bool)
+    keep[:6] = True
+    clean, noisy = bbprop(model, x), bbprop(model, x, (1, -1), keep)
+    assert not torch.equal(clean["H1w"], noisy["H1w"])
+    assert torch.equal(noisy["H3w"].reshape(12, 16, -1)[6:], torch.zeros_like(noisy["H3w"].reshape(12, 16, -1)[6:]))
 
 
 def test_sdlm_learns_and_batches_keep_runs_independent(usps):

@@ -92,6 +92,23 @@ class OptimConfig:
     def running(self) -> bool:
         return self.name == "sdlm" and self.hessian == "running"
 
+    @property
+    def carried(self) -> dict[str, str]:
+        """The state one pass leaves to the next (what resuming restores), as engines name it in
+        their state files, each with its key in the PyTorch optimizer's state. SGD carries nothing,
+        nor does SDLM when it estimates the curvature afresh before each pass."""
+        if self.name == "adamw":
+            return {"m": "exp_avg", "v": "exp_avg_sq", "step": "step"}
+        return {"h": "h"} if self.running else {}
+
+    def describe(self, lr: float) -> str:
+        """The optimizer and its settings in words, for a run's log."""
+        text = {"sgd": f"sgd lr {lr:g}", "adamw": f"adamw lr {lr:g} weight decay {self.weight_decay:g}",
+                "sdlm": f"sdlm eps {lr:g} mu {self.mu:g} (h " + (
+                    f"averaged over {self.hessian_samples} examples before each pass)" if self.hessian == "pass"
+                    else f"running, decay {self.decay:g})")}[self.name]
+        return text + (f", schedule {self.schedule}" if self.schedule != "constant" else "")
+
     def factor(self, pass_num: int, passes: int) -> float:
         """The schedule's learning-rate factor for pass 1, 2, ... of `passes`."""
         steps = parse_schedule(self.schedule)

@@ -103,13 +103,7 @@ def run_dirs(out: Path, runs: list[tuple[int, float]], nested: bool | None = Non
 
 
 def header(recipe: Recipe, data: Dataset, seed: int, lr: float, kernels: str) -> str:
-    o = recipe.optim
-    optim = {"sgd": f"sgd lr {lr:g}", "adamw": f"adamw lr {lr:g} weight decay {o.weight_decay:g}",
-             "sdlm": f"sdlm eps {lr:g} mu {o.mu:g} (h " + (f"averaged over {o.hessian_samples} examples before "
-                                                          f"each pass)" if o.hessian == "pass" else
-                                                          f"running, decay {o.decay:g})")}[o.name]
-    if o.schedule != "constant":
-        optim += f", schedule {o.schedule}"
+    optim = recipe.optim.describe(lr)
     return (f"lecun1989 {__version__}: data {data.source} ({len(data.train)} train / {len(data.test)} "
             f"{'validation: the last training examples' if data.held_out else 'test'}, "
             f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype} ({kernels} kernels), "
@@ -135,9 +129,8 @@ def memory_estimate(recipe: Recipe, data: Dataset) -> int:
     """Bytes a batch needs, roughly and on the high side: per run its initial weights, the engine's
     state (parameters, steps, curvature, moments), the files it commits, one pass's dropout masks
     and shifts, and the per-example figures of an evaluation."""
-    from .engines.layout import N_FLAT
     n, n_eval = len(data.train), len(data.train) + len(data.test)
-    per_run = 12 * N_FLAT * 8 + 16 * n_eval + (2 * n * 192 if recipe.net.dropout else 0) + \
+    per_run = 12 * paper.PARAMETERS * 8 + 16 * n_eval + (2 * n * 192 if recipe.net.dropout else 0) + \
         (16 * n if recipe.net.shift else 0)
     return len(recipe.runs()) * per_run
 

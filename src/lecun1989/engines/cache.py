@@ -1,8 +1,8 @@
 """The compiled engine's disk cache is keyed on all of the sources it is compiled from.
 
 numba keys a compiled function's disk cache on the file that defines it. The engine's functions
-(engines/fast.py, lanes.py) inline the kernels of engines/layers.py and engines/simd.py and read the
-constants of layout.py and paper.py, so a change to those alone (a `git pull` in an editable install, say) would
+(engines/single.py, lanes.py) inline the kernels of layers.py, simd.py and steps.py and read the
+constants of network.py and paper.py, so a change to those alone (a `git pull` in an editable install, say) would
 leave a stale compiled engine in place. The locators below serve the functions defined in this
 folder only, and key them on the contents of exactly the files compiled (COMPILED): editing the
 reference engine or this file recompiles nothing.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ENGINE_DIR = Path(__file__).resolve().parent
 # relative to this folder; ../paper.py's constants are baked into the compiled code
-COMPILED = ("fast.py", "lanes.py", "layers.py", "layout.py", "simd.py", "../paper.py")
+COMPILED = ("single.py", "lanes.py", "layers.py", "network.py", "simd.py", "steps.py", "../paper.py")
 
 
 def sources_digest() -> str:

@@ -9,8 +9,8 @@ Layouts are chosen so that the innermost work runs over contiguous memory of use
 feature maps are (planes, positions) with the 64 or 16 output positions innermost, convolution
 inputs are unrolled into (planes, 25 taps, positions) ("im2col"), convolution weights are
 (out planes, inputs per plane, taps) over the connection table, and fully connected weights are
-(out, in). Every function works in the dtype of its arrays; scalar constants come in as arrays of
-that dtype so no float64 leaks into float32 code.
+(out, in). Every function works in the dtype of its arrays; the network's options come in as a
+network.Settings whose values have that dtype, so no float64 leaks into float32 code.
 
 Every kernel is compiled once and cached on disk (numba's cache=True), keyed on the contents of
 every engine source (cache.py).
@@ -120,9 +120,23 @@ def fc_bprop(x, W, d, gW, gb, dx, need_dx, square):
                 dx[i] += (W[j, i] * W[j, i] if square else W[j, i]) * dj
 
 
+# --- dropout: each output times its scale, 0 where dropped and 1 / (1 - p) where kept -------------------
+
+@njit(**INLINE)
+def drop_fprop(x, scale, y):
+    for i in range(x.size):
+        y[i] = x[i] * scale[i]
+
+
+@njit(**INLINE)
+def drop_bprop(d, scale, square):
+    """dE/dy -> dE/dx in place (d2E/dy^2 -> d2E/dx^2 when square: the scale squared)."""
+    for i in range(d.size):
+        d[i] *= scale[i] * scale[i] if square else scale[i]
+
+
 # --- activations: fprop a -> y in place, bprop dE/dy -> dE/da using y -------------------------------
-# consts: [A, S, pad value, relu, linear output]: the scaled tanh A tanh(S a) (plain tanh is A = S = 1),
-# or the ReLU when consts[3] is 1.
+# s: network.Settings: the scaled tanh A tanh(S a) (plain tanh is A = S = 1), or the ReLU when s.relu.
 
 # float32 tanh as Eigen computes it: a [13/6] rational function on [-7.905, 7.905], within 4e-7 of
 # tanh. Unlike libm's tanhf it vectorizes (this numba has no SVML); float64 keeps np.tanh.
@@ -144,10 +158,10 @@ def tanh32(x):
 
 
 @njit(**INLINE)
-def act_fprop(y, consts):
+def act_fprop(y, s):
     """y = f(y), in place."""
-    A, S = consts[0], consts[1]
-    if consts[3] != 0:
+    A, S = s.A, s.S
+    if s.relu:
         for i in range(y.size):
             y[i] = max(y[i], 0)
     elif y.itemsize == 4:
@@ -159,9 +173,9 @@ def act_fprop(y, consts):
 
 
 @njit(**INLINE)
-def act_bprop(y, dy, consts, d):
-    A, S = consts[0], consts[1]
-    if consts[3] != 0:
+def act_bprop(y, dy, s, d):
+    A, S = s.A, s.S
+    if s.relu:
         for i in range(y.size):
             d[i] = dy[i] if y[i] > 0 else 0
     else:
@@ -171,9 +185,9 @@ def act_bprop(y, dy, consts, d):
 
 
 @njit(**INLINE)
-def act_bbprop(y, ddy, consts, dd):
+def act_bbprop(y, ddy, s, dd):
     """d2E/da^2 = f'(a)^2 d2E/dy^2 (the f'' term dropped)."""
-    A, S = consts[0], consts[1]
+    A, S = s.A, s.S
     k = S / A
     for i in range(y.size):
         fp = k * (A * A - y[i] * y[i])
@@ -232,43 +246,3 @@ def ce_bprop(y, t, dy):
         s += dy[i]
     for i in range(y.size):
         dy[i] = dy[i] / s - (1 if t[i] > 0 else 0)
-
-
-# --- optimizers: separate from the layers, they see only parameters and gradients ------------------
-
-# SGD and SDLM both come down to a step size per parameter (lr, or eps / (mu + h)), recomputed
-# before each pass, or after every example for SDLM's running estimate of h.
-
-@njit(**INLINE)
-def diagonal_step(params, grads, steps):
-    for i in range(params.size):
-        params[i] -= steps[i] * grads[i]
-
-
-@njit(**INLINE)
-def adamw_step(params, grads, m, v, hyper, step):
-    """PyTorch's AdamW (single-tensor form), hyper = lr, beta1, beta2, eps, weight decay."""
-    lr, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
-    one = params.dtype.type(1)
-    decay = one - lr * wd
-    c1 = 1.0 - np.float64(b1) ** step
-    c2_sqrt = np.sqrt(1.0 - np.float64(b2) ** step)
-    step_size = params.dtype.type(np.float64(lr) / c1)
-    c2 = params.dtype.type(c2_sqrt)
-    for i in range(params.size):
-        g = grads[i]
-        params[i] *= decay
-        m[i] += (one - b1) * (g - m[i])
-        v[i] = v[i] * b2 + (one - b2) * g * g
-        params[i] -= step_size * m[i] / (np.sqrt(v[i]) / c2 + eps)
-
-
-@njit(**INLINE)
-def sdlm_running_step(params, grads, h, new, hyper):
-    """SDLM with a running curvature estimate: h moves toward this example's second derivatives
-    `new` by the decay, then each parameter steps by lr / (mu + h) times its gradient; one pass over
-    the parameters. hyper = decay, lr, mu."""
-    decay, lr, mu = hyper[0], hyper[1], hyper[2]
-    for i in range(params.size):
-        h[i] += decay * (new[i] - h[i])
-        params[i] -= lr / (mu + h[i]) * grads[i]

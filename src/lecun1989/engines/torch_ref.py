@@ -35,8 +35,9 @@ def loss_fn(config: NetConfig, output: torch.Tensor, target: torch.Tensor) -> to
 
 
 @torch.no_grad()
-def bbprop(model: Net1989, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Diagonal Gauss-Newton second derivatives of the MSE, summed over the batch x, per parameter.
+def bbprop(model: Net1989, x: torch.Tensor, shift=None, keep=None) -> dict[str, torch.Tensor]:
+    """Diagonal Gauss-Newton second derivatives of the MSE, summed over the batch x, per parameter;
+    for one example in training, with its roll and dropout (model.layers), as its gradient sees them.
 
     Layer by layer from the output down, f'' dropped:
         d2E/dy^2 = 2/10;  d2E/da^2 = f'(a)^2 d2E/dy^2;  d2E/dx_i^2 = sum_j w_ji^2 d2E/da_j^2;
@@ -50,14 +51,19 @@ def bbprop(model: Net1989, x: torch.Tensor) -> dict[str, torch.Tensor]:
     conv_w, conv_x = torch.nn.grad.conv2d_weight, torch.nn.grad.conv2d_input
     pad = lambda t: F.pad(t, (paper.PAD,) * 4, value=paper.PAD_VALUE)
     crop = lambda t: t[..., paper.PAD:-paper.PAD, paper.PAD:-paper.PAD]
-    h1, h2, h3, out = model.layers(x)
+    if shift is not None:
+        x = torch.roll(x, (int(shift[0]), int(shift[1])), (2, 3))
+    h1, h2, h3, out = model.layers(x, None, keep)
+    # dropout is a layer too: each kept output times 1 / (1 - p), whose square scales d2E/dx^2
+    scale = torch.ones_like(h2) if keep is None else \
+        torch.from_numpy(keep).to(h2.dtype) * (1 / (1 - model.config.dropout))
     h = {}
     dd = torch.full_like(out, 2 / out.shape[1]) * dact2(out)
     h["outw"], h["outb"] = (h3 * h3).T @ dd, dd.sum(0)
     dd = dd @ (model.outw ** 2).T * dact2(h3)
-    flat = h2.flatten(start_dim=1)
+    flat = (h2 * scale).flatten(start_dim=1)
     h["H3w"], h["H3b"] = (flat * flat).T @ dd, dd.sum(0)
-    dd = (dd @ (model.H3w ** 2).T).view_as(h2) * dact2(h2)
+    dd = (dd @ (model.H3w ** 2).T).view_as(h2) * scale ** 2 * dact2(h2)
     W2 = model.h2_dense_weight()
     dense = conv_w(pad(h1) ** 2, W2.shape, dd, stride=paper.STRIDE)
     h["H2w"], h["H2b"] = dense[torch.arange(paper.H2_PLANES)[:, None], model.table], dd.sum(0)
@@ -111,8 +117,8 @@ class TorchEngine:
     def _tensors(split: Split, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(split.images).to(dtype), torch.from_numpy(split.targets).to(dtype)
 
-    def _curvature(self, model: Net1989, x: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
-        h = bbprop(model, x)
+    def _curvature(self, model: Net1989, x: torch.Tensor, shift=None, keep=None) -> dict[torch.Tensor, torch.Tensor]:
+        h = bbprop(model, x, shift, keep)
         return {getattr(model, name): h[name] / len(x) for name in model.PARAMS}
 
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
@@ -130,13 +136,13 @@ class TorchEngine:
                 opt.set_curvature(self._curvature(model, x[torch.from_numpy(self.optim.hessian_examples(p, len(x)))]))
             shifts, keep = training_noise(self.net, run.seed, p, len(x))
             for i in range(len(x)):
-                out = model.layers(x[i:i + 1], None if shifts is None else shifts[i],
-                                   None if keep is None else keep[i])[-1]
+                noise = (None if shifts is None else shifts[i], None if keep is None else keep[i])
+                out = model.layers(x[i:i + 1], *noise)[-1]
                 loss = loss_fn(self.net, out, t[i:i + 1])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if running:
-                    new = self._curvature(model, x[i:i + 1])
+                    new = self._curvature(model, x[i:i + 1], *noise)   # the example as its gradient saw it
                     for prm in model.parameters():
                         h = opt.state[prm]["h"]
                         h += self.optim.decay * (new[prm] - h)
@@ -151,29 +157,19 @@ class TorchEngine:
     def get_params(self) -> list[dict[str, np.ndarray]]:
         return [model.get_params() for model in self.models]
 
-    # The optimizer state that carries over between passes, under these names: SDLM's running
-    # curvature, AdamW's moments and step count (SGD and SDLM's per-pass estimate carry nothing).
-    CARRIED = {"h": "h", "m": "exp_avg", "v": "exp_avg_sq", "step": "step"}
-
     def get_state(self) -> list[dict[str, np.ndarray]]:
-        """Per run: the carried optimizer state, as `kind.name` arrays in model.Net1989's layout."""
-        states = []
-        for model, opt in zip(self.models, self.optimizers):
-            st = {}
-            if self.optim.running or self.optim.name == "adamw":
-                for name in model.PARAMS:
-                    for kind, key in self.CARRIED.items():
-                        value = opt.state[getattr(model, name)].get(key)
-                        if value is not None:
-                            st[f"{kind}.{name}"] = value.detach().numpy().copy().reshape(value.shape)
-            states.append(st)
-        return states
+        """Per run: the carried optimizer state (OptimConfig.carried), as `kind.name` arrays in
+        model.Net1989's layout."""
+        return [{f"{kind}.{name}": opt.state[getattr(model, name)][key].detach().numpy().copy()
+                 for kind, key in self.optim.carried.items() for name in model.PARAMS
+                 if key in opt.state[getattr(model, name)]}
+                for model, opt in zip(self.models, self.optimizers)]
 
     def set_state(self, states: list[dict[str, np.ndarray]], passes_done: int) -> None:
         """Continue after pass `passes_done` from the states get_state gave then."""
         self.passes_done = passes_done
         for model, opt, st in zip(self.models, self.optimizers, states):
-            for kind, key in self.CARRIED.items():
+            for kind, key in self.optim.carried.items():
                 for name in model.PARAMS:
                     if f"{kind}.{name}" in st:
                         opt.state[getattr(model, name)][key] = torch.from_numpy(np.array(st[f"{kind}.{name}"]))

@@ -1,0 +1,97 @@
+"""The optimizers' steps, for both compiled kernel sets (single.py and lanes.py).
+
+Each optimizer is a kind below. A kernel set's `train_chunk(kind)` is compiled once per kind, with
+only that kind's code: the kind is a constant of the compiled function, and the branches of other
+kinds are removed before compiling. A step sees the flat parameters of `width` runs interleaved
+(width 1 in the single-run kernels, LANES in the lane kernels: parameter i of run l at
+i * width + l), their gradient g, the kind's state arrays (laid out like the parameters) and
+`hyper`, the kind's settings per run: hyper[k * width + l] is setting k of HYPER[kind] for run l.
+
+The lane kernels fuse the steps that need no state of their own (SGD, and SDLM once its step
+sizes are set) into the backward pass, applying each gradient as it is made (lanes.back); every
+other step runs here, after the gradient.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from ..optim import OptimConfig
+from .layers import INLINE
+
+SGD, SDLM, SDLM_RUNNING, ADAMW = range(4)
+
+# per kind: its settings (hyper, in this order) and its state arrays (like the parameters); the
+# part of the state one pass leaves to the next is OptimConfig.carried
+HYPER = {SGD: ("lr",), SDLM: ("lr",), SDLM_RUNNING: ("lr", "mu", "decay"),
+         ADAMW: ("lr", "beta1", "beta2", "eps", "weight_decay")}
+STATE = {SGD: (), SDLM: ("h", "steps"), SDLM_RUNNING: ("h", "steps"), ADAMW: ("m", "v")}
+
+
+# The runs' state as the kernels take it, one row per run (or per group of LANES runs): the
+# parameters, the kind's state arrays (empty rows where the kind has none), hyper, and the number
+# of steps taken before this pass.
+State = namedtuple("State", "params h m v steps hyper step0")
+
+
+def kind(optim: OptimConfig) -> int:
+    if optim.name == "sdlm":
+        return SDLM_RUNNING if optim.running else SDLM
+    return {"sgd": SGD, "adamw": ADAMW}[optim.name]
+
+
+def hyper(optim: OptimConfig, lrs: np.ndarray) -> np.ndarray:
+    """(runs, settings): each run's settings for a pass, lrs holding the runs' learning rates with
+    the pass's schedule factor."""
+    values = {"lr": lrs, "mu": optim.mu, "decay": optim.decay, "beta1": optim.betas[0], "beta2": optim.betas[1],
+              "eps": optim.eps, "weight_decay": optim.weight_decay}
+    return np.stack([np.broadcast_to(np.asarray(values[name], dtype=np.float64), lrs.shape)
+                     for name in HYPER[kind(optim)]], axis=1)
+
+
+def sdlm_steps(lrs: np.ndarray, mu: float, h: np.ndarray) -> np.ndarray:
+    """SDLM's step size per parameter for a pass: eps / (mu + h), lrs spread like h."""
+    return lrs / (mu + h)
+
+
+@njit(**INLINE)
+def follow_curvature(h, new, steps, hyper, width):
+    """SDLM's running mode, before each example's step: h moves toward this example's second
+    derivatives `new` by the decay, and the step sizes follow it, lr / (mu + h)."""
+    for i in range(0, h.size, width):
+        for l in range(width):
+            k = i + l
+            h[k] += hyper[2 * width + l] * (new[k] - h[k])
+            steps[k] = hyper[l] / (hyper[width + l] + h[k])
+
+
+@njit(**INLINE)
+def update(kind, p, g, h, m, v, steps, hyper, width, t):
+    """The step of optimizer `kind` from the gradient g; t counts the steps so far, this one included."""
+    if kind == SGD:                                  # w -= lr g
+        for i in range(0, p.size, width):
+            for l in range(width):
+                p[i + l] -= hyper[l] * g[i + l]
+    elif kind == SDLM or kind == SDLM_RUNNING:       # w -= eps / (mu + h) g
+        for i in range(p.size):
+            p[i] -= steps[i] * g[i]
+    elif kind == ADAMW:                              # PyTorch's AdamW (its single-tensor form)
+        one = p.dtype.type(1)
+        decay, step_size, c2 = np.empty(width, p.dtype), np.empty(width, p.dtype), np.empty(width, p.dtype)
+        for l in range(width):
+            lr, b1, b2 = hyper[l], hyper[width + l], hyper[2 * width + l]
+            decay[l] = one - lr * hyper[4 * width + l]
+            step_size[l] = p.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** t))
+            c2[l] = p.dtype.type(np.sqrt(1.0 - np.float64(b2) ** t))
+        for i in range(0, p.size, width):
+            for l in range(width):
+                k = i + l
+                b1, b2, eps = hyper[width + l], hyper[2 * width + l], hyper[3 * width + l]
+                gk = g[k]
+                p[k] *= decay[l]
+                m[k] += (one - b1) * (gk - m[k])
+                v[k] = v[k] * b2 + (one - b2) * gk * gk
+                p[k] -= step_size[l] * m[k] / (np.sqrt(v[k]) / c2[l] + eps)
