@@ -30,7 +30,9 @@ from .network import (C1, C2, DH1_ROWS, FC_BLOCK, FC_IN, H3_FULL, H3_TAIL, IMAGE
 from .simd import LANES as V, lanes_emit, lanes_fc_back, lanes_macc
 from .steps import SDLM, SDLM_RUNNING, SGD, follow_curvature, update
 
-W1, B1, W2, B2, W3, B3, W4, B4 = OFFSET   # parameter blocks (in vectors)
+# network.py's offsets as plain names (in vectors): numba folds a module's ints, not a named tuple's fields
+W1, B1, W2, B2, W3, B3, W4, B4 = OFFSET               # parameter blocks
+X, H1, H2, H2D, H3, Y, DY, D4, DH3, D3, DH2, D2, DH1, D1 = WSL   # workspace slots
 ADD = -1            # lanes_macc's mode: add the sums to the output (the others store or step a gradient)
 # strides that are products of network.py's sizes, named so that numba sees them as constants
 EVEN_TAPS, ODD_TAPS = (K + 1) // STRIDE, K // STRIDE    # a kernel's taps on even and odd input columns
@@ -48,7 +50,7 @@ def seg(a, i, n):
 @njit(**L.INLINE)
 def workspace(like, pad):
     ws = np.zeros(N_WSL * V, like.dtype)
-    for i in range(WSL.x * V, WSL.h2 * V):    # the input's and H1's margins hold the pad value
+    for i in range(X * V, H2 * V):    # the input's and H1's margins hold the pad value
         ws[i] = pad
     return ws
 
@@ -56,13 +58,13 @@ def workspace(like, pad):
 @njit(**L.INLINE)
 def h1_at(c, y, x):
     """Padded H1's unit (plane c, row y, column x of the interior)."""
-    return WSL.h1 + c * S1 * S1 + (y + PAD) * S1 + x + PAD
+    return H1 + c * S1 * S1 + (y + PAD) * S1 + x + PAD
 
 
 @njit(**L.INLINE)
 def d2_at(o, y, x):
     """H2's zero-margined dE/da (plane o, row y, column x of the interior)."""
-    return WSL.d2 + o * S2 * S2 + (y + PAD) * S2 + x + PAD
+    return D2 + o * S2 * S2 + (y + PAD) * S2 + x + PAD
 
 
 @njit(**L.INLINE)
@@ -72,7 +74,7 @@ def set_input(ws, images, n, rolls, shift_ids):
     for y in range(IMAGE):
         for x in range(IMAGE):
             q = y * IMAGE + x
-            o = (WSL.x + (y + PAD) * S0 + x + PAD) * V
+            o = (X + (y + PAD) * S0 + x + PAD) * V
             for l in range(V):
                 s = shift_ids[l]
                 ws[o + l] = img[q] if s < 0 else img[rolls[s, q]]
@@ -124,41 +126,41 @@ def fprop(P, ws, s, drop):
             for odd in range(2):
                 lanes_emit(ws, h1_at(o, y, odd), STRIDE, P, B1 + o * P1 + y * N1 + RUN * odd, 1, P, RUN, 0)
         for y in range(N1):
-            conv_row_fprop(ws, h1_at(o, y, 0), P, W1 + o * K1, WSL.x + STRIDE * y * S0, N1, S0)
+            conv_row_fprop(ws, h1_at(o, y, 0), P, W1 + o * K1, X + STRIDE * y * S0, N1, S0)
             L.act_fprop(seg(ws, h1_at(o, y, 0), N1), s)
     # H2: each plane sums NI of H1's planes (the connection table)
     for o in range(C2):
-        lanes_emit(ws, WSL.h2 + o * P2, 1, P, B2 + o * P2, 1, P, P2, 0)
+        lanes_emit(ws, H2 + o * P2, 1, P, B2 + o * P2, 1, P, P2, 0)
         for k in range(NI):
             c = s.table[o, k]
             for y in range(N2):
-                conv_row_fprop(ws, WSL.h2 + o * P2 + y * N2, P, W2 + (o * NI + k) * K1, h1_at(c, STRIDE * y - PAD, -PAD),
+                conv_row_fprop(ws, H2 + o * P2 + y * N2, P, W2 + (o * NI + k) * K1, h1_at(c, STRIDE * y - PAD, -PAD),
                                N2, S1)
-    h2 = seg(ws, WSL.h2, N_H2)
+    h2 = seg(ws, H2, N_H2)
     L.act_fprop(h2, s)
-    src = WSL.h2
+    src = H2
     if drop.size > 0:
-        L.drop_fprop(h2, drop, seg(ws, WSL.h2d, N_H2))
-        src = WSL.h2d
+        L.drop_fprop(h2, drop, seg(ws, H2D, N_H2))
+        src = H2D
     # H3 and the output: fully connected, FC_BLOCK outputs at a time
-    lanes_emit(ws, WSL.h3, 1, P, B3, 1, P, N3, 0)
+    lanes_emit(ws, H3, 1, P, B3, 1, P, N3, 0)
     for j in range(0, H3_FULL, FC_BLOCK):
         for i in range(0, N_H2, FC_IN):
-            fc_fprop_block(ws, WSL.h3 + j, P, W3 + j * N_H2 + i, src + i, FC_BLOCK, N_H2, FC_IN)
+            fc_fprop_block(ws, H3 + j, P, W3 + j * N_H2 + i, src + i, FC_BLOCK, N_H2, FC_IN)
     for i in range(0, N_H2, FC_IN):
-        fc_fprop_block(ws, WSL.h3 + H3_FULL, P, W3 + H3_FULL * N_H2 + i, src + i, H3_TAIL, N_H2, FC_IN)
-    L.act_fprop(seg(ws, WSL.h3, N3), s)
-    lanes_emit(ws, WSL.y, 1, P, B4, 1, P, NO, 0)
+        fc_fprop_block(ws, H3 + H3_FULL, P, W3 + H3_FULL * N_H2 + i, src + i, H3_TAIL, N_H2, FC_IN)
+    L.act_fprop(seg(ws, H3, N3), s)
+    lanes_emit(ws, Y, 1, P, B4, 1, P, NO, 0)
     for j in range(0, NO, OUT_BLOCK):
-        fc_fprop_block(ws, WSL.y + j, P, W4 + j * N3, WSL.h3, OUT_BLOCK, N3, N3)
+        fc_fprop_block(ws, Y + j, P, W4 + j * N3, H3, OUT_BLOCK, N3, N3)
     if not s.ce:
-        L.act_fprop(seg(ws, WSL.y, NO), s)
+        L.act_fprop(seg(ws, Y, NO), s)
 
 
 @njit(**L.INLINE)
 def loss_bprop(ws, t, s):
     """dE/da of the outputs into d4 (and dE/dy into dy for tanh outputs)."""
-    y, d4 = seg(ws, WSL.y, NO), seg(ws, WSL.d4, NO)
+    y, d4 = seg(ws, Y, NO), seg(ws, D4, NO)
     if s.ce:      # softmax cross-entropy, per lane
         for l in range(V):
             top = y[l]
@@ -171,7 +173,7 @@ def loss_bprop(ws, t, s):
             for j in range(NO):
                 d4[j * V + l] = d4[j * V + l] / total - (1 if t[j] > 0 else 0)
     else:
-        dy = seg(ws, WSL.dy, NO)
+        dy = seg(ws, DY, NO)
         scale = y.dtype.type(2) / y.dtype.type(NO)
         for j in range(NO):
             for l in range(V):
@@ -182,10 +184,10 @@ def loss_bprop(ws, t, s):
 @njit(**L.INLINE)
 def loss_bbprop(ws, dws, s):
     """d2E/da^2 of the outputs into dws's d4 (the MSE on tanh outputs, as the paper's optimizer needs)."""
-    ddy = seg(dws, WSL.dy, NO)
+    ddy = seg(dws, DY, NO)
     for i in range(ddy.size):
         ddy[i] = ddy.dtype.type(2) / ddy.dtype.type(NO)
-    L.act_bbprop(seg(ws, WSL.y, NO), ddy, s, seg(dws, WSL.d4, NO))
+    L.act_bbprop(seg(ws, Y, NO), ddy, s, seg(dws, D4, NO))
 
 
 @njit(**L.INLINE)
@@ -208,25 +210,25 @@ def back(P, ws, dws, g, steps, mode, s, drop, square):
     literally(mode)
     literally(square)
     # output layer, then H3
-    lanes_emit(g, B4, 1, dws, WSL.d4, 1, steps, NO, mode)
+    lanes_emit(g, B4, 1, dws, D4, 1, steps, NO, mode)
     for i in range(0, N3, BACK_BLOCK):
-        lanes_fc_back(g, W4 + i, P, W4 + i, dws, WSL.dh3 + i, dws, WSL.d4, ws, WSL.h3 + i, steps, N3, NO, BACK_BLOCK,
+        lanes_fc_back(g, W4 + i, P, W4 + i, dws, DH3 + i, dws, D4, ws, H3 + i, steps, N3, NO, BACK_BLOCK,
                       square, mode)
-    act_back(seg(ws, WSL.h3, N3), seg(dws, WSL.dh3, N3), s, seg(dws, WSL.d3, N3), square)
-    src = WSL.h2d if drop.size > 0 else WSL.h2
-    lanes_emit(g, B3, 1, dws, WSL.d3, 1, steps, N3, mode)
+    act_back(seg(ws, H3, N3), seg(dws, DH3, N3), s, seg(dws, D3, N3), square)
+    src = H2D if drop.size > 0 else H2
+    lanes_emit(g, B3, 1, dws, D3, 1, steps, N3, mode)
     for i in range(0, N_H2, BACK_BLOCK):
-        lanes_fc_back(g, W3 + i, P, W3 + i, dws, WSL.dh2 + i, dws, WSL.d3, ws, src + i, steps, N_H2, N3, BACK_BLOCK,
+        lanes_fc_back(g, W3 + i, P, W3 + i, dws, DH2 + i, dws, D3, ws, src + i, steps, N_H2, N3, BACK_BLOCK,
                       square, mode)
     if drop.size > 0:
-        L.drop_bprop(seg(dws, WSL.dh2, N_H2), drop, square)
+        L.drop_bprop(seg(dws, DH2, N_H2), drop, square)
     # H2: dE/da into the zero-margined d2
     for o in range(C2):
         for y in range(N2):
-            act_back(seg(ws, WSL.h2 + o * P2 + y * N2, N2), seg(dws, WSL.dh2 + o * P2 + y * N2, N2), s,
+            act_back(seg(ws, H2 + o * P2 + y * N2, N2), seg(dws, DH2 + o * P2 + y * N2, N2), s,
                      seg(dws, d2_at(o, y, 0), N2), square)
     # dE/dy of H1's interior: each row sums the taps that read it (network.DH1_ROWS)
-    dh1 = seg(dws, WSL.dh1, C1 * P1)
+    dh1 = seg(dws, DH1, C1 * P1)
     for i in range(dh1.size):     # a loop: `dh1[:] = 0` is lost when this is inlined into a prange body
         dh1[i] = 0
     for o in range(C2):
@@ -234,7 +236,7 @@ def back(P, ws, dws, g, steps, mode, s, drop, square):
             c = s.table[o, k]
             for r in range(N1):
                 ty, oy, ku = DH1_ROWS[r]
-                a, w, d = WSL.dh1 + c * P1 + r * N1, W2 + (o * NI + k) * K1 + ty * K, d2_at(o, oy, PAD // STRIDE)
+                a, w, d = DH1 + c * P1 + r * N1, W2 + (o * NI + k) * K1 + ty * K, d2_at(o, oy, PAD // STRIDE)
                 if ku == 3:
                     conv_bprop_row(dws, a, P, w, d, steps, 3, square)
                 elif ku == 2:
@@ -253,14 +255,14 @@ def back(P, ws, dws, g, steps, mode, s, drop, square):
     # H1
     for o in range(C1):
         for y in range(N1):
-            act_back(seg(ws, h1_at(o, y, 0), N1), seg(dws, WSL.dh1 + o * P1 + y * N1, N1), s,
-                     seg(dws, WSL.d1 + o * P1 + y * N1, N1), square)
+            act_back(seg(ws, h1_at(o, y, 0), N1), seg(dws, DH1 + o * P1 + y * N1, N1), s,
+                     seg(dws, D1 + o * P1 + y * N1, N1), square)
         for y in range(N1):
             for odd in range(2):
-                lanes_emit(g, B1 + o * P1 + y * N1 + RUN * odd, 1, dws, WSL.d1 + o * P1 + y * N1 + odd, STRIDE, steps,
+                lanes_emit(g, B1 + o * P1 + y * N1 + RUN * odd, 1, dws, D1 + o * P1 + y * N1 + odd, STRIDE, steps,
                            RUN, mode)
         for ty in range(K):
-            conv_wgrad_row(g, W1 + o * K1 + ty * K, dws, WSL.d1 + o * P1, ws, WSL.x + ty * S0, steps, N1, N1, X_ROWS,
+            conv_wgrad_row(g, W1 + o * K1 + ty * K, dws, D1 + o * P1, ws, X + ty * S0, steps, N1, N1, X_ROWS,
                            square, mode)
 
 
@@ -349,7 +351,7 @@ def evaluate(s, params, data, start, stop, losses, preds):
     for grp in range(params.shape[0]):
         P = params[grp]
         ws = workspace(P, s.pad)
-        y = seg(ws, WSL.y, NO)
+        y = seg(ws, Y, NO)
         for n in range(start, stop):
             set_input(ws, data.images, n, data.shifts, no_shift)
             fprop(P, ws, s, P[:0])

@@ -24,39 +24,34 @@ import numpy as np
 from numba import njit
 
 from . import layers as L
-from .network import (C1, C2, H1_RUNS, H2_RUNS, HP, K, K1, N_WS1, OFFSET, P1, P2, RUN, SHAPE, SIZE,
-                      WS1, WS1_SIZE)
+from .network import C1, C2, H1_RUNS, H2_RUNS, HP, K, K1, N_FLAT, N_WS1, OFFSET, P1, P2, RUN, SHAPE, WS1
 from .simd import run_add, run_copy
 from .steps import SDLM_RUNNING, follow_curvature, update
 
 TABLE1 = np.zeros((C1, 1), dtype=np.int64)   # every H1 plane reads the one input plane
 
 
+# network.py's offsets as plain names: numba folds a module's ints, not a named tuple's fields
+OW1, OB1, OW2, OB2, OW3, OB3, OW4, OB4 = OFFSET         # where each parameter block starts
+SW1, SB1, SW2, SB2, SW3, _, SW4, _ = SHAPE
+X, H1, H1P, COL2, H2, H2D, H3, Y, DY, D4, DH3, D3, DH2, D2, DCOL2, DH1P, DH1, D1, GRADS = WS1   # workspace slots
+
+
 @njit(**L.INLINE)
 def views(flat):
     """The parameter blocks of a flat vector (or of anything laid out like it: gradients, curvature)."""
-    return (flat[OFFSET.H1w:OFFSET.H1w + SIZE.H1w].reshape(SHAPE.H1w),
-            flat[OFFSET.H1b:OFFSET.H1b + SIZE.H1b].reshape(SHAPE.H1b),
-            flat[OFFSET.H2w:OFFSET.H2w + SIZE.H2w].reshape(SHAPE.H2w),
-            flat[OFFSET.H2b:OFFSET.H2b + SIZE.H2b].reshape(SHAPE.H2b),
-            flat[OFFSET.H3w:OFFSET.H3w + SIZE.H3w].reshape(SHAPE.H3w),
-            flat[OFFSET.H3b:OFFSET.H3b + SIZE.H3b],
-            flat[OFFSET.outw:OFFSET.outw + SIZE.outw].reshape(SHAPE.outw),
-            flat[OFFSET.outb:OFFSET.outb + SIZE.outb])
+    return (flat[OW1:OB1].reshape(SW1), flat[OB1:OW2].reshape(SB1), flat[OW2:OB2].reshape(SW2),
+            flat[OB2:OW3].reshape(SB2), flat[OW3:OB3].reshape(SW3), flat[OB3:OW4], flat[OW4:OB4].reshape(SW4),
+            flat[OB4:N_FLAT])
 
 
 @njit(**L.INLINE)
 def slots(ws):
-    """The named slots (network.WS1) of one run's workspace; planes stay flat (planes x positions)."""
-    return (ws[WS1.x:WS1.x + WS1_SIZE.x].reshape((1, K1, P1)), ws[WS1.h1:WS1.h1 + WS1_SIZE.h1],
-            ws[WS1.h1p:WS1.h1p + WS1_SIZE.h1p], ws[WS1.col2:WS1.col2 + WS1_SIZE.col2],
-            ws[WS1.h2:WS1.h2 + WS1_SIZE.h2], ws[WS1.h2d:WS1.h2d + WS1_SIZE.h2d], ws[WS1.h3:WS1.h3 + WS1_SIZE.h3],
-            ws[WS1.y:WS1.y + WS1_SIZE.y], ws[WS1.dy:WS1.dy + WS1_SIZE.dy], ws[WS1.d4:WS1.d4 + WS1_SIZE.d4],
-            ws[WS1.dh3:WS1.dh3 + WS1_SIZE.dh3], ws[WS1.d3:WS1.d3 + WS1_SIZE.d3],
-            ws[WS1.dh2:WS1.dh2 + WS1_SIZE.dh2], ws[WS1.d2:WS1.d2 + WS1_SIZE.d2],
-            ws[WS1.dcol2:WS1.dcol2 + WS1_SIZE.dcol2], ws[WS1.dh1p:WS1.dh1p + WS1_SIZE.dh1p],
-            ws[WS1.dh1:WS1.dh1 + WS1_SIZE.dh1], ws[WS1.d1:WS1.d1 + WS1_SIZE.d1],
-            ws[WS1.grads:WS1.grads + WS1_SIZE.grads])
+    """The named slots (network.WS1) of one run's workspace, each up to the next; planes stay flat
+    (planes x positions)."""
+    return (ws[X:H1].reshape((1, K1, P1)), ws[H1:H1P], ws[H1P:COL2], ws[COL2:H2], ws[H2:H2D], ws[H2D:H3], ws[H3:Y],
+            ws[Y:DY], ws[DY:D4], ws[D4:DH3], ws[DH3:D3], ws[D3:DH2], ws[DH2:D2], ws[D2:DCOL2], ws[DCOL2:DH1P],
+            ws[DH1P:DH1], ws[DH1:D1], ws[D1:GRADS], ws[GRADS:N_WS1])
 
 
 @njit(**L.INLINE)
@@ -190,36 +185,33 @@ def train_chunk(kind: int):
 
     @njit(**L.FLAGS)
     def train_chunk(s, state, data, start, stop):
-        """Every run trains on examples start..stop-1, in order."""
+        """Every run (row of state) trains on examples start..stop-1, in order: for each, fprop,
+        bprop and the optimizer's step (and, for SDLM's running curvature, bbprop first). The modern
+        recipe's noise, where present: the input unrolled from the image rolled by shift
+        data.shift_ids[run][n] (data.shifts: the unrollings of the rolled images) when that is >= 0,
+        and H2's outputs dropped where data.keep[run][n] is False."""
         for r in range(state.params.shape[0]):
-            train_run(kind, s, state.params[r], state.h[r], state.m[r], state.v[r], state.steps[r], state.hyper[r],
-                      state.step0, data, data.shift_ids[r], data.keep[r], start, stop)
+            p, h, m, v, steps, hyper = state.params[r], state.h[r], state.m[r], state.v[r], state.steps[r], \
+                state.hyper[r]
+            shift_ids, keep = data.shift_ids[r], data.keep[r]
+            ws, ws2 = workspace(p, s.pad), workspace(p, s.pad)
+            x1, grads, hess = slots(ws)[0], slots(ws)[-1], slots(ws2)[-1]
+            drop = np.empty(keep.shape[1], p.dtype)
+            zero = p.dtype.type(0)
+            for n in range(start, stop):
+                x = data.inputs[n]
+                if shift_ids.size > 0 and shift_ids[n] >= 0:
+                    L.im2col(data.images[n], data.shifts[shift_ids[n]], x1)
+                    x = x1
+                for i in range(drop.size):
+                    drop[i] = s.drop_scale if keep[n, i] else zero
+                fprop(p, x, s, ws, drop)
+                bprop(p, x, data.targets[n], s, ws, drop)
+                if kind == SDLM_RUNNING:   # this example's curvature sets its step sizes
+                    bbprop(p, x, s, ws, ws2, drop)
+                    follow_curvature(h, hess, steps, hyper, 1)
+                update(kind, p, grads, h, m, v, steps, hyper, 1, state.step0 + n + 1)
     return train_chunk
-
-
-@njit(**L.INLINE)
-def train_run(kind, s, p, h, m, v, steps, hyper, step0, data, shift_ids, keep, start, stop):
-    """One run on examples start..stop-1: for each, fprop, bprop and the optimizer's step (and, for
-    SDLM's running curvature, bbprop first). The modern recipe's noise, where present: the input
-    unrolled from the image rolled by shift shift_ids[n] (data.shifts: the unrollings of the rolled
-    images) when that is >= 0, and H2's outputs dropped where keep[n] is False."""
-    ws, ws2 = workspace(p, s.pad), workspace(p, s.pad)
-    x1, grads, hess = slots(ws)[0], slots(ws)[-1], slots(ws2)[-1]
-    drop = np.empty(keep.shape[1], p.dtype)
-    zero = p.dtype.type(0)
-    for n in range(start, stop):
-        x = data.inputs[n]
-        if shift_ids.size > 0 and shift_ids[n] >= 0:
-            L.im2col(data.images[n], data.shifts[shift_ids[n]], x1)
-            x = x1
-        for i in range(drop.size):
-            drop[i] = s.drop_scale if keep[n, i] else zero
-        fprop(p, x, s, ws, drop)
-        bprop(p, x, data.targets[n], s, ws, drop)
-        if kind == SDLM_RUNNING:   # this example's curvature sets its step sizes
-            bbprop(p, x, s, ws, ws2, drop)
-            follow_curvature(h, hess, steps, hyper, 1)
-        update(kind, p, grads, h, m, v, steps, hyper, 1, step0 + n + 1)
 
 
 @njit(**L.FLAGS)
