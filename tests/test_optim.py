@@ -189,3 +189,42 @@ def test_cli_bad_schedule_is_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad schedule" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
+def test_momentum_float64_equals_reference_within_1e_9(usps, lanes):
+    """SGD with momentum (Rumelhart, Hinton & Williams 1986) in both kernel sets and the reference,
+    with a schedule (the change carries the old learning rate's steps into the next pass)."""
+    net = NetConfig(output_bias=-1.0)
+    optim = OptimConfig("momentum", schedule="1:1,0.5", momentum=0.8)
+    ds = usps.subset(150, 60)
+    runs = initial_runs(net, [(2, 0.01), (3, 0.005)])
+    fast = FastEngine(net, runs, ds, optim, "float64", passes=2, kernels=lanes)
+    ref = TorchEngine(net, runs, ds, optim, "float64", passes=2)
+    for _ in range(2):
+        fast.train_pass()
+        ref.train_pass()
+    for a, b, sa, sb in zip(fast.get_params(), ref.get_params(), fast.get_state(), ref.get_state()):
+        for name in a:
+            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+            assert np.abs(sa["m." + name] - sb["m." + name]).max() <= 1e-9, name
+    assert [e["train"].misses for e in fast.evaluate()] == [e["train"].misses for e in ref.evaluate()]
+    plain = FastEngine(net, runs, ds, OptimConfig("sgd", schedule="1:1,0.5"), "float64", passes=2, kernels=lanes)
+    plain.train_pass()
+    plain.train_pass()
+    assert not np.array_equal(flat_params(plain), flat_params(fast))
+
+
+def flat_params(engine):
+    return np.concatenate([v.ravel() for v in engine.get_params()[0].values()])
+
+
+def test_momentum_from_the_command_line(usps, tmp_path, capsys):
+    common = ["repro", "--train-size", "100", "--test-size", "40", "--passes", "1", "--optimizer", "momentum",
+              "--quiet"]
+    assert main([*common, "--momentum", "0.5", "--out", str(tmp_path / "a")]) == 0
+    assert "sgd lr 0.03 with momentum 0.5" in (tmp_path / "a" / "log.txt").read_text()
+    capsys.readouterr()
+    assert main([*common, "--momentum", "1", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--momentum must be in [0, 1)" in err and not (tmp_path / "b").exists()

@@ -18,6 +18,7 @@ CASES = {
                          net=NetConfig(activation="scaled_tanh", init="linear", output_bias=-1.0)),
     "adamw-dropout-shift": dict(lrs=(3e-4,), optim=OptimConfig("adamw", schedule="linear:0.3"),
                                 net=NetConfig(loss="ce", activation="relu", dropout=0.25, shift=1)),
+    "momentum": dict(lrs=(0.005,), optim=OptimConfig("momentum", schedule="1:2,0.5")),
 }
 # (engine, seeds): the reference, the single-run kernels (fewer than 7 runs), the lane kernels
 KERNELS = {"reference": ("torch", (1, 2)), "single-run": ("fast", (1, 2)), "lanes": ("fast", tuple(range(7)))}

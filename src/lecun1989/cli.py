@@ -145,8 +145,9 @@ def net_from_args(args):
 def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
     from .optim import HESSIAN_MODES, OPTIMIZERS, SCHEDULES
     p.add_argument("--optimizer", default=optim.name, choices=OPTIMIZERS,
-                   help=f"sgd: w -= lr g; sdlm: the paper's diagonal Newton method, w -= lr / (mu + h) g "
-                        f"(default {optim.name})")
+                   help=f"sgd: w -= lr g; sdlm: the paper's diagonal Newton method, w -= lr / (mu + h) g; "
+                        f"momentum: dw = momentum dw - lr g, w += dw (Rumelhart, Hinton & Williams 1986); "
+                        f"adamw (default {optim.name})")
     p.add_argument("--lr", type=finite_float, help=f"learning rate; eps for sdlm (default {lr:g})")
     p.set_defaults(default_lr=lr)
     p.add_argument("--lrs", type=parse_float_list, help="several learning rates, e.g. 0.01,0.03 (one run each)")
@@ -161,6 +162,8 @@ def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
                         f"after every example (running); default {optim.hessian}")
     p.add_argument("--hessian-decay", type=finite_float, default=optim.decay,
                    help=f"sdlm --hessian running: weight of the newest example (default {optim.decay:g})")
+    p.add_argument("--momentum", type=finite_float, default=optim.momentum,
+                   help=f"momentum: the fraction of the last change kept (default {optim.momentum:g})")
     p.add_argument("--weight-decay", type=finite_float, default=optim.weight_decay,
                    help=f"adamw: decoupled weight decay (default {optim.weight_decay:g}, PyTorch's)")
 
@@ -217,7 +220,7 @@ def recipe_from_args(args, default_seeds=(paper.REPRO_SEED,)):
         raise LecunError("give --lr or --lrs, not both")
     seeds = args.seeds or ((args.seed,) if getattr(args, "seed", None) is not None else default_seeds)
     optim = OptimConfig(args.optimizer, args.schedule, args.mu, args.hessian_samples, args.hessian,
-                        args.hessian_decay, weight_decay=args.weight_decay)
+                        args.hessian_decay, weight_decay=args.weight_decay, momentum=args.momentum)
     lrs = args.lrs or (args.default_lr if args.lr is None else args.lr,)
     return Recipe(passes=args.passes, lrs=lrs, seeds=seeds, optim=optim, engine=args.engine, dtype=args.dtype,
                   net=net_from_args(args))

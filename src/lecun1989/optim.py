@@ -9,6 +9,9 @@ sdlm: stochastic diagonal Levenberg-Marquardt, the paper's "special version of N
       `hessian_samples` training examples before each pass; with `hessian="running"` it is also
       updated after every example as a running average. Here eps is the run's learning rate.
 
+momentum: SGD with momentum as Rumelhart, Hinton & Williams introduced it (1986, "Learning
+      representations by back-propagating errors"): dw(t) = -lr * g + momentum * dw(t-1), w += dw(t).
+
 adamw: the modern recipe's AdamW, with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, weight
       decay 0.01) unless set.
 
@@ -25,7 +28,7 @@ import torch
 
 from .errors import LecunError
 
-OPTIMIZERS = ("sgd", "sdlm", "adamw")
+OPTIMIZERS = ("sgd", "sdlm", "adamw", "momentum")
 HESSIAN_MODES = ("pass", "running")
 
 # LeNet-5's eps schedule (LeCun et al. 1998, appendix C): 5e-4 for 2 passes, 2e-4 for 3, 1e-4 for 3,
@@ -71,6 +74,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)   # adamw, PyTorch's defaults
     eps: float = 1e-8
     weight_decay: float = 0.01
+    momentum: float = 0.9         # momentum: the fraction of the last change kept
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -86,6 +90,8 @@ class OptimConfig:
         if not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1 and math.isfinite(self.eps) and self.eps > 0
                 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise LecunError("adamw needs betas in [0, 1), a finite eps > 0 and a finite weight decay >= 0")
+        if not 0 <= self.momentum < 1:
+            raise LecunError(f"--momentum must be in [0, 1), got {self.momentum}")
         parse_schedule(self.schedule)
 
     @property
@@ -99,11 +105,14 @@ class OptimConfig:
         nor does SDLM when it estimates the curvature afresh before each pass."""
         if self.name == "adamw":
             return {"m": "exp_avg", "v": "exp_avg_sq", "step": "step"}
+        if self.name == "momentum":
+            return {"m": "change"}
         return {"h": "h"} if self.running else {}
 
     def describe(self, lr: float) -> str:
         """The optimizer and its settings in words, for a run's log."""
         text = {"sgd": f"sgd lr {lr:g}", "adamw": f"adamw lr {lr:g} weight decay {self.weight_decay:g}",
+                "momentum": f"sgd lr {lr:g} with momentum {self.momentum:g}",
                 "sdlm": f"sdlm eps {lr:g} mu {self.mu:g} (h " + (
                     f"averaged over {self.hessian_samples} examples before each pass)" if self.hessian == "pass"
                     else f"running, decay {self.decay:g})")}[self.name]
@@ -137,6 +146,8 @@ class OptimConfig:
         if self.name != "adamw":
             for key in ("betas", "eps", "weight_decay"):
                 d.pop(key)
+        if self.name != "momentum":
+            d.pop("momentum")
         return d
 
 
@@ -159,10 +170,27 @@ class SDLM(torch.optim.Optimizer):
                 p.sub_(step * p.grad)
 
 
+class Momentum(torch.optim.Optimizer):
+    """The reference implementation: dw = momentum dw - lr g; w += dw (the change kept as "change")."""
+
+    def __init__(self, params, lr: float, momentum: float):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                change = self.state[p].setdefault("change", torch.zeros_like(p))
+                change.mul_(group["momentum"]).sub_(group["lr"] * p.grad)
+                p.add_(change)
+
+
 def make_torch_optimizer(config: OptimConfig, params, lr: float) -> torch.optim.Optimizer:
     if config.name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if config.name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=config.betas, eps=config.eps,
                                  weight_decay=config.weight_decay, foreach=False)
+    if config.name == "momentum":
+        return Momentum(params, lr=lr, momentum=config.momentum)
     return SDLM(params, lr=lr, mu=config.mu)

@@ -22,13 +22,13 @@ from numba import njit
 from ..optim import OptimConfig
 from .layers import INLINE
 
-SGD, SDLM, SDLM_RUNNING, ADAMW = range(4)
+SGD, SDLM, SDLM_RUNNING, ADAMW, MOMENTUM = range(5)
 
 # per kind: its settings (hyper, in this order) and its state arrays (like the parameters); the
 # part of the state one pass leaves to the next is OptimConfig.carried
 HYPER = {SGD: ("lr",), SDLM: ("lr",), SDLM_RUNNING: ("lr", "mu", "decay"),
-         ADAMW: ("lr", "beta1", "beta2", "eps", "weight_decay")}
-STATE = {SGD: (), SDLM: ("h", "steps"), SDLM_RUNNING: ("h", "steps"), ADAMW: ("m", "v")}
+         ADAMW: ("lr", "beta1", "beta2", "eps", "weight_decay"), MOMENTUM: ("lr", "momentum")}
+STATE = {SGD: (), SDLM: ("h", "steps"), SDLM_RUNNING: ("h", "steps"), ADAMW: ("m", "v"), MOMENTUM: ("m",)}
 
 
 # The runs' state as the kernels take it, one row per run (or per group of LANES runs): the
@@ -40,14 +40,15 @@ State = namedtuple("State", "params h m v steps hyper step0")
 def kind(optim: OptimConfig) -> int:
     if optim.name == "sdlm":
         return SDLM_RUNNING if optim.running else SDLM
-    return {"sgd": SGD, "adamw": ADAMW}[optim.name]
+    return {"sgd": SGD, "adamw": ADAMW, "momentum": MOMENTUM}[optim.name]
 
 
 def hyper(optim: OptimConfig, lrs: np.ndarray) -> np.ndarray:
     """(runs, settings): each run's settings for a pass, lrs holding the runs' learning rates with
     the pass's schedule factor."""
     values = {"lr": lrs, "mu": optim.mu, "decay": optim.decay, "beta1": optim.betas[0], "beta2": optim.betas[1],
-              "eps": optim.eps, "weight_decay": optim.weight_decay}
+              "eps": optim.eps, "weight_decay": optim.weight_decay,
+              "momentum": optim.momentum}
     return np.stack([np.broadcast_to(np.asarray(values[name], dtype=np.float64), lrs.shape)
                      for name in HYPER[kind(optim)]], axis=1)
 
@@ -95,3 +96,8 @@ def update(kind, p, g, h, m, v, steps, hyper, width, t):
                 m[k] += (one - b1) * (gk - m[k])
                 v[k] = v[k] * b2 + (one - b2) * gk * gk
                 p[k] -= step_size[l] * m[k] / (np.sqrt(v[k]) / c2[l] + eps)
+    elif kind == MOMENTUM:                           # Rumelhart, Hinton & Williams 1986: dw = momentum dw - lr g
+        for i in range(0, p.size, width):
+            for l in range(width):
+                m[i + l] = hyper[width + l] * m[i + l] - hyper[l] * g[i + l]
+                p[i + l] += m[i + l]
