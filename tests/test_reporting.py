@@ -79,7 +79,8 @@ def test_report_is_self_contained_and_its_figures_equal_the_metrics(usps, tmp_pa
     last = read_metrics(run)[-1]
     assert f"{last['train_error'] * 100:.2f} ± 0.00" in text and f"{last['test_error'] * 100:.2f} ± 0.00" in text
     assert f"{last['test_loss']:.2e} ± 0.00e+00" in text and ">102<" in text   # the paper's test misses
-    assert len(re.findall(r'src="data:image/png;base64,', text)) == 3
+    # curves, misclassified digits, features and the rejection curve
+    assert len(re.findall(r'src="data:image/png;base64,', text)) == 4
     assert "http" not in text.replace("http-equiv", "")
 
 

@@ -1,4 +1,5 @@
-"""The `lecun1989` command: data, info, repro, paper, modern, sweep, plot, report, bench."""
+"""The `lecun1989` command: data, info, repro, paper, modern, sweep, plot, reject, predict, zipcodes,
+report, bench."""
 
 from __future__ import annotations
 
@@ -297,9 +298,9 @@ def cmd_repro(args) -> None:
     raise_if_diverged(summaries)
 
 
-def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True) -> dict:
+def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True, table_lines=None) -> dict:
     """Train every run of the recipe, then write curves.csv and study.json and print the final
-    figures beside the paper's (when `compare`)."""
+    figures beside the paper's (when `compare`), with the lines `table_lines(out)` gives below them."""
     from .results import comparison_lines, write_study
     from .rundir import Lock, check_output
     from .train import raise_if_diverged, run_dirs, train
@@ -313,7 +314,7 @@ def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True)
                                                                   "held_out": ds.held_out})
     print()
     if compare and not ds.held_out and study["final"]:
-        for line in comparison_lines(study["final"]):
+        for line in comparison_lines(study["final"]) + (table_lines(out) if table_lines else []):
             print(line)
     for line in extra_lines:
         print(line)
@@ -324,7 +325,18 @@ def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True)
 
 
 def cmd_paper(args) -> None:
-    run_study(args, recipe_from_args(args), data_from_args(args), "paper")
+    run_study(args, recipe_from_args(args), data_from_args(args), "paper", table_lines=lambda out: [
+        reject_table_line(out, load_kwargs(args))])
+
+
+def reject_table_line(out: Path, load: dict) -> str:
+    """The rejection for 1% error of the study's runs, as a line of its comparison table; what kept
+    it from being measured, in its place, rather than losing the table."""
+    from .reject import measure, table_line
+    try:
+        return table_line(measure([out], 0.01, load))
+    except LecunError as e:
+        return f"{'reject at 1% error':18s} {'~9% (NIPS)':>10s}   not measured: {e}"
 
 
 def cmd_modern(args) -> None:
@@ -374,6 +386,15 @@ def cmd_plot(args) -> None:
     for folder, written in plots.plot_folders([Path(p) for p in args.paths], args.out and Path(args.out),
                                               load_kwargs(args)):
         print(f"{folder}: " + ", ".join(str(p) for p in written))
+
+
+def cmd_reject(args) -> None:
+    from .reject import lines, reject
+    result, written = reject([Path(p) for p in args.paths], args.out and Path(args.out), args.error,
+                             load_kwargs(args), command=args.command_line)
+    print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
+    for line in lines(result):
+        print(line)
 
 
 def cmd_report(args) -> None:
@@ -450,6 +471,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write into OUT/NAME instead of each folder's plots/")
     add_data_location_args(p)
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("reject", help="the share of test digits finished runs must reject, least sure first, to "
+                                      "reach a given error (the zip-code work's figure of merit)")
+    p.add_argument("paths", nargs="+", help="run, study or sweep folders; their finished runs are pooled")
+    p.add_argument("--out", help="the folder of reject.png, reject.svg and reject.json (default: FOLDER/reject; "
+                                 "needed when several folders are given)")
+    p.add_argument("--error", type=finite_float, default=0.01,
+                   help="the error the accepted digits may have, as a fraction (default 0.01: 1%%)")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_reject)
+
+    from . import reading
+    reading.add_subcommand(sub)   # predict, zipcodes
 
     p = sub.add_parser("report", help="one self-contained HTML page for finished runs, studies and sweeps")
     p.add_argument("paths", nargs="+", help="run, study or sweep folders")

@@ -81,7 +81,32 @@ def section(path: Path, load: dict) -> str:  # noqa: C901 (one page section, top
     parts.append(f"<p>The network of {html.escape(runs.kept[0].name)} (its latest weights):</p>")
     parts.append(_img("misclassified", plots.misclassified(net, ds)))
     parts.append(_img("features", plots.features(net, ds)))
+    parts.append(rejection(path, load))
     return "\n".join(parts)
+
+
+def rejection(path: Path, load: dict) -> str:
+    """The share of test digits the runs must reject for 1% error (reject.py), by each criterion, or
+    why it was not measured (an unfinished run): the rest of the page stands without it."""
+    from . import reject
+    try:
+        result = reject.measure([path], reject.NIPS_ERROR, load)
+    except LecunError as e:
+        return f"<h3>Rejection for 1% error</h3><p>Not measured: {html.escape(str(e))}.</p>"
+    n, k = len(result.runs), result.runs[0].n
+    rows = [[reject.CRITERIA["margin"] + " (the zip-code work's)", _fmt(result.stats("margin"), 100, ".1f") + " %", ""]]
+    for c in reject.CRITERIA:
+        if c != "margin":
+            d = reject.compared(result, c)
+            rows.append([reject.CRITERIA[c], _fmt(result.stats(c), 100, ".1f") + " %",
+                         f"{d['difference']['mean'] * 100:+.1f} points; lower in {d['lower_in']} of {n} runs"])
+    rows.append(["Le Cun et al., NIPS 2 (1989): another network, its own zip-code digits",
+                 f"about {reject.NIPS_REJECTION * 100:.0f} %", "not comparable digit for digit"])
+    note = f" {reject.diverged_line(result)}." if result.diverged else ""
+    return (f"<h3>Rejection for 1% error</h3><p>The share of the {k} {result.split} digits each run must reject, "
+            f"least sure first, for the accepted ones to err at most 1%, with its final weights, over "
+            f"{n} finished run{'s' * (n > 1)}: mean ± std (min .. max).{html.escape(note)}</p>"
+            + _table(["criterion", "rejected", "against the margin"], rows) + _img("reject", reject.picture(result)))
 
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#111}

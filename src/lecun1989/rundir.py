@@ -28,7 +28,7 @@ from .io import json_text
 SPLITS = ("train", "test")
 MARKER = ".lecun1989"
 LOCK = ".lecun1989.lock"
-KINDS = ("run", "study", "sweep", "plots")
+KINDS = ("run", "study", "sweep", "plots", "zipcodes")
 
 
 # --- markers and claims -------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+"""Reading digits and zip codes from images: polarity, normalization, segmentation, `predict`, `zipcodes`."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lecun1989 import reading
+from lecun1989.errors import LecunError
+
+
+def strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def command(argv: list[str], capsys) -> tuple[int, str, str]:
+    """The predict/zipcodes commands as `lecun1989` runs them: (status, stdout, stderr)."""
+    p = argparse.ArgumentParser(prog="lecun1989")
+    sub = p.add_subparsers(dest="command", required=True)
+    reading.add_subcommand(sub)
+    args = p.parse_args(argv)
+    try:
+        args.func(args)
+        status = 0
+    except LecunError as e:
+        print(f"lecun1989 {args.command}: error: {e}", file=__import__("sys").stderr)
+        status = 2
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def bar_digit(h=40, w=10, shape=(60, 70), top=8, left=30, shear=0.0) -> np.ndarray:
+    """Ink (0 = paper): a filled bar h x w, sheared by `shear` columns per row."""
+    ink = np.zeros(shape)
+    for i in range(h):
+        x = left + int(round(shear * (i - h / 2)))
+        ink[top + i, x:x + w] = 1.0
+    return ink
+
+
+# --- polarity ----------------------------------------------------------------------------------------
+
+def test_polarity_either_way_gives_the_same_ink():
+    ink = bar_digit()
+    dark_on_light = 0.9 - 0.8 * ink          # grey: paper 0.9, ink 0.1
+    light_on_dark = 0.1 + 0.8 * ink
+    a, pa = reading.to_ink(dark_on_light)
+    b, pb = reading.to_ink(light_on_dark)
+    assert (pa, pb) == ("dark-on-light", "light-on-dark")
+    np.testing.assert_allclose(a, ink, atol=1e-12)
+    np.testing.assert_allclose(b, ink, atol=1e-12)
+
+
+def test_image_files_rgb_rgba_grey_load_alike(tmp_path):
+    ink = bar_digit()
+    grey = np.round((1 - ink) * 255).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "l.png")
+    Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.jpg", quality=95)
+    # black strokes on a transparent canvas: alpha over white
+    rgba = np.zeros(ink.shape + (4,), np.uint8)
+    rgba[..., 3] = np.round(ink * 255).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    for name in ("l.png", "rgb.jpg", "rgba.png"):
+        got, polarity = reading.to_ink(reading.load_image(tmp_path / name))
+        assert polarity == "dark-on-light"
+        assert np.abs(got - ink).max() < 0.1, name
+
+
+# --- normalization -----------------------------------------------------------------------------------
+
+def test_normalize_fits_16_keeps_aspect_and_centres():
+    x = reading.normalize(bar_digit(h=40, w=10), deslant_=False)
+    assert x.shape == (16, 16)
+    assert x.min() == -1.0 and x.max() == 1.0
+    ink = x > -1
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    assert (rows[0], rows[-1]) == (0, 15)                 # the longer side fills 16
+    assert (cols[0], cols[-1]) == (6, 9)                   # 10/40 of 16 = 4 columns, centred: (16 - 4) / 2
+    assert (x[:, :6] == -1).all() and (x[:, 10:] == -1).all()   # the background exactly -1
+    np.testing.assert_allclose(x[ink], 1.0)               # a uniform bar stays uniform
+
+
+def test_area_resample_keeps_thin_strokes_and_fractional_offsets():
+    # a 1-pixel line in a 64-tall digit: 1/4 of an output pixel of ink, kept, not dropped
+    ink = np.zeros((64, 64))
+    ink[:, 0] = ink[:, 63] = ink[0, :] = ink[63, :] = 1.0   # a square outline
+    x = reading.normalize(ink, deslant_=False)
+    assert x[8, 0] > -1 and x[8, 8] == -1.0
+    # the weights of the box filter sum to the scale over each input pixel, and to 1 over each
+    # output pixel the input covers fully
+    a = reading.area_weights(5, 16 / 5, 0.0)
+    np.testing.assert_allclose(a.sum(0), 16 / 5)
+    np.testing.assert_allclose(a.sum(1), 1.0)
+
+
+def test_deslant_makes_a_slanted_bar_upright():
+    slanted = bar_digit(h=40, w=6, shape=(60, 90), left=40, shear=0.5)
+    assert abs(reading.slant(slanted[8:48, 20:70])) > 0.4
+    upright = reading.deslant(reading._crop(slanted))
+    assert abs(reading.slant(upright)) < 0.02
+    plain = reading.normalize(slanted, deslant_=False)
+    fixed = reading.normalize(slanted, deslant_=True)
+    assert (fixed > -1).any(0).sum() < (plain > -1).any(0).sum()
+
+
+# --- segmentation -------------------------------------------------------------------------------------
+
+def test_segment_merges_pieces_drops_specks_splits_wide_parts():
+    ink = np.zeros((50, 200))
+    ink[10:40, 10:22] = 1          # digit 1
+    ink[10:40, 40:52] = 1          # digit 2, with a detached bar above it (like a 5's)
+    ink[4:7, 44:58] = 1
+    ink[45, 80] = 1                # a speck
+    ink[10:40, 100:112] = 1        # digits 3 and 4 touching through a thin bridge
+    ink[24:26, 112:120] = 1
+    ink[10:40, 120:132] = 1
+    parts = reading.segment(ink)
+    boxes = [p.box for p in parts]
+    # the bridge is cut in its middle: least ink, then nearest the middle of the part, then leftmost
+    assert boxes == [(10, 10, 22, 40), (40, 4, 58, 40), (100, 10, 115, 40), (115, 10, 132, 40)]
+    # a known count splits further, at the column of least ink
+    assert len(reading.segment(ink, digits=5)) == 5
+
+
+def test_components_are_8_connected():
+    mask = np.zeros((5, 5), bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = True   # a diagonal: one component
+    mask[4, 4] = True
+    labels, n = reading.components(mask)
+    assert n == 2 and labels[0, 0] == labels[2, 2] != labels[4, 4]
+
+
+# --- reading real digits with a network trained here ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, usps):
+    from lecun1989 import cli
+    out = tmp_path_factory.mktemp("read") / "run"
+    assert cli.main(["repro", "--train-size", "2000", "--test-size", "200", "--passes", "3", "--quiet",
+                     "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def strips(tmp_path_factory, usps):
+    """8 zip codes from real test digits (seed 7), as PNG files, and their codes."""
+    folder = tmp_path_factory.mktemp("zips")
+    digits = reading.test_digits()
+    paths, codes = [], []
+    for i in range(8):
+        image, meta = reading.make_zip(digits, 7, i)
+        Image.fromarray(image, "L").save(folder / f"z{i}.png")
+        paths.append(folder / f"z{i}.png")
+        codes.append(meta["zip"])
+    return paths, codes
+
+
+def test_reads_zip_codes_from_real_test_digits(run_dir, strips):
+    paths, codes = strips
+    right = total = 0
+    for path, code in zip(paths, codes):
+        r = reading.read_image(run_dir, reading.load_image(path), digits=5)
+        assert len(r.digits) == 5
+        assert all(d.input.shape == (16, 16) and d.input.min() == -1.0 for d in r.digits)
+        assert [d.box[0] for d in r.digits] == sorted(d.box[0] for d in r.digits)   # left to right
+        assert all((c == "?") == (not d.accepted) for c, d in zip(r.text, r.digits))
+        right += sum(str(d.label) == c for d, c in zip(r.digits, code))
+        total += 5
+    assert right / total >= 0.6, f"{right}/{total} digits right"
+
+
+def test_threshold_is_the_runs_1pct_margin(run_dir):
+    from lecun1989 import confidence
+    from lecun1989.plots import load_run
+    net, ds = load_run(run_dir)
+    r = reading.reader(run_dir)
+    out = r.outputs(ds.test.images)
+    assert r.threshold == confidence.rejection_at(confidence.margin(out), out.argmax(1) == ds.test.labels)[1]
+    assert reading.reader(run_dir) is r                    # once per run
+    assert reading.reader(run_dir, threshold=0.5).threshold == 0.5
+
+
+def test_predict_prints_json_and_pictures(run_dir, strips, tmp_path, capsys):
+    paths, codes = strips
+    status, out, err = command(["predict", str(run_dir), *map(str, paths[:3]), "--json", "--threshold", "0.3",
+                                "--show", str(tmp_path / "pics")], capsys)
+    assert status == 0, err
+    got = strict_json(out)
+    assert got["threshold"] == 0.3 and len(got["images"]) == 3
+    for item in got["images"]:
+        assert len(item["text"]) == len(item["digits"])
+        for d in item["digits"]:
+            assert d["accepted"] == (d["margin"] >= 0.3) and len(d["box"]) == 4
+    assert sorted(p.name for p in (tmp_path / "pics").glob("*.png")) == ["z0-reading.png", "z1-reading.png",
+                                                                         "z2-reading.png"]
+    status, out, err = command(["predict", str(run_dir), str(paths[0])], capsys)
+    assert status == 0 and "margin threshold" in out and str(paths[0]) in out
+
+
+def test_predict_leaves_foreign_files_alone(run_dir, strips, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "z0-reading.png").write_bytes(b"my own")
+    status, _, err = command(["predict", str(run_dir), str(strips[0][0]), "--show", str(mine)], capsys)
+    assert status == 2 and "did not draw" in err
+    assert (mine / "z0-reading.png").read_bytes() == b"my own"
+
+
+@pytest.mark.parametrize("case", ["missing", "unreadable", "folder-image", "not-a-run", "no-image"])
+def test_predict_bad_input_is_one_line(case, run_dir, tmp_path, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(good)
+    (tmp_path / "bad.png").write_text("not an image")
+    (tmp_path / "notrun").mkdir()
+    argv = {"missing": [str(run_dir), str(tmp_path / "nothing.png")],
+            "unreadable": [str(run_dir), str(tmp_path / "bad.png")],
+            "folder-image": [str(run_dir), str(tmp_path)],
+            "not-a-run": [str(tmp_path / "notrun"), str(good)],
+            "no-image": [str(run_dir)]}[case]
+    status, out, err = command(["predict", *argv], capsys)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert {"missing": "no such image file", "unreadable": "not an image file", "folder-image": "is a folder",
+            "not-a-run": "is not a run folder", "no-image": "at least one IMAGE"}[case] in err
+
+
+def test_blank_image_is_one_line(run_dir, tmp_path, capsys):
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(tmp_path / "blank.png")
+    status, _, err = command(["predict", str(run_dir), str(tmp_path / "blank.png")], capsys)
+    assert status == 2 and "no ink" in err and err.count("\n") == 1
+
+
+def test_zipcodes_are_deterministic_and_scored(run_dir, tmp_path, capsys, usps):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        status, _, err = command(["zipcodes", "--out", str(folder), "--n", "6", "--seed", "3"], capsys)
+        assert status == 0, err
+    names = sorted(p.name for p in a.iterdir() if not p.name.startswith("."))
+    assert names == ["zip-00000.png", "zip-00001.png", "zip-00002.png", "zip-00003.png", "zip-00004.png",
+                     "zip-00005.png", "zipcodes.json"]
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    truth = strict_json((a / "zipcodes.json").read_text())
+    assert [len(z["zip"]) for z in truth["zips"]] == [5] * 6
+    status, out, err = command(["predict", str(run_dir), "--truth", str(a / "zipcodes.json"), "--digits", "5",
+                                "--json"], capsys)
+    assert status == 0, err
+    scores = strict_json(out)
+    assert scores["zips"] == 6 and scores["miscounted_zips"] == 0 and 0 <= scores["digit_accuracy"] <= 1
+    # an existing folder of someone else's is refused; one of ours needs --force
+    status, _, err = command(["zipcodes", "--out", str(a), "--n", "2"], capsys)
+    assert status == 2 and "--force" in err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("mine")
+    status, _, err = command(["zipcodes", "--out", str(other), "--n", "2", "--force"], capsys)
+    assert status == 2 and (other / "x.txt").read_text() == "mine"
