@@ -1,4 +1,4 @@
-"""The `lecun1989` command: data, info, repro, paper, modern, sweep, plot, reject, predict, zipcodes,
+"""The `lecun1989` command: data, info, repro, paper, modern, sweep, plot, reject, predict, zipcodes, demo,
 report, bench."""
 
 from __future__ import annotations
@@ -482,8 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_location_args(p)
     p.set_defaults(func=cmd_reject)
 
-    from . import reading
+    from . import demo, reading
     reading.add_subcommand(sub)   # predict, zipcodes
+    demo.add_subcommand(sub)
 
     p = sub.add_parser("report", help="one self-contained HTML page for finished runs, studies and sweeps")
     p.add_argument("paths", nargs="+", help="run, study or sweep folders")

@@ -82,7 +82,17 @@ def section(path: Path, load: dict) -> str:  # noqa: C901 (one page section, top
     parts.append(_img("misclassified", plots.misclassified(net, ds)))
     parts.append(_img("features", plots.features(net, ds)))
     parts.append(rejection(path, load))
+    parts.append(live_panel(runs.kept[0], load))
     return "\n".join(parts)
+
+
+def live_panel(run_dir: Path, load: dict) -> str:
+    """`lecun1989 demo`'s page for one run, inside the report (an iframe of the page's own text, so the
+    report stays one self-contained file)."""
+    from . import demo
+    return (f"<h3>Draw digits: {html.escape(run_dir.name)} reads them live</h3>"
+            f"<iframe title=\"draw digits\" srcdoc=\"{html.escape(demo.page(run_dir, load))}\" "
+            f"style=\"width:100%;height:1500px;border:1px solid #ccc\"></iframe>")
 
 
 def rejection(path: Path, load: dict) -> str:

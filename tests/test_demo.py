@@ -1,0 +1,171 @@
+"""`lecun1989 demo`: the page's forward pass and reading against the Python model and predict, in a
+real headless browser (Chromium and its driver from Debian's packages, selenium from PyPI: .ci/run
+installs them; elsewhere the browser tests are skipped with the reason, and fail under CI)."""
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from lecun1989 import demo, reading
+from lecun1989.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(usps, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["repro", "--train-size", "2000", "--test-size", "300", "--passes", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(run, tmp_path_factory):
+    path = tmp_path_factory.mktemp("page") / "demo.html"
+    assert main(["demo", str(run), "-o", str(path)]) == 0
+    return path
+
+
+def test_the_page_is_self_contained_and_holds_the_run(page, run):
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith(demo.HEAD)
+    assert "/*MODEL*/" not in html and "/*READING*/" not in html
+    # nothing loaded from elsewhere: no external scripts, styles, fonts or images
+    assert "src=\"http" not in html and "href=\"http" not in html and "@import" not in html and "url(" not in html
+    model = demo.model_data(run)
+    assert math.isclose(model["threshold"], reading.run_threshold(reading.load_net(run), run)[0])
+    assert model["params"]["H1w"]["shape"] == [12, 1, 5, 5]
+
+
+def test_demo_refuses_what_it_did_not_make(run, tmp_path, capsys):
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>my notes</p>", encoding="utf-8")
+    assert main(["demo", str(run), "-o", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not made by `lecun1989 demo`" in err
+    assert mine.read_text(encoding="utf-8") == "<p>my notes</p>"
+    assert main(["demo", str(run), "-o", str(tmp_path)]) == 2          # a folder
+    assert main(["demo", str(tmp_path / "nothing"), "-o", str(tmp_path / "d.html")]) == 2   # not a run
+    assert not (tmp_path / "d.html").exists()
+    own = tmp_path / "own.html"
+    assert main(["demo", str(run), "-o", str(own), "--threshold", "0.5"]) == 0
+    assert main(["demo", str(run), "-o", str(own)]) == 0             # its own page is replaced
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if not (chromium and driver and webdriver):
+        reason = "the browser tests need chromium, chromedriver (Debian: apt-get install chromium chromium-driver) " \
+                 "and selenium (pip install selenium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    options = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,1400"):
+        options.add_argument(arg)
+    options.binary_location = chromium
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser(page):
+    d = _browser()
+    d.get(page.as_uri())
+    yield d
+    d.quit()
+
+
+def test_the_pages_forward_pass_equals_the_model(browser, run, usps):
+    net = reading.load_net(run)
+    x = usps.test.images[:40].astype(np.float64)
+    want = net(torch.from_numpy(x)).detach().numpy()
+    got = np.array(browser.execute_script(
+        "return arguments[0].map(x => Array.from(lecun1989.forward(Float64Array.from(x)).out));",
+        x.reshape(len(x), -1).tolist()))
+    assert np.abs(got - want).max() <= 1e-5
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def strip(images: np.ndarray, gaps=(6, 3, 9)) -> np.ndarray:
+    """Digits (16x16 in [-1, 1]) enlarged 3x side by side on white paper, as grey levels (1 = white)."""
+    cols = [np.ones((64, 8))]
+    for k, img in enumerate(images):
+        big = np.kron((img + 1) / 2, np.ones((3, 3)))
+        block = np.zeros((64, 48))
+        block[8:56] = big
+        cols += [1 - block, np.ones((64, gaps[k % len(gaps)]))]
+    return np.concatenate(cols, axis=1)
+
+
+def test_the_page_reads_an_image_as_predict_does(browser, run, usps):
+    grey = strip(usps.test.images[[3, 10, 25, 40, 77], 0])
+    want = reading.read_image(run, grey)
+    got = browser.execute_script(
+        "const r = lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
+        "return r.map(d => ({label: d.label, margin: d.margin, box: d.box, char: d.char, input: Array.from(d.input)}));",
+        grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+    assert len(got) == len(want.digits) >= 4
+    for g, w in zip(got, want.digits):
+        assert tuple(g["box"]) == tuple(w.box)
+        assert np.abs(np.array(g["input"]) - w.input.reshape(-1)).max() <= 1e-5
+        assert (g["label"], g["char"]) == (w.label, w.char) and abs(g["margin"] - w.margin) <= 1e-5
+    assert "".join(g["char"] for g in got) == want.text
+
+
+def test_strokes_drawn_on_the_canvas_are_read(browser, run):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    browser.find_element(By.ID, "clear").click()
+    pad = browser.find_element(By.ID, "pad")
+    w, h = pad.size["width"], pad.size["height"]
+
+    def stroke(points):
+        chain = ActionChains(browser)
+        (x, y), rest = points[0], points[1:]
+        chain.move_to_element_with_offset(pad, round((x - 0.5) * w), round((y - 0.5) * h)).click_and_hold()
+        for nx, ny in rest:
+            chain.move_by_offset(round((nx - x) * w), round((ny - y) * h))
+            x, y = nx, ny
+        chain.release().perform()
+
+    stroke([(0.15, 0.15), (0.15, 0.5), (0.15, 0.85)])                                    # a 1
+    stroke([(0.5 + 0.07 * math.sin(t * math.pi / 10), 0.5 - 0.35 * math.cos(t * math.pi / 10)) for t in range(21)])
+    shown = browser.find_element(By.ID, "reading").text
+    # what the page shows is what predict reads from the same pixels
+    rgba = browser.execute_script(
+        "const p = document.getElementById('pad'); const d = p.getContext('2d').getImageData(0, 0, p.width, p.height);"
+        "return [p.width, p.height, Array.from(d.data)];")
+    pw, ph, data = rgba
+    pixels = np.array(data, dtype=np.float64).reshape(ph, pw, 4) / 255
+    grey = pixels[..., 3] * (pixels[..., :3] @ [0.299, 0.587, 0.114]) + (1 - pixels[..., 3])
+    assert shown == reading.read_image(run, grey).text
+    assert len(shown) == 2 and shown[0] in "1?"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#digits .digit")) == 2
+
+
+def test_the_report_holds_the_same_live_panel(browser, run, usps, tmp_path):
+    from selenium.webdriver.common.by import By
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert '<iframe title="draw digits" srcdoc="&lt;!DOCTYPE html&gt;' in text
+    browser.get(out.as_uri())
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='draw digits']"))
+    x = usps.test.images[:3].astype(np.float64)
+    got = np.array(browser.execute_script(
+        "return arguments[0].map(x => Array.from(lecun1989.forward(Float64Array.from(x)).out));",
+        x.reshape(len(x), -1).tolist()))
+    want = reading.load_net(run)(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(got - want).max() <= 1e-5
+    browser.switch_to.default_content()
