@@ -152,6 +152,14 @@ def test_strokes_drawn_on_the_canvas_are_read(browser, run):
     assert shown == reading.read_image(run, grey).text
     assert len(shown) == 2 and shown[0] in "1?"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#digits .digit")) == 2
+    assert not browser.find_element(By.ID, "hint").is_displayed()
+    # a digit less sure than the threshold: '?' in the reading, its guess marked in its tile
+    browser.execute_script("lecun1989.threshold = 1e9; read();")
+    assert browser.find_element(By.ID, "reading").text == "??"
+    tiles = browser.find_elements(By.CSS_SELECTOR, "#digits .digit.rej .lab")
+    assert len(tiles) == 2 and all(t.text.endswith("?") and t.text[0].isdigit() for t in tiles)
+    browser.find_element(By.ID, "clear").click()
+    assert browser.find_element(By.ID, "hint").is_displayed() and not browser.find_element(By.ID, "reading").text.strip()
 
 
 def test_the_report_holds_the_same_live_panel(browser, run, usps, tmp_path):

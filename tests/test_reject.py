@@ -273,7 +273,7 @@ def test_paper_ends_its_table_with_the_rejection_line(usps, tmp_path, capsys):
     assert printed[at:at + len(table)] == table   # the table as before, the rejection line below it
     line = printed[at + len(table)]
     s = reject.measure([out]).stats()
-    assert line.startswith(f"reject at 1% error ~9% (NIPS)   {s['mean'] * 100:.1f}% ± {s['std'] * 100:.1f} "
+    assert line.startswith(f"reject for 1%      ~9% (NIPS)   {s['mean'] * 100:.1f}% ± {s['std'] * 100:.1f} "
                            f"({s['min'] * 100:.1f} .. {s['max'] * 100:.1f})   not compared   "), line
     assert "other zip-code digits" in line
     assert not (out / "reject").exists()   # `paper` prints it; it writes no figure of it

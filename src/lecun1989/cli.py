@@ -336,7 +336,7 @@ def reject_table_line(out: Path, load: dict) -> str:
     try:
         return table_line(measure([out], 0.01, load))
     except LecunError as e:
-        return f"{'reject at 1% error':18s} {'~9% (NIPS)':>10s}   not measured: {e}"
+        return f"{'reject for 1%':14s} {'~9% (NIPS)':>14s}   not measured: {e}"
 
 
 def cmd_modern(args) -> None:

@@ -363,15 +363,18 @@ def plot_folders(paths: list[Path], out: Path | None, load: dict):
         yield path, [p for p in written if p.name != MARKER]
 
 
-def check_picture_folder(target: Path) -> None:
+def check_picture_folder(target: Path, flag: str = "--out") -> None:
     """Pictures replace only pictures this program drew: the folder must be new or empty, marked as
     a folder of pictures, or the plots/ folder of a run, study or sweep folder (drawn before the
     marker existed)."""
+    if target.exists() and not target.is_dir():
+        raise LecunError(f"{target} is a file, not a folder; choose another {flag}")
     if not target.is_dir() or not any(target.iterdir()) or marked(target) == "plots":
         return
     if target.name == "plots" and marked(target.parent) in ("run", "study", "sweep"):
         return
-    raise LecunError(f"{target} holds files lecun1989 did not draw, so it is left as it is; choose another --out")
+    raise LecunError(f"{target} holds files that are not pictures lecun1989 drew, so it is left as it is; choose "
+                     f"another {flag}")
 
 
 def sweep(sweep_json: dict) -> dict[str, bytes]:

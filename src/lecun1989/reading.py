@@ -413,6 +413,9 @@ def load_net(run_dir: Path):
     if not (run_dir / "config.json").is_file() or not (run_dir / "weights.safetensors").is_file():
         raise LecunError(f"{run_dir} is not a run folder (it lacks config.json or weights.safetensors); "
                          f"give one of the folders a training command wrote")
+    if not (run_dir / "summary.json").is_file():
+        print(f"note: {run_dir} has not finished training; reading with the weights of its last completed pass",
+              file=sys.stderr)
     config = read_config(run_dir)
     try:
         net = Net1989(NetConfig(**config["net"])).double()
@@ -578,7 +581,7 @@ def make_zipcodes(out: Path, n: int, seed: int, load: dict | None = None, force:
     from .io import commit, json_text
     from .rundir import Lock, check_output, marker, replace_contents
     out = Path(out)
-    state = check_output(out, force=force)
+    state = check_output(out, force=force, resumable=False)
     digits = test_digits(load)
     files, zips = {}, []
     for i in range(n):
@@ -709,7 +712,7 @@ def add_subcommand(sub) -> None:
     p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
                        description="Read a row of handwritten digits in each image with the network of RUN_DIR. "
                                    "Digits less sure than the threshold (by default the margin at which the run's "
-                                   "test digits err at 1%%) are shown as '?'.")
+                                   "test digits err at 1%) are shown as '?'.")
     p.add_argument("run", metavar="RUN_DIR", help="a run folder (config.json + weights.safetensors)")
     p.add_argument("images", metavar="IMAGE", nargs="*", help="image files (PNG, JPEG, ...; either polarity)")
     p.add_argument("--json", action="store_true", help="print strict JSON instead of lines")
@@ -765,7 +768,7 @@ def cmd_predict(args) -> None:
     load = _load_kwargs(args)
     if args.show:
         from .plots import check_picture_folder
-        check_picture_folder(Path(args.show))
+        check_picture_folder(Path(args.show), "--show")
     greys = [load_image(path) for path in args.images]   # every file checked before any work
     r = reader(Path(args.run), args.threshold, load)
     if args.truth:
@@ -781,28 +784,38 @@ def cmd_predict(args) -> None:
         print(f"zips with no rejected digit {pct(scores['accepted_zips'])}, of which right "
               f"{pct(scores['accepted_zip_accuracy'])}; error of accepted digits {pct(scores['accepted_digit_error'])}")
         return
-    readings = [read_image(r, g, deslant=args.deslant, digits=args.digits) for g in greys]
+    read, failed = [], []   # an image that cannot be read (no ink) does not keep the others from being read
+    for path, g in zip(args.images, greys):
+        try:
+            read.append((path, read_image(r, g, deslant=args.deslant, digits=args.digits)))
+        except LecunError as e:
+            failed.append((path, str(e)))
+    paths, readings = [p for p, _ in read], [rd for _, rd in read]
     if args.json:
         sys.stdout.write(json_text({"run": str(args.run),
                                     "threshold": r.threshold if math.isfinite(r.threshold) else None,
-                                    "images": [rd.to_json(str(path)) for path, rd in zip(args.images, readings)]}))
+                                    "images": [rd.to_json(str(path)) for path, rd in read],
+                                    "failed": [{"image": str(path), "error": e} for path, e in failed]}))
     else:
         how = ("given" if args.threshold is not None else
                f"1% error on the run's test digits, where {100 * r.test_rejection:.1f}% of them are rejected")
         t = f"{r.threshold:.4f}" if math.isfinite(r.threshold) else "none (no margin reaches 1% error)"
         print(f"margin threshold {t} ({how}); '?' marks a digit below it")
-        for path, rd in zip(args.images, readings):
+        for path, rd in read:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             print(f"{path}: {rd.text or '(no digits found)'}   [{each}]")
     if args.show:
         from .plots import write_files
         from .rundir import MARKER, marker
         folder = Path(args.show)
-        files = {name: picture(rd, Path(path).name)
-                 for name, path, rd in zip(_picture_names(args.images), args.images, readings)}
-        written = write_files(folder, {**files, MARKER: marker(folder, "plots")[folder / MARKER]})
-        print(f"pictures: {', '.join(str(p) for p in written if p.name != MARKER)}",
-              file=sys.stderr if args.json else sys.stdout)
+        files = {name: picture(rd, Path(path).name) for name, path, rd in zip(_picture_names(paths), paths, readings)}
+        if files:
+            written = write_files(folder, {**files, MARKER: marker(folder, "plots")[folder / MARKER]})
+            print(f"pictures: {', '.join(str(p) for p in written if p.name != MARKER)}",
+                  file=sys.stderr if args.json else sys.stdout)
+    if failed:
+        more = f" ({len(failed) - 1} more image{'s' * (len(failed) > 2)} could not be read)" if len(failed) > 1 else ""
+        raise LecunError(f"{failed[0][0]}: {failed[0][1]}{more}")
 
 
 def cmd_zipcodes(args) -> None:

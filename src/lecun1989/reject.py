@@ -350,7 +350,7 @@ def table_line(result: Rejection) -> str:
     """The line of `lecun1989 paper`'s comparison table: the companion paper's figure beside ours,
     not judged within or outside, for its digits are others."""
     s = result.stats()
-    label = f"reject at {percent(result.error)} error"
-    return (f"{label:18s} {'~9% (NIPS)':>10s}   {s['mean'] * 100:.1f}% ± {s['std'] * 100:.1f} "
+    label = f"reject for {percent(result.error)}"   # the table's label column is 14 wide
+    return (f"{label:14s} {'~9% (NIPS)':>14s}   {s['mean'] * 100:.1f}% ± {s['std'] * 100:.1f} "
             f"({s['min'] * 100:.1f} .. {s['max'] * 100:.1f})   not compared   (the companion NIPS 1989 paper's "
             f"figure, on other zip-code digits; margin criterion)")

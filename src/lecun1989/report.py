@@ -145,7 +145,7 @@ def report(paths: list[Path], out: Path, load: dict | None = None) -> Path:
         raise LecunError(f"{out} exists and is not a report lecun1989 wrote, so it is left as it is; choose "
                          f"another -o")
     body = "\n".join(section(Path(p), load or {}) for p in paths)
-    page = (f"{HEAD}<style>{STYLE}</style></head><body><h1>lecun1989 report</h1>"
+    page = (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style></head><body><h1>lecun1989 report</h1>"
             f"<p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
     plots.write_files(real.parent, {real.name: page.encode("utf-8")})
     return out

@@ -54,9 +54,10 @@ def _is_cwd_or_parent(path: Path) -> bool:
     return there == here or there in here.parents
 
 
-def check_output(path: Path, force: bool = False, resume: bool = False) -> str:
+def check_output(path: Path, force: bool = False, resume: bool = False, resumable: bool = True) -> str:
     """Whether `path` may be written, before any work: 'new' (absent or empty), 'replace' (a marked
-    folder, with --force) or 'resume' (a marked folder, with --resume). Refuses everything else."""
+    folder, with --force) or 'resume' (a marked folder, with --resume, for the commands that have
+    it: resumable). Refuses everything else."""
     if path.is_symlink() and not path.exists():
         raise LecunError(f"{path} is a link to nothing; choose another --out")
     if path.exists() and not path.is_dir():
@@ -75,8 +76,8 @@ def check_output(path: Path, force: bool = False, resume: bool = False) -> str:
                              f"is: choose another --out")
         return "replace" if force else "resume"
     if kind:
-        raise LecunError(f"{path} already exists; pass --force to replace it or --resume to continue it, or "
-                         f"choose another --out")
+        raise LecunError(f"{path} already exists; pass --force to replace it" +
+                         (" or --resume to continue it," if resumable else ",") + " or choose another --out")
     raise LecunError(f"{path} already exists and was not made by lecun1989; choose another --out")
 
 
