@@ -63,7 +63,6 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass, field
@@ -686,29 +685,9 @@ def picture(reading: Reading, title: str) -> bytes:
 
 # --- the commands ----------------------------------------------------------------------------------
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return value
-
-
 def add_subcommand(sub) -> None:
     """Add `predict` and `zipcodes` to an argparse subparsers object."""
-    from .cli import add_data_location_args, finite_float
+    from .cli import add_data_location_args, finite_float, positive_int, seed
     p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
                        description="Read a row of handwritten digits in each image with the network of RUN_DIR. "
                                    "Digits less sure than the threshold (by default the margin at which the run's "
@@ -719,7 +698,7 @@ def add_subcommand(sub) -> None:
     p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
     p.add_argument("--threshold", type=finite_float, help="accept a digit when its margin is at least this "
                                                           "(default: the run's 1%%-error margin on its test set)")
-    p.add_argument("--digits", type=_positive, help="the number of digits each image holds (e.g. 5 for a zip "
+    p.add_argument("--digits", type=positive_int, help="the number of digits each image holds (e.g. 5 for a zip "
                                                     "code): touching digits are split until there are that many")
     p.add_argument("--no-deslant", dest="deslant", action="store_false", help="do not deslant the digits")
     p.add_argument("--truth", metavar="ZIPCODES_JSON", help="score the images listed in a zipcodes.json (from "
@@ -732,16 +711,11 @@ def add_subcommand(sub) -> None:
                                    "(varied sizes, gaps, slants, touching neighbours, both polarities) and "
                                    "zipcodes.json with their true codes; the same --seed gives the same files.")
     p.add_argument("--out", required=True, metavar="FOLDER", help="a new folder for the images")
-    p.add_argument("--n", type=_positive, default=1000, help="how many zip codes (default 1000)")
-    p.add_argument("--seed", type=_seed, default=0, help="the benchmark's seed (default 0)")
+    p.add_argument("--n", type=positive_int, default=1000, help="how many zip codes (default 1000)")
+    p.add_argument("--seed", type=seed, default=0, help="the benchmark's seed (default 0)")
     p.add_argument("--force", action="store_true", help="replace a folder this command made before")
     add_data_location_args(p)
     p.set_defaults(func=cmd_zipcodes)
-
-
-def _load_kwargs(args) -> dict:
-    return {"home": args.data_home, "raw_dir": args.raw_dir, "offline": args.offline,
-            "allow_modified": args.allow_modified_data}
 
 
 def _picture_names(images: list[str]) -> list[str]:
@@ -758,6 +732,7 @@ def _picture_names(images: list[str]) -> list[str]:
 
 
 def cmd_predict(args) -> None:
+    from .cli import load_kwargs
     from .io import json_text
     if not args.images and not args.truth:
         raise LecunError("give at least one IMAGE to read (or --truth ZIPCODES_JSON)")
@@ -765,7 +740,7 @@ def cmd_predict(args) -> None:
         raise LecunError("--truth reads the images its zipcodes.json lists: give no IMAGE with it")
     if args.truth and args.show:
         raise LecunError("--show draws the images given as IMAGE; it does not go with --truth")
-    load = _load_kwargs(args)
+    load = load_kwargs(args)
     if args.show:
         from .plots import check_picture_folder
         check_picture_folder(Path(args.show), "--show")
@@ -819,7 +794,8 @@ def cmd_predict(args) -> None:
 
 
 def cmd_zipcodes(args) -> None:
-    path = make_zipcodes(Path(args.out), args.n, args.seed, _load_kwargs(args), force=args.force)
+    from .cli import load_kwargs
+    path = make_zipcodes(Path(args.out), args.n, args.seed, load_kwargs(args), force=args.force)
     print(f"{args.n} zip codes written to {args.out}; their true codes in {path}")
 
 
