@@ -59,6 +59,24 @@ def test_mnist_draw_is_the_reproductions_when_train_comes_first(raw_dir, mnist):
     assert (mnist.train.labels == labels[picks]).all()
 
 
+def test_the_published_draw_is_the_reproductions_when_test_comes_first(raw_dir, session_home, mnist, capsys):
+    """mnist-published: the reproduction's draw in the other order of its set {'train', 'test'}: the
+    test permutation first, then the train one, from the same seeded generator."""
+    published = data.load("mnist-published", home=session_home, raw_dir=raw_dir)
+    np.random.seed(1337)
+    test_picks = np.random.permutation(10000)[:paper.N_TEST]
+    train_picks = np.random.permutation(60000)[:paper.N_TRAIN]
+    for split, picks, prefix in ((published.train, train_picks, "train"), (published.test, test_picks, "t10k")):
+        labels = data.parse_idx(raw_dir / "mnist" / f"{prefix}-labels-idx1-ubyte.gz", 1)
+        assert (split.labels == labels[picks]).all()
+    assert published.sha256 == data.PROCESSED_SHA256[("mnist-published", 1337)] != mnist.sha256
+    assert not np.array_equal(published.train.labels, mnist.train.labels)
+    assert main(["data", "mnist-published"]) == 0
+    assert "data mnist-published (seed 1337, the test first draw order)" in capsys.readouterr().out
+    assert main(["data", "mnist"]) == 0
+    assert "data mnist (seed 1337, the train first draw order)" in capsys.readouterr().out
+
+
 def test_mnist_build_is_identical_across_processes_and_hash_seeds(tmp_path, raw_dir):
     code = "from lecun1989 import data; import sys; print(data.load('mnist', home=sys.argv[1]).sha256)"
     digests = set()
@@ -103,7 +121,8 @@ def _unreachable(monkeypatch, source: str) -> None:
 
 def _session_cache(session_home: Path, source: str) -> Path:
     """The cache the session fixture of `source` wrote (request the fixture first)."""
-    (path,) = (session_home / "processed").glob(f"{source}-*v{data.FORMAT_VERSION}-*.npz")
+    (path,) = [p for p in (session_home / "processed").glob(f"{source}-*v{data.FORMAT_VERSION}-*.npz")
+               if re.fullmatch(rf"{source}(-seed\d+)?-v{data.FORMAT_VERSION}-\w+\.npz", p.name)]
     return path
 
 

@@ -1,6 +1,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from lecun1989.cli import main
@@ -170,3 +171,19 @@ def test_cli_modern_refuses_the_50k_step_on_usps(capsys, tmp_path):
 def test_sdlm_refuses_the_modern_network(tmp_path, capsys):
     assert main(["repro", "--optimizer", "sdlm", "--loss", "ce", "--out", str(tmp_path / "r")]) == 2
     assert "sdlm is the paper's method" in capsys.readouterr().err
+
+
+def test_the_python_api_takes_str_or_path_folders(usps, tmp_path, monkeypatch):
+    """Every function of the Python API that takes a folder or file takes a str as well as a Path."""
+    from lecun1989 import demo, plots, reading, reject, report, results
+    monkeypatch.chdir(tmp_path)
+    ds = usps.subset(120, 40)
+    train(Recipe(passes=1, seeds=(0, 1)), ds, "study", quiet=True, echo=lambda s: None)
+    train(Recipe(passes=1), ds, "one", quiet=True, echo=lambda s: None)
+    assert len(results.run_dirs_under(["study"])) == 2 and results.read_metrics("one")[-1]["pass"] == 1
+    assert plots.read_config("one")["passes"] == 1 and plots.load_run("one")[1].sha256 == ds.sha256
+    assert list(plots.plot_folders(["study"], "pictures", {}))
+    assert report.report(["study"], "report.html").is_file()
+    assert reject.measure(["study"]).runs and reject.reject(["one"], "rejected")[1]
+    assert len(reading.read_image("one", np.pad(np.ones((16, 10)), 8)).digits) == 1   # a light bar on dark
+    assert demo.write_page("one", "demo.html").is_file()

@@ -136,7 +136,7 @@ def _is_report(path: Path) -> bool:
         return False
 
 
-def report(paths: list[Path], out: Path, load: dict | None = None) -> Path:
+def report(paths: list[str | Path], out: str | Path, load: dict | None = None) -> Path:
     """Write the page to `out` (UTF-8), after every section is made: a fault leaves no page behind."""
     real = Path(out).resolve()
     if real.is_dir():
@@ -145,7 +145,7 @@ def report(paths: list[Path], out: Path, load: dict | None = None) -> Path:
         raise LecunError(f"{out} exists and is not a report lecun1989 wrote, so it is left as it is; choose "
                          f"another -o")
     body = "\n".join(section(Path(p), load or {}) for p in paths)
-    page = (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style></head><body><h1>lecun1989 report</h1>"
-            f"<p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
+    page = (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
+            f"</head><body><h1>lecun1989 report</h1><p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
     plots.write_files(real.parent, {real.name: page.encode("utf-8")})
-    return out
+    return Path(out)
