@@ -187,3 +187,16 @@ def test_the_python_api_takes_str_or_path_folders(usps, tmp_path, monkeypatch):
     assert reject.measure(["study"]).runs and reject.reject(["one"], "rejected")[1]
     assert len(reading.read_image("one", np.pad(np.ones((16, 10)), 8)).digits) == 1   # a light bar on dark
     assert demo.write_page("one", "demo.html").is_file()
+
+
+def test_counts_read_as_words_and_an_empty_out_is_refused(usps, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["repro", "--train-size", "60", "--test-size", "20", "--passes", "1", "--seeds", "0-1",
+                 "--out", "r", "--quiet"]) == 0
+    assert "2 runs (2 seeds x 1 learning rate), data usps" in capsys.readouterr().out
+    assert "1 pass, seed 0" in (tmp_path / "r" / "lr0.03-seed0" / "log.txt").read_text(encoding="utf-8")
+    for command in (["repro"], ["paper"], ["sweep", "--lrs", "0.01"], ["plot", "r"], ["reject", "r"]):
+        assert main([*command, "--out", ""]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--out is empty" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]   # nothing made by the refused ones

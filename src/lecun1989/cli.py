@@ -283,9 +283,17 @@ def cmd_info(args) -> None:
         for row, planes in groups.items()))
 
 
+def given_out(args) -> Path | None:
+    """--out as given (None when left out); an empty one is refused rather than taken as left out."""
+    if args.out == "":
+        raise LecunError("--out is empty: name a folder, or leave --out out for its default")
+    return Path(args.out) if args.out is not None else None
+
+
 def default_out(args, name: str, source: str) -> Path:
-    if args.out:
-        return Path(args.out)
+    out = given_out(args)
+    if out:
+        return out
     if args.resume:
         raise LecunError("--resume continues the command in --out DIR: name the folder")
     return Path("runs") / time.strftime(f"{name}-{source}-%Y%m%d-%H%M%S")
@@ -375,7 +383,7 @@ def cmd_sweep(args) -> None:
         raise LecunError("give the learning rates to sweep: --lrs 0.01,0.03 or --lr-grid 1e-3:1e-1:10")
     base = replace(base, passes=args.passes or base.passes, engine=args.engine, dtype=args.dtype)
     ds = load_data(args)
-    out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.recipe}-{ds.source}"
+    out = given_out(args) or Path("runs") / f"sweep-{args.recipe}-{ds.source}"
     sweep(base, args.recipe, lrs, args.mus, args.seeds, ds, args.validation, out, force=args.force, quiet=args.quiet)
     print(f"sweep saved to {out} (sweep.csv, sweep.json); `lecun1989 plot {out}` draws it", file=sys.stderr)
 
@@ -387,14 +395,14 @@ def load_kwargs(args) -> dict:
 
 def cmd_plot(args) -> None:
     from . import plots
-    for folder, written in plots.plot_folders([Path(p) for p in args.paths], args.out and Path(args.out),
+    for folder, written in plots.plot_folders([Path(p) for p in args.paths], given_out(args),
                                               load_kwargs(args)):
         print(f"{folder}: " + ", ".join(str(p) for p in written))
 
 
 def cmd_reject(args) -> None:
     from .reject import lines, reject
-    result, written = reject([Path(p) for p in args.paths], args.out and Path(args.out), args.error,
+    result, written = reject([Path(p) for p in args.paths], given_out(args), args.error,
                              load_kwargs(args), command=args.command_line)
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
     for line in lines(result):

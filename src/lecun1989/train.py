@@ -95,6 +95,11 @@ def versions() -> dict:
     return {**out, "platform": platform.platform()}
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 pass', '3 passes', '2 seeds'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
 def run_dirs(out: Path, runs: list[tuple[int, float]], nested: bool | None = None) -> list[Path]:
     """One run: `out` itself (unless nested); several: out/lr<lr>-seed<seed> each."""
     if not (len(runs) > 1 if nested is None else nested):
@@ -108,7 +113,7 @@ def header(recipe: Recipe, data: Dataset, seed: int, lr: float, kernels: str) ->
             f"{'validation: the last training examples' if data.held_out else 'test'}, "
             f"sha256 {data.sha256[:12]}), engine {recipe.engine} {recipe.dtype} ({kernels} kernels), "
             f"optimizer {optim}, "
-            f"{recipe.passes} passes, seed {seed}")
+            f"{plural(recipe.passes, 'pass')}, seed {seed}")
 
 
 def _available_memory() -> int | None:
@@ -264,9 +269,9 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
         for line in rundirs[0].lines[:1 if mode != "resume" else None]:
             echo(line)
     else:
-        echo(f"lecun1989 {__version__}: {len(runs)} runs ({len(recipe.seeds)} seeds x {len(recipe.lrs)} "
-             f"learning rates), data {data.source}, engine {recipe.engine} ({common['kernels']} kernels), "
-             f"{recipe.passes} passes")
+        echo(f"lecun1989 {__version__}: {len(runs)} runs ({plural(len(recipe.seeds), 'seed')} x "
+             f"{plural(len(recipe.lrs), 'learning rate')}), data {data.source}, engine {recipe.engine} "
+             f"({common['kernels']} kernels), {plural(recipe.passes, 'pass')}")
     if mode == "resume":
         echo(f"resuming {out} after pass {start} of {recipe.passes}" if live else f"{out}: finished before")
 
