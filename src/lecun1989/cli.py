@@ -1,5 +1,5 @@
 """The `lecun1989` command: data, info, repro, paper, modern, sweep, plot, reject, predict, zipcodes, demo,
-report, bench."""
+report, study, docs, bench."""
 
 from __future__ import annotations
 
@@ -415,6 +415,31 @@ def cmd_report(args) -> None:
     print(f"report written to {out}")
 
 
+def cmd_study(args) -> None:
+    from .studies import run, select
+    location = [flag for name, flag in (("data_home", "--data-home"), ("raw_dir", "--raw-dir"))
+                for flag in ([flag, getattr(args, name)] if getattr(args, name) else [])]
+    location += ["--offline"] * bool(args.offline) + ["--allow-modified-data"] * args.allow_modified_data
+    run(select(args.names), Path(args.out), Path(args.work), location)
+
+
+def cmd_docs(args) -> None:
+    from .docs import docs
+    t0 = time.perf_counter()
+    root = Path(args.root)
+    found = docs(root, Path(args.results) if args.results else None, check=args.check, load=load_kwargs(args))
+    if args.check:
+        for d in found:
+            print(d.line(), file=sys.stderr)
+        if found:
+            raise LecunError(f"{len(found)} quoted figure{'s' * (len(found) > 1)} differ from the results; "
+                             f"`lecun1989 docs` rewrites them from the results")
+        print(f"docs match the results ({time.perf_counter() - t0:.1f}s)")
+    else:
+        print(f"docs written from the results: {len(found)} table row{'s' * (len(found) != 1)} or figure"
+              f"{'s' * (len(found) != 1)} changed, pictures redrawn ({time.perf_counter() - t0:.1f}s)")
+
+
 def cmd_bench(args) -> None:
     from .bench import bench
     bench(load_data(args), ref_steps=args.ref_steps, runs=args.runs, passes=args.passes, dtype=args.dtype)
@@ -503,6 +528,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="report.html", help="the HTML file (default report.html)")
     add_data_location_args(p)
     p.set_defaults(func=cmd_report)
+
+    from .studies import DEFAULT_WORK, STUDIES
+    p = sub.add_parser("study", help="run the studies behind the docs' tables (resumable: finished rows are "
+                                     "skipped) and save each row's results")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="; ".join(f"{s.name}: {s.what}" for s in STUDIES.values()) + "; or all")
+    p.add_argument("--out", default="results", help="where each row's study.json goes (default results)")
+    p.add_argument("--work", default=str(DEFAULT_WORK),
+                   help=f"where the rows train, weights and logs included (default {DEFAULT_WORK})")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("docs", help="write the docs' measured tables, figures and pictures from the saved "
+                                    "results; --check only compares")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit non-zero naming each table row or figure that differs")
+    p.add_argument("--root", default=".", help="the repository's folder (default: the current one)")
+    p.add_argument("--results", help="the results folder (default ROOT/results)")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("bench", help="time the compiled engine against the PyTorch reference")
     add_data_args(p)

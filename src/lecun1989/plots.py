@@ -196,10 +196,16 @@ def curves(runs: Runs) -> dict[str, bytes]:
     if not runs.kept:
         raise LecunError(f"{runs.folder}: {diverged_note(runs)}; there are no curves to draw")
     config = runs.configs[runs.kept[0]]
-    loss_name = "cross-entropy" if config["net"].get("loss") == "ce" else "MSE"
-    test_name = "validation" if config["data"]["held_out"] else "test"
-    rows = mean_curves(runs.rows)
-    n = len(runs.kept)
+    notes = [diverged_note(runs)] + [f"up to pass {runs.last}, {pass_note(runs)}"] * runs.uneven
+    return curves_picture(mean_curves(runs.rows), len(runs.kept), config["net"].get("loss") == "ce",
+                          bool(config["data"]["held_out"]), config["data"]["source"], notes)
+
+
+def curves_picture(rows: list[dict], n: int, ce: bool, held_out: bool, source: str,
+                   notes: list[str] = ()) -> dict[str, bytes]:
+    """The curves of `results.curves` rows (per pass, mean and std over n runs)."""
+    loss_name = "cross-entropy" if ce else "MSE"
+    test_name = "validation" if held_out else "test"
     passes = np.array([r["pass"] for r in rows])
     fig = Figure(figsize=(11, 4))
     axes = fig.subplots(1, 2)
@@ -221,8 +227,7 @@ def curves(runs: Runs) -> dict[str, bytes]:
         ax.set_ylabel(label)
         ax.grid(True, which="both", linewidth=0.3)
         ax.legend(fontsize=8)
-    title = f"{config['data']['source']}: {n} run{'s' * (n > 1)}, ± 1 std band"
-    notes = [diverged_note(runs)] + [f"up to pass {runs.last}, {pass_note(runs)}"] * runs.uneven
+    title = f"{source}: {n} run{'s' * (n > 1)}, ± 1 std band"
     fig.suptitle("; ".join(filter(None, [title, *notes])))
     return _render(fig, "curves")
 

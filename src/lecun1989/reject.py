@@ -349,8 +349,12 @@ def reject(paths: list[Path], out: Path | None = None, error: float = 0.01, load
 def table_line(result: Rejection) -> str:
     """The line of `lecun1989 paper`'s comparison table: the companion paper's figure beside ours,
     not judged within or outside, for its digits are others."""
-    s = result.stats()
-    label = f"reject for {percent(result.error)}"   # the table's label column is 14 wide
+    return stats_line(result.stats(), result.error)
+
+
+def stats_line(s: dict, error: float = 0.01) -> str:
+    """table_line from the margin criterion's statistics over runs (results.stats)."""
+    label = f"reject for {percent(error)}"   # the table's label column is 14 wide
     return (f"{label:14s} {'~9% (NIPS)':>14s}   {s['mean'] * 100:.1f}% ± {s['std'] * 100:.1f} "
             f"({s['min'] * 100:.1f} .. {s['max'] * 100:.1f})   not compared   (the companion NIPS 1989 paper's "
             f"figure, on other zip-code digits; margin criterion)")

@@ -1,0 +1,222 @@
+"""The studies behind every measured table of the docs, as data: each a list of rows, each row one
+`lecun1989` command, exactly as a reader would type it.
+
+`lecun1989 study NAME|all` runs them. A row trains in a work folder (`runs/studies/STUDY/ROW` by
+default) and leaves its small result, `results/STUDY/ROW/study.json`, in the repository: every
+run's final figures and the per-pass curves (mean and std over seeds), the command and the data's
+digest. A row whose study.json already holds its command is skipped; an interrupted row continues
+from its last completed pass. `lecun1989 docs` writes the tables from these files (docs.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Diverged, LecunError, interrupt_behind
+from .io import commit, json_text
+from .results import METRICS, completed, curves, diverged_at, read_json, read_metrics, run_dirs_under, stats
+
+RESULT = "study.json"
+DEFAULT_WORK = Path("runs") / "studies"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str             # the row's folder under results/STUDY/
+    command: str          # the `lecun1989 ...` command line, without --out
+    reject: bool = False  # also measure the rejection for 1% error of its runs (lecun1989 reject)
+    keep: int = 0         # keep the weights of this many runs, for the docs' pictures
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    what: str
+    rows: tuple[Row, ...]
+
+
+def _ablation(data: str) -> tuple[Row, ...]:
+    ref = f"lecun1989 paper --data {data} --seeds 0-4 --hessian pass"
+    return (Row(f"{data}-reference", ref),
+            Row(f"{data}-running", f"lecun1989 paper --data {data} --seeds 0-4 --hessian running"),
+            Row(f"{data}-eps3e-4", f"{ref} --lr 3e-4"),
+            Row(f"{data}-lenet5", f"{ref} --schedule lenet5 --lr 2e-3"),
+            Row(f"{data}-tanh", f"{ref} --activation tanh"),
+            Row(f"{data}-sqrt", f"{ref} --init sqrt"),
+            Row(f"{data}-bias0", f"{ref} --output-bias 0"),
+            Row(f"{data}-cyclic", f"{ref} --table cyclic"))
+
+
+def _optimizers(data: str) -> tuple[Row, ...]:
+    return (Row(f"{data}-sgd", f"lecun1989 paper --data {data} --seeds 0-4 --optimizer sgd --lr 0.03"),
+            Row(f"{data}-momentum", f"lecun1989 paper --data {data} --optimizer momentum --momentum 0.9 --lr 0.003"))
+
+
+def _validation() -> tuple[Row, ...]:
+    def sdlm(seeds, act="scaled_tanh", init="linear", bias=-1, mu=0.02, schedule="constant", h="pass"):
+        return (f"lecun1989 paper --validation 1000 --seeds {seeds} --activation {act} --init {init} "
+                f"--output-bias {bias} --mu {mu} --schedule {schedule} --hessian {h}")
+    rows = [Row(f"{act}-{init}", f"{sdlm('0-1', act, init)} --lrs 0.0001,0.0003,0.001,0.003")
+            for act in ("scaled_tanh", "tanh") for init in ("linear", "sqrt")]
+    rows += [Row("tanh-sqrt-lenet5", f"{sdlm('0-1', 'tanh', 'sqrt', schedule='lenet5')} --lrs 0.001,0.003,0.01"),
+             Row("mu0.005", f"{sdlm('100-103', mu=0.005)} --lr 0.001"),
+             Row("eps", f"{sdlm('100-103')} --lrs 0.0003,0.0006,0.001"),
+             Row("running", f"{sdlm('100-103', h='running')} --lr 0.001"),
+             Row("lenet5", f"{sdlm('100-103', schedule='lenet5')} --lr 0.002"),
+             Row("mu0.1", f"{sdlm('100-103', mu=0.1)} --lr 0.001"),
+             Row("bias0", f"{sdlm('100-103', bias=0)} --lrs 0.0003,0.001"),
+             Row("momentum", "lecun1989 paper --validation 1000 --seeds 100-103 --optimizer momentum --momentum 0.9 "
+                             "--lrs 0.0005,0.001,0.002,0.003,0.005")]
+    return tuple(rows)
+
+
+def _ladder(data: str, steps: tuple[str, ...]) -> tuple[Row, ...]:
+    return tuple(Row(f"{data}-{step}", f"lecun1989 modern --data {data} --upto {step}",
+                     reject=(data, step) == ("usps", "relu-dropout"))
+                 for step in steps)
+
+
+_STEPS = ("baseline", "ce", "adamw", "shift", "relu-dropout")
+STUDIES = {s.name: s for s in (
+    Study("paper", "the paper's configuration and the reproduction's recipe (README; docs/FIDELITY.md, The result)",
+          (Row("usps", "lecun1989 paper --data usps", reject=True, keep=1),
+           Row("usps-hessian-pass", "lecun1989 paper --data usps --hessian pass"),
+           Row("mnist", "lecun1989 paper --data mnist"),
+           Row("mnist-hessian-pass", "lecun1989 paper --data mnist --hessian pass"),
+           Row("repro", "lecun1989 repro --data usps"),
+           Row("repro-seeds", "lecun1989 repro --data usps --seeds 0-9"))),
+    Study("ablation", "one choice of the paper's configuration at a time, on both data sets (docs/FIDELITY.md)",
+          _ablation("usps") + _ablation("mnist")),
+    Study("optimizers", "plain SGD and SGD with momentum in place of the paper's optimizer (docs/FIDELITY.md)",
+          _optimizers("usps") + _optimizers("mnist")),
+    Study("validation", "the grid the open choices were made on, the last 1,000 USPS training digits held out "
+                        "(docs/FIDELITY.md)", _validation()),
+    Study("modern", "the modern ladder on USPS, on the MNIST approximation, and on the reproduction's published "
+                    "draw (docs/MODERN.md)",
+          _ladder("usps", _STEPS) + _ladder("mnist", (*_STEPS, "baseline50k", "data50k"))
+          + _ladder("mnist-published", _STEPS)),
+)}
+
+
+def select(names: list[str], studies: dict[str, Study] | None = None) -> list[Study]:
+    studies = studies or STUDIES
+    if "all" in names:
+        return list(studies.values())
+    unknown = [n for n in names if n not in studies]
+    if unknown:
+        raise LecunError(f"no study named {unknown[0]!r}; the studies are: {', '.join(studies)}, or all")
+    return [studies[n] for n in dict.fromkeys(names)]
+
+
+def result_path(out: Path, study: Study, row: Row) -> Path:
+    return Path(out) / study.name / row.name / RESULT
+
+
+def done(out: Path, study: Study, row: Row) -> bool:
+    path = result_path(out, study, row)
+    return path.is_file() and read_json(path).get("command") == row.command
+
+
+def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[dict]:
+    """Per learning rate: its seeds, final figures over the runs that did not diverge, per-pass curves."""
+    groups = {}
+    for d, config in configs.items():
+        groups.setdefault(config["lr"], []).append(d)
+    out = []
+    for lr, dirs in groups.items():
+        kept = [completed(metrics[d]) for d in dirs if diverged_at(metrics[d]) is None]
+        last = min((len(r) for r in kept), default=0)
+        kept = [r[:last] for r in kept] if last else []
+        out.append({"lr": lr, "seeds": [configs[d]["seed"] for d in dirs],
+                    "diverged": [{"seed": configs[d]["seed"], "pass": diverged_at(metrics[d])}
+                                 for d in dirs if diverged_at(metrics[d]) is not None],
+                    "final_pass": kept[0][-1]["pass"] if kept else None,
+                    "final": {m: stats([r[-1][m] for r in kept]) for m in METRICS} if kept else None,
+                    "curves": curves(kept) if kept else []})
+    return out
+
+
+def collect(work_row: Path, study: Study, row: Row, wall_s: float, rejection=None) -> dict:
+    """A row's result from its work folder: small, and all the docs need."""
+    dirs = run_dirs_under([work_row])
+    configs = {d: read_json(d / "config.json") for d in dirs}
+    metrics = {d: read_metrics(d) for d in dirs}
+    first = configs[dirs[0]]
+    result = {
+        "study": study.name, "row": row.name, "command": row.command,
+        "data": first["data"], "net": first["net"], "optimizer": first["optimizer"], "passes": first["passes"],
+        "kernels": first["kernels"], "dtype": first["dtype"], "versions": first["versions"],
+        "git_commit": first["git_commit"], "wall_s": round(wall_s, 1),
+        "runs": [{"seed": configs[d]["seed"], "lr": configs[d]["lr"], "diverged_at": diverged_at(metrics[d]),
+                  "final": completed(metrics[d])[-1] if completed(metrics[d]) else None} for d in dirs],
+        "by_lr": _by_lr(configs, metrics),
+    }
+    if rejection is not None:
+        result["reject_at_1pct"] = {c: {"stats": stats(rejection.shares(c)), "per_run": rejection.shares(c).tolist()}
+                                    for c in rejection.at}
+    return result
+
+
+def _kept_files(work_row: Path, row: Row, target: Path) -> dict[Path, bytes]:
+    """The weights and settings of the row's first `keep` runs, for the pictures drawn from them."""
+    files = {}
+    for d in run_dirs_under([work_row])[:row.keep]:
+        for name in ("config.json", "weights.safetensors"):
+            files[target / d.name / name] = (d / name).read_bytes()
+    return files
+
+
+def run_row(study: Study, row: Row, out: Path, work: Path, location: list[str], echo=print) -> None:
+    from . import cli
+    from .reject import measure
+    work_row = Path(work) / study.name / row.name
+    argv = shlex.split(row.command)[1:] + ["--out", str(work_row), "--quiet", *location]
+    if work_row.exists():
+        argv.append("--resume")
+    args = cli.build_parser().parse_args(argv)
+    args.command_line = row.command
+    t0 = time.perf_counter()
+    try:
+        args.func(args)
+    except Diverged as e:   # a result like any other: recorded in the row, the study goes on
+        echo(f"{study.name}/{row.name}: {e}")
+    except LecunError as e:
+        raise LecunError(f"{study.name}/{row.name} (`{row.command}`): {e}") from None
+    wall = time.perf_counter() - t0
+    rejection = measure([work_row], 0.01, cli.load_kwargs(args)) if row.reject else None
+    target = result_path(out, study, row).parent
+    result = collect(work_row, study, row, wall, rejection)
+    commit({**_kept_files(work_row, row, target), target / RESULT: json_text(result)})
+
+
+def run(studies: list[Study], out: Path, work: Path = DEFAULT_WORK, location: list[str] = (), echo=print) -> dict:
+    """Run every row not done yet; print a line per row and the total wall time."""
+    t0 = time.perf_counter()
+    rows = [(s, r) for s in studies for r in s.rows]
+    ran = 0
+    for i, (study, row) in enumerate(rows, 1):
+        tag = f"[{i}/{len(rows)}] {study.name}/{row.name}"
+        if done(out, study, row):
+            echo(f"{tag}: done already ({result_path(out, study, row)})")
+            continue
+        echo(f"{tag}: {row.command}")
+        t1 = time.perf_counter()
+        try:
+            run_row(study, row, out, work, list(location), echo)
+        except BaseException as e:
+            stop = interrupt_behind(e)
+            if stop is not None:
+                stop.note = (f"{study.name}/{row.name} stopped in {Path(work) / study.name / row.name}; the same "
+                             f"`lecun1989 study` command continues it, and skips the rows done")
+            raise
+        ran += 1
+        echo(f"{tag}: saved {result_path(out, study, row)} ({time.perf_counter() - t1:.1f}s)")
+        sys.stdout.flush()
+    total = time.perf_counter() - t0
+    echo(f"studies {', '.join(s.name for s in studies)}: {len(rows)} rows, {ran} run now, "
+         f"{len(rows) - ran} done already; wall time {total:.1f}s ({total / 60:.1f} min)")
+    return {"rows": len(rows), "ran": ran, "wall_s": total}

@@ -1,0 +1,87 @@
+"""docs.py: tables and quoted figures written from saved results, and checked against them."""
+
+from pathlib import Path
+
+import pytest
+
+from lecun1989 import docs, studies
+from lecun1989.cli import main
+from lecun1989.errors import LecunError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = studies.Study("tiny", "two seeds, one pass, a few digits", (
+    studies.Row("usps", "lecun1989 repro --data usps --train-size 60 --test-size 40 --passes 1 --seeds 0-1"),))
+DOC = """# A study
+
+<!-- table tiny -->
+<!-- /table -->
+
+Test misses <!-- fig tiny/usps test_misses --><!-- /fig -->, train error <!-- fig tiny/usps train_error.mean --><!-- /fig -->.
+"""
+
+
+def tiny_table(r):
+    return docs._table(["row", "command", *docs.FOUR], [docs._four(r, "tiny/usps", "two seeds")])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, raw_dir):
+    root = tmp_path_factory.mktemp("tiny")
+    studies.run([TINY], root / "results", root / "work", echo=lambda line: None)
+    return root / "results"
+
+
+def fill(tmp_path, results, check=False):
+    return docs.docs(tmp_path, results, check=check, tables={"tiny": tiny_table}, files=("DOC.md",),
+                     with_pictures=False)
+
+
+def test_a_tiny_study_fills_a_table_that_then_checks_and_a_changed_digit_fails(tmp_path, results):
+    (tmp_path / "DOC.md").write_text(DOC, encoding="utf-8")
+    assert len(fill(tmp_path, results, check=True)) == 3   # empty table, two empty figures
+    assert (tmp_path / "DOC.md").read_text(encoding="utf-8") == DOC   # --check changes nothing
+    fill(tmp_path, results)
+    text = (tmp_path / "DOC.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| two seeds |"))
+    assert "`lecun1989 repro --data usps --train-size 60 --test-size 40 --passes 1 --seeds 0-1`" in row
+    final = docs.Results(results).final("tiny/usps")
+    assert docs.figure("misses", final["test_misses"]) in row and f"{final['test_misses']['mean']:.1f} ± " in text
+    assert fill(tmp_path, results, check=True) == []
+
+    digit = next(c for c in row.split("|")[3] if c.isdigit())   # a digit of the train error's cell
+    cells = row.split("|")
+    cells[3] = cells[3].replace(digit, str((int(digit) + 1) % 10), 1)
+    (tmp_path / "DOC.md").write_text(text.replace(row, "|".join(cells)), encoding="utf-8")
+    [found] = fill(tmp_path, results, check=True)
+    assert found.doc == "DOC.md" and found.where == "line 6, table tiny, row 'two seeds'"
+
+    figure = docs.figure("misses", final["test_misses"])
+    changed = figure.replace(figure[0], str((int(figure[0]) + 1) % 10), 1)
+    (tmp_path / "DOC.md").write_text(text.replace(f"-->{figure}<", f"-->{changed}<"), encoding="utf-8")
+    [found] = fill(tmp_path, results, check=True)
+    assert found.where == "line 9, figure tiny/usps test_misses" and (found.ours, found.theirs) == (changed, figure)
+
+
+def test_check_on_the_command_line_names_what_differs_and_exits_2(tmp_path, results, capsys, monkeypatch):
+    monkeypatch.setattr(docs, "TABLES", {"tiny": tiny_table})
+    monkeypatch.setattr(docs, "DOCS", ("DOC.md",))
+    (tmp_path / "DOC.md").write_text(DOC, encoding="utf-8")
+    assert main(["docs", "--check", "--root", str(tmp_path), "--results", str(results)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("DOC.md: line 4, table tiny, row ") and err[-1].endswith(
+        "3 quoted figures differ from the results; `lecun1989 docs` rewrites them from the results")
+
+
+def test_a_missing_result_or_unknown_table_is_one_line(tmp_path, results):
+    (tmp_path / "DOC.md").write_text("<!-- table nonesuch -->\n<!-- /table -->\n", encoding="utf-8")
+    with pytest.raises(LecunError, match="no table named 'nonesuch'"):
+        fill(tmp_path, results)
+    (tmp_path / "DOC.md").write_text("<!-- fig gone/row test_error --><!-- /fig -->\n", encoding="utf-8")
+    with pytest.raises(LecunError, match="gone/row/study.json is missing: run `lecun1989 study gone"):
+        fill(tmp_path, results)
+
+
+def test_the_repositorys_docs_match_its_saved_results():
+    """What CI's `lecun1989 docs --check` asks, from the README's test command too."""
+    found = docs.docs(REPO, check=True)
+    assert not found, "\n".join(d.line() for d in found)

@@ -1,0 +1,92 @@
+"""studies.py: the studies as data, and the runner (skips finished rows, resumes an interrupted one)."""
+
+import json
+import shlex
+
+import pytest
+
+from lecun1989 import cli, studies
+from lecun1989.cli import main
+from lecun1989.errors import LecunError
+
+TINY = studies.Study("tiny", "two seeds, one pass, a few digits", (
+    studies.Row("usps", "lecun1989 repro --data usps --train-size 60 --test-size 40 --passes 1 --seeds 0-1",
+                reject=True, keep=1),
+    studies.Row("usps-lrs", "lecun1989 repro --data usps --train-size 60 --test-size 40 --passes 1 --seeds 0-1 "
+                            "--lrs 0.01,0.03"),
+))
+
+
+def run_tiny(tmp_path, lines=None):
+    return studies.run([TINY], tmp_path / "results", tmp_path / "work",
+                       echo=(lines.append if lines is not None else lambda line: None))
+
+
+def test_every_row_is_a_command_the_cli_takes():
+    for study in studies.STUDIES.values():
+        names = [row.name for row in study.rows]
+        assert len(set(names)) == len(names)
+        for row in study.rows:
+            argv = shlex.split(row.command)
+            assert argv[0] == "lecun1989" and "--out" not in argv
+            cli.build_parser().parse_args(argv[1:])
+
+
+def test_a_study_saves_each_row_and_skips_finished_rows(tmp_path, raw_dir):
+    lines = []
+    assert run_tiny(tmp_path, lines)["ran"] == 2
+    row = json.loads((tmp_path / "results/tiny/usps/study.json").read_text(encoding="utf-8"))
+    assert row["command"] == TINY.rows[0].command and row["data"]["source"] == "usps"
+    assert [r["seed"] for r in row["runs"]] == [0, 1] and row["by_lr"][0]["final"]["test_misses"]["n"] == 2
+    assert len(row["by_lr"][0]["curves"]) == 1 and 0 <= row["reject_at_1pct"]["margin"]["stats"]["mean"] <= 1
+    kept = sorted(p.relative_to(tmp_path / "results/tiny/usps") for p in (tmp_path / "results/tiny/usps").rglob("*")
+                  if p.is_file())
+    assert [str(p) for p in kept] == ["lr0.03-seed0/config.json", "lr0.03-seed0/weights.safetensors", "study.json"]
+    lrs = json.loads((tmp_path / "results/tiny/usps-lrs/study.json").read_text(encoding="utf-8"))["by_lr"]
+    assert [g["lr"] for g in lrs] == [0.01, 0.03] and all(g["seeds"] == [0, 1] for g in lrs)
+    assert lines[-1].startswith("studies tiny: 2 rows, 2 run now, 0 done already; wall time ")
+    again = []
+    assert run_tiny(tmp_path, again)["ran"] == 0
+    assert "done already" in again[0]
+
+
+def test_an_interrupted_row_continues_from_its_work_folder(tmp_path, raw_dir):
+    """A row whose work folder is there (the command was interrupted) is resumed, not refused."""
+    work = tmp_path / "work/tiny/usps"
+    assert main(shlex.split(TINY.rows[0].command)[1:] + ["--out", str(work), "--quiet"]) == 0
+    lines = []
+    run_tiny(tmp_path, lines)
+    assert (tmp_path / "results/tiny/usps/study.json").is_file()
+
+
+def test_an_unknown_study_is_one_line(capsys):
+    assert main(["study", "nonesuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no study named 'nonesuch'" in err and "ablation" in err
+    with pytest.raises(LecunError):
+        studies.select(["paper", "x"])
+
+
+def test_an_interrupted_study_is_one_line_and_the_same_command_continues(tmp_path, raw_dir, capsys, monkeypatch):
+    monkeypatch.setattr(studies, "STUDIES", {"tiny": TINY})
+    real = studies.collect
+    calls = []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(studies, "collect", interrupt_second)
+    argv = ["study", "tiny", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"lecun1989 study: interrupted; tiny/usps-lrs stopped in {tmp_path / 'work/tiny/usps-lrs'}; "
+                       f"the same `lecun1989 study` command continues it, and skips the rows done")
+    assert (tmp_path / "results/tiny/usps/study.json").is_file()
+    assert not (tmp_path / "results/tiny/usps-lrs").exists()
+    monkeypatch.setattr(studies, "collect", real)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] tiny/usps: done already" in out and "2 rows, 1 run now, 1 done already" in out
