@@ -5,7 +5,7 @@ import torch
 from lecun1989 import paper
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
-from lecun1989.model import Net1989, NetConfig, connection_table
+from lecun1989.model import Net1989, NetConfig, connection_table, table_groups
 
 PAPER_LAYERS = {  # layer: (units, connections, free parameters), from the paper's section 5.1
     "H1": (768, 19968, 1068), "H2": (192, 38592, 2592), "H3": (30, 5790, 5790), "output": (10, 310, 310)}
@@ -53,20 +53,41 @@ def test_gradients_match_finite_differences_for_every_parameter():
             assert abs(numeric - p.grad.view(-1)[i].item()) <= 1e-8 + 1e-5 * abs(numeric), (name, i)
 
 
-def test_h2_planes_read_only_their_eight_h1_planes():
-    net = Net1989()
-    table = connection_table("block")
+@pytest.mark.parametrize("table_name", ["block", "cyclic"])
+def test_h2_planes_read_only_their_eight_h1_planes(table_name):
+    net = Net1989(NetConfig(table=table_name))
+    table = connection_table(table_name)
     h1 = torch.rand(1, 12, 8, 8)
     with torch.no_grad():
-        base = torch.nn.functional.conv2d(torch.nn.functional.pad(h1, (2,) * 4, value=-1),
-                                          net.h2_dense_weight(), stride=2)
+        base = net.h2_sums(torch.nn.functional.pad(h1, (2,) * 4, value=-1))
         for plane in range(12):
             h = h1.clone()
             h[0, plane] += 1
-            moved = torch.nn.functional.conv2d(torch.nn.functional.pad(h, (2,) * 4, value=-1),
-                                               net.h2_dense_weight(), stride=2)
+            moved = net.h2_sums(torch.nn.functional.pad(h, (2,) * 4, value=-1))
             changed = (moved - base).abs().amax(dim=(0, 2, 3)) > 0
             assert changed.tolist() == [plane in row for row in table.tolist()]
+
+
+@pytest.mark.parametrize("table_name", ["block", "cyclic"])
+def test_h2_weight_k_of_plane_o_weighs_h1_plane_table_o_k(table_name):
+    # H2's sums written out as 12 single-plane convolutions, one per (H2 plane, connection), in float64
+    net = Net1989(NetConfig(table=table_name), seed=4).double()
+    table = connection_table(table_name)
+    h1p = torch.rand(3, 12, 12, 12, dtype=torch.float64)
+    expected = torch.zeros(3, 12, 4, 4, dtype=torch.float64)
+    with torch.no_grad():
+        for o in range(12):
+            for k, c in enumerate(table[o]):
+                expected[:, o] += torch.nn.functional.conv2d(h1p[:, [c]], net.H2w[o:o + 1, [k]], stride=2)[:, 0]
+        assert torch.allclose(net.h2_sums(h1p), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_block_tables_groups_are_the_reproductions_three_convolutions():
+    assert table_groups(connection_table("block")) == [
+        (slice(0, 4), [0, 1, 2, 3, 4, 5, 6, 7]),
+        (slice(4, 8), [4, 5, 6, 7, 8, 9, 10, 11]),
+        (slice(8, 12), [0, 1, 2, 3, 8, 9, 10, 11])]
+    assert [planes for planes, _ in table_groups(connection_table("cyclic"))] == [slice(o, o + 1) for o in range(12)]
 
 
 def test_init_rules_and_biases():
@@ -104,3 +125,24 @@ def test_params_round_trip_and_unknown_settings():
     assert all(np.array_equal(v, b.get_params()[k]) for k, v in a.get_params().items())
     with pytest.raises(LecunError, match="unknown activation"):
         NetConfig(activation="sigmoid")
+
+
+@pytest.mark.parametrize("n", [1, 50])
+def test_h2_with_the_block_table_is_the_reproductions_computation_bit_for_bit(n):
+    # repro.py's H2: three 8-plane convolutions, concatenated; the same sums and gradients, bit for bit
+    F = torch.nn.functional
+    net = Net1989(seed=1337)
+    h1p = (torch.rand(n, 12, 12, 12) * 2 - 1).requires_grad_()
+    w = net.H2w.detach().clone().requires_grad_()
+    grad = torch.randn(n, 12, 4, 4)
+    slice1 = F.conv2d(h1p[:, 0:8], w[0:4], stride=2)
+    slice2 = F.conv2d(h1p[:, 4:12], w[4:8], stride=2)
+    slice3 = F.conv2d(torch.cat((h1p[:, 0:4], h1p[:, 8:12]), dim=1), w[8:12], stride=2)
+    expected = torch.cat((slice1, slice2, slice3), dim=1)
+    expected.backward(grad)
+    expected_grads = h1p.grad.clone(), w.grad.clone()
+    h1p.grad = None
+    sums = net.h2_sums(h1p)
+    sums.backward(grad)
+    assert torch.equal(sums, expected)
+    assert torch.equal(h1p.grad, expected_grads[0]) and torch.equal(net.H2w.grad, expected_grads[1])

@@ -98,6 +98,21 @@ def connection_table(name: str) -> np.ndarray:
     return table
 
 
+def table_groups(table: np.ndarray) -> list[tuple[slice, list[int]]]:
+    """H2's planes in runs of consecutive planes that read the same H1 planes: per run, its H2 planes
+    and the H1 planes they read, in the table's order (H2w[o, k] weighs H1 plane table[o, k]).
+
+    The block table gives the best-known reproduction's three groups: H2 planes 0-3 read H1 planes
+    0-7, planes 4-7 read 4-11, planes 8-11 read 0-3 then 8-11; the cyclic one, twelve groups of one.
+    """
+    groups, start = [], 0
+    for o in range(1, len(table) + 1):
+        if o == len(table) or not np.array_equal(table[o], table[start]):
+            groups.append((slice(start, o), table[start].tolist()))
+            start = o
+    return groups
+
+
 class Net1989(nn.Module):
     # Parameter names and layouts (fully connected weights as (in, out)) follow the best-known
     # reproduction, and so does the order of the random draws: the same seed, the same weights.
@@ -124,13 +139,18 @@ class Net1989(nn.Module):
         self.H3b = nn.Parameter(torch.zeros(paper.H3_UNITS))
         self.outw = winit(paper.H3_UNITS, paper.H3_UNITS, paper.N_CLASSES)
         self.outb = nn.Parameter(torch.full((paper.N_CLASSES,), float(config.output_bias)))
-        self.register_buffer("table", torch.from_numpy(connection_table(config.table)), persistent=False)
+        table = connection_table(config.table)
+        self.register_buffer("table", torch.from_numpy(table), persistent=False)
+        self.h2_groups = table_groups(table)
 
-    def h2_dense_weight(self) -> torch.Tensor:
-        """H2's weights as a 12x12 convolution, zero where the table has no connection."""
-        rows = torch.arange(paper.H2_PLANES)[:, None]
-        dense = self.H2w.new_zeros(paper.H2_PLANES, paper.H1_PLANES, *self.H2w.shape[2:])
-        return dense.index_put((rows, self.table), self.H2w)
+    def h2_sums(self, h1_padded: torch.Tensor) -> torch.Tensor:
+        """H2's weighted sums (without the bias) over the padded H1 planes: per group of H2 planes
+        reading the same 8 H1 planes (table_groups), one convolution of those planes, gathered in
+        the table's order, with the group's weights. For the block table this is the best-known
+        reproduction's computation, operation for operation: its three 8-plane convolutions, in its
+        order, concatenated on the plane axis; so the same weights give the same bits."""
+        return torch.cat([F.conv2d(h1_padded[:, inputs], self.H2w[planes], stride=paper.STRIDE)
+                          for planes, inputs in self.h2_groups], dim=1)
 
     def layers(self, x: torch.Tensor, shift=None, keep=None) -> list[torch.Tensor]:
         """The activations of H1, H2, H3 and the output for a batch x of shape (N, 1, 16, 16).
@@ -144,8 +164,7 @@ class Net1989(nn.Module):
             x = torch.roll(x, (int(shift[0]), int(shift[1])), (2, 3))
         pad = (paper.PAD,) * 4
         h1 = self.act(F.conv2d(F.pad(x, pad, value=paper.PAD_VALUE), self.H1w, stride=paper.STRIDE) + self.H1b)
-        h2 = self.act(F.conv2d(F.pad(h1, pad, value=paper.PAD_VALUE), self.h2_dense_weight(),
-                               stride=paper.STRIDE) + self.H2b)
+        h2 = self.act(self.h2_sums(F.pad(h1, pad, value=paper.PAD_VALUE)) + self.H2b)
         h2d = h2 if keep is None else h2 * (torch.from_numpy(keep).to(h2.dtype) * (1 / (1 - self.config.dropout)))
         h3 = self.act(h2d.flatten(start_dim=1) @ self.H3w + self.H3b)
         a = h3 @ self.outw + self.outb

@@ -64,10 +64,15 @@ def bbprop(model: Net1989, x: torch.Tensor, shift=None, keep=None) -> dict[str, 
     flat = (h2 * scale).flatten(start_dim=1)
     h["H3w"], h["H3b"] = (flat * flat).T @ dd, dd.sum(0)
     dd = (dd @ (model.H3w ** 2).T).view_as(h2) * scale ** 2 * dact2(h2)
-    W2 = model.h2_dense_weight()
-    dense = conv_w(pad(h1) ** 2, W2.shape, dd, stride=paper.STRIDE)
-    h["H2w"], h["H2b"] = dense[torch.arange(paper.H2_PLANES)[:, None], model.table], dd.sum(0)
-    dd = crop(conv_x(pad(h1).shape, W2 ** 2, dd, stride=paper.STRIDE)) * dact2(h1)
+    # H2 group by group, as its forward pass (model.h2_sums): each group's H1 planes, its weights
+    h1p = pad(h1)
+    dd1 = torch.zeros_like(h1p)
+    h["H2w"], h["H2b"] = torch.empty_like(model.H2w), dd.sum(0)
+    for planes, inputs in model.h2_groups:
+        x2, w2, dd2 = h1p[:, inputs], model.H2w[planes], dd[:, planes]
+        h["H2w"][planes] = conv_w(x2 ** 2, w2.shape, dd2, stride=paper.STRIDE)
+        dd1[:, inputs] += conv_x(x2.shape, w2 ** 2, dd2, stride=paper.STRIDE)
+    dd = crop(dd1) * dact2(h1)
     h["H1w"], h["H1b"] = conv_w(pad(x) ** 2, model.H1w.shape, dd, stride=paper.STRIDE), dd.sum(0)
     return h
 
