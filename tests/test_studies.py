@@ -90,3 +90,15 @@ def test_an_interrupted_study_is_one_line_and_the_same_command_continues(tmp_pat
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[1/2] tiny/usps: done already" in out and "2 rows, 1 run now, 1 done already" in out
+
+
+def test_a_sweep_row_keeps_its_grid_and_its_retrained_runs(tmp_path, raw_dir):
+    study = studies.Study("tiny-sweep", "a sweep", (studies.Row(
+        "repro", "lecun1989 sweep --recipe repro --lrs 0.01,0.03 --seeds 0-1 --passes 1 --validation 500"),))
+    studies.run([study], tmp_path / "results", tmp_path / "work", echo=lambda line: None)
+    row = json.loads((tmp_path / "results/tiny-sweep/repro/study.json").read_text(encoding="utf-8"))
+    sweep = json.loads((tmp_path / "work/tiny-sweep/repro/sweep.json").read_text(encoding="utf-8"))
+    assert row["sweep"]["selected"] == sweep["selected"] and len(row["sweep"]["points"]) == 2
+    assert [g["lr"] for g in row["by_lr"]] == [sweep["selected"]["lr"]]
+    assert row["by_lr"][0]["final"]["test_misses"] == sweep["final"]["test_misses"]
+    assert row["data"]["held_out"] == 0 and row["data"]["n_test"] == 2007

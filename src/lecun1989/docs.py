@@ -7,8 +7,9 @@ two more (HTML comments: invisible once rendered):
     | row | command | ... |
     <!-- /table -->
 
-A figure's spec is `STUDY/ROW[@LR] METRIC[.STAT][/2]`: METRIC one of results.METRICS or
-`reject` (the rejection for 1% error, margin criterion); STAT `pm` (mean ± std, the default), mean,
+A figure's spec is `STUDY/ROW[@LR] METRIC[.STAT][/2]`: METRIC one of results.METRICS,
+`reject` (the rejection for 1% error, margin criterion), `selected_lr` (a sweep's choice) or
+`wall_s` (the row's wall time); STAT `pm` (mean ± std, the default), mean,
 std, min, max or range; `/2` halves it (the MSE with the factor 1/2). `lecun1989 docs` rewrites
 what is between the markers; `lecun1989 docs --check` only compares, and names the first table row
 or figure that differs.
@@ -121,6 +122,13 @@ def fig_text(results: Results, spec: str) -> str:
         raise LecunError(f"figure spec {spec!r} is not STUDY/ROW[@LR] METRIC[.STAT][/2]")
     key, metric, stat = m["key"], m["metric"], m["stat"] or "pm"
     lr = float(m["lr"]) if m["lr"] else None
+    if metric == "wall_s":
+        return f"{results.row(key)['wall_s']:.0f} s"
+    if metric == "selected_lr":
+        row = results.row(key)
+        if "sweep" not in row:
+            raise LecunError(f"{key} is not a sweep; it has no selected learning rate")
+        return f"{row['sweep']['selected']['lr']:.1e}"
     if metric == "reject":
         row = results.row(key)
         if "reject_at_1pct" not in row:

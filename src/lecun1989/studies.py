@@ -95,6 +95,8 @@ STUDIES = {s.name: s for s in (
           _optimizers("usps") + _optimizers("mnist")),
     Study("validation", "the grid the open choices were made on, the last 1,000 USPS training digits held out "
                         "(docs/FIDELITY.md)", _validation()),
+    Study("sweep", "a learning-rate grid of the paper's configuration chosen on validation and retrained "
+                   "(README, Speed)", (Row("paper", "lecun1989 sweep --recipe paper --lr-grid 1e-4:1e-2:5"),)),
     Study("modern", "the modern ladder on USPS, on the MNIST approximation, and on the reproduction's published "
                     "draw (docs/MODERN.md)",
           _ladder("usps", _STEPS) + _ladder("mnist", (*_STEPS, "baseline50k", "data50k"))
@@ -141,8 +143,10 @@ def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[d
 
 
 def collect(work_row: Path, study: Study, row: Row, wall_s: float, rejection=None) -> dict:
-    """A row's result from its work folder: small, and all the docs need."""
-    dirs = run_dirs_under([work_row])
+    """A row's result from its work folder: small, and all the docs need. A sweep's runs are its
+    retrained final runs; its grid is summed up from its sweep.json."""
+    sweep = read_json(work_row / "sweep.json") if (work_row / "sweep.json").is_file() else None
+    dirs = run_dirs_under([work_row / "final" if sweep else work_row])
     configs = {d: read_json(d / "config.json") for d in dirs}
     metrics = {d: read_metrics(d) for d in dirs}
     first = configs[dirs[0]]
@@ -155,6 +159,8 @@ def collect(work_row: Path, study: Study, row: Row, wall_s: float, rejection=Non
                   "final": completed(metrics[d])[-1] if completed(metrics[d]) else None} for d in dirs],
         "by_lr": _by_lr(configs, metrics),
     }
+    if sweep is not None:
+        result["sweep"] = {k: sweep[k] for k in ("points", "selected")}
     if rejection is not None:
         result["reject_at_1pct"] = {c: {"stats": stats(rejection.shares(c)), "per_run": rejection.shares(c).tolist()}
                                     for c in rejection.at}
@@ -175,7 +181,7 @@ def run_row(study: Study, row: Row, out: Path, work: Path, location: list[str], 
     from .reject import measure
     work_row = Path(work) / study.name / row.name
     argv = shlex.split(row.command)[1:] + ["--out", str(work_row), "--quiet", *location]
-    if work_row.exists():
+    if work_row.exists() and argv[0] != "sweep":   # a sweep resumes by itself
         argv.append("--resume")
     args = cli.build_parser().parse_args(argv)
     args.command_line = row.command
