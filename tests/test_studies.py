@@ -11,7 +11,7 @@ from lecun1989.errors import LecunError
 
 TINY = studies.Study("tiny", "two seeds, one pass, a few digits", (
     studies.Row("usps", "lecun1989 repro --data usps --train-size 60 --test-size 40 --passes 1 --seeds 0-1",
-                reject=True, keep=1),
+                measures=("reject",), keep=1),
     studies.Row("usps-lrs", "lecun1989 repro --data usps --train-size 60 --test-size 40 --passes 1 --seeds 0-1 "
                             "--lrs 0.01,0.03"),
 ))
@@ -38,7 +38,7 @@ def test_a_study_saves_each_row_and_skips_finished_rows(tmp_path, raw_dir):
     row = json.loads((tmp_path / "results/tiny/usps/study.json").read_text(encoding="utf-8"))
     assert row["command"] == TINY.rows[0].command and row["data"]["source"] == "usps"
     assert [r["seed"] for r in row["runs"]] == [0, 1] and row["by_lr"][0]["final"]["test_misses"]["n"] == 2
-    assert len(row["by_lr"][0]["curves"]) == 1 and 0 <= row["reject_at_1pct"]["margin"]["stats"]["mean"] <= 1
+    assert len(row["by_lr"][0]["curves"]) == 1 and 0 <= row["reject"]["margin"]["stats"]["mean"] <= 1
     kept = sorted(p.relative_to(tmp_path / "results/tiny/usps") for p in (tmp_path / "results/tiny/usps").rglob("*")
                   if p.is_file())
     assert [str(p) for p in kept] == ["lr0.03-seed0/config.json", "lr0.03-seed0/weights.safetensors", "study.json"]

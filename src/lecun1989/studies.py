@@ -28,7 +28,7 @@ DEFAULT_WORK = Path("runs") / "studies"
 class Row:
     name: str             # the row's folder under results/STUDY/
     command: str          # the `lecun1989 ...` command line, without --out
-    reject: bool = False  # also measure the rejection for 1% error of its runs (lecun1989 reject)
+    measures: tuple[str, ...] = ()   # measured on its runs after training: MEASURES
     keep: int = 0         # keep the weights of this many runs, for the docs' pictures
 
 
@@ -76,14 +76,14 @@ def _validation() -> tuple[Row, ...]:
 
 def _ladder(data: str, steps: tuple[str, ...]) -> tuple[Row, ...]:
     return tuple(Row(f"{data}-{step}", f"lecun1989 modern --data {data} --upto {step}",
-                     reject=(data, step) == ("usps", "relu-dropout"))
+                     measures=("reject",) * ((data, step) == ("usps", "relu-dropout")))
                  for step in steps)
 
 
 _STEPS = ("baseline", "ce", "adamw", "shift", "relu-dropout")
 STUDIES = {s.name: s for s in (
     Study("paper", "the paper's configuration and the reproduction's recipe (README; docs/FIDELITY.md, The result)",
-          (Row("usps", "lecun1989 paper --data usps", reject=True, keep=1),
+          (Row("usps", "lecun1989 paper --data usps", measures=("reject", "reading_mnist", "zipcodes"), keep=1),
            Row("usps-hessian-pass", "lecun1989 paper --data usps --hessian pass"),
            Row("mnist", "lecun1989 paper --data mnist"),
            Row("mnist-hessian-pass", "lecun1989 paper --data mnist --hessian pass"),
@@ -120,7 +120,10 @@ def result_path(out: Path, study: Study, row: Row) -> Path:
 
 def done(out: Path, study: Study, row: Row) -> bool:
     path = result_path(out, study, row)
-    return path.is_file() and read_json(path).get("command") == row.command
+    if not path.is_file():
+        return False
+    result = read_json(path)
+    return result.get("command") == row.command and all(m in result for m in row.measures)
 
 
 def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[dict]:
@@ -142,7 +145,59 @@ def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[d
     return out
 
 
-def collect(work_row: Path, study: Study, row: Row, wall_s: float, rejection=None) -> dict:
+def _reject(runs: list[Path], work_row: Path, load: dict) -> dict:
+    """`lecun1989 reject`'s figures: per criterion, the share of test digits rejected for 1% error."""
+    from .reject import measure
+    r = measure([work_row], 0.01, load)
+    return {c: {"stats": stats(r.shares(c)), "per_run": r.shares(c).tolist()} for c in r.at}
+
+
+def _reading_mnist(runs: list[Path], work_row: Path, load: dict) -> dict:
+    """MNIST's test digits read three ways by each run (reading.measure_mnist; docs/READING.md)."""
+    from .reading import measure_mnist
+    return measure_mnist(runs, load)
+
+
+ZIPCODES, ZIP_SEED = 1000, 0
+
+
+def _zipcodes(runs: list[Path], work_row: Path, load: dict) -> dict:
+    """The zip-code benchmark (`lecun1989 zipcodes --n 1000 --seed 0`) scored by each run, without a
+    count and with `--digits 5` (`lecun1989 predict RUN --truth`): per score, stats over the runs."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from .reading import make_zipcodes
+    truth = make_zipcodes(work_row.parent / f"{work_row.name}-zipcodes", ZIPCODES, ZIP_SEED, load, force=True)
+    out = {"zipcodes": ZIPCODES, "seed": ZIP_SEED}
+    modes = (("count", None), ("digits5", 5))
+    jobs = [(run, truth, digits, load) for _, digits in modes for run in runs]
+    # Reading is single-threaded Python and numpy: the runs are scored in two processes (spawned, so
+    # that nothing of this process's thread pools is inherited), the same numbers as one after another.
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        scores = list(pool.map(_score, jobs))
+    for i, (mode, _) in enumerate(modes):
+        per_run = scores[i * len(runs):(i + 1) * len(runs)]
+        out[mode] = {k: stats([p[k] for p in per_run]) for k in per_run[0]
+                     if k != "zips" and all(p[k] is not None for p in per_run)}
+    return out
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
+
+
+def _score(job) -> dict:
+    from .reading import score_zipcodes
+    run, truth, digits, load = job
+    return score_zipcodes(run, truth, digits=digits, load=load)
+
+
+# What a row may measure on its runs once trained, under the same key in its study.json.
+MEASURES = {"reject": _reject, "reading_mnist": _reading_mnist, "zipcodes": _zipcodes}
+
+
+def collect(work_row: Path, study: Study, row: Row, wall_s: float, measured: dict | None = None) -> dict:
     """A row's result from its work folder: small, and all the docs need. A sweep's runs are its
     retrained final runs; its grid is summed up from its sweep.json."""
     sweep = read_json(work_row / "sweep.json") if (work_row / "sweep.json").is_file() else None
@@ -161,10 +216,7 @@ def collect(work_row: Path, study: Study, row: Row, wall_s: float, rejection=Non
     }
     if sweep is not None:
         result["sweep"] = {k: sweep[k] for k in ("points", "selected")}
-    if rejection is not None:
-        result["reject_at_1pct"] = {c: {"stats": stats(rejection.shares(c)), "per_run": rejection.shares(c).tolist()}
-                                    for c in rejection.at}
-    return result
+    return {**result, **(measured or {})}
 
 
 def _kept_files(work_row: Path, row: Row, target: Path) -> dict[Path, bytes]:
@@ -178,7 +230,6 @@ def _kept_files(work_row: Path, row: Row, target: Path) -> dict[Path, bytes]:
 
 def run_row(study: Study, row: Row, out: Path, work: Path, location: list[str], echo=print) -> None:
     from . import cli
-    from .reject import measure
     work_row = Path(work) / study.name / row.name
     argv = shlex.split(row.command)[1:] + ["--out", str(work_row), "--quiet", *location]
     if work_row.exists() and argv[0] != "sweep":   # a sweep resumes by itself
@@ -193,9 +244,13 @@ def run_row(study: Study, row: Row, out: Path, work: Path, location: list[str], 
     except LecunError as e:
         raise LecunError(f"{study.name}/{row.name} (`{row.command}`): {e}") from None
     wall = time.perf_counter() - t0
-    rejection = measure([work_row], 0.01, cli.load_kwargs(args)) if row.reject else None
+    runs = run_dirs_under([work_row])
+    t1 = time.perf_counter()
+    measured = {m: MEASURES[m](runs, work_row, cli.load_kwargs(args)) for m in row.measures}
+    if row.measures:
+        measured["measures_s"] = round(time.perf_counter() - t1, 1)
     target = result_path(out, study, row).parent
-    result = collect(work_row, study, row, wall, rejection)
+    result = collect(work_row, study, row, wall, measured)
     commit({**_kept_files(work_row, row, target), target / RESULT: json_text(result)})
 
 
