@@ -7,12 +7,12 @@ two more (HTML comments: invisible once rendered):
     | row | command | ... |
     <!-- /table -->
 
-A figure's spec is `STUDY/ROW[@LR] METRIC[.STAT][/2]`: METRIC one of results.METRICS,
-`reject` (the rejection for 1% error, margin criterion), `selected_lr` (a sweep's choice),
-`zip_threshold` (the margin thresholds of the zip-code benchmark) or `wall_s` (the row's wall time); STAT `pm` (mean ± std, the default), mean,
-std, min, max or range; `/2` halves it (the MSE with the factor 1/2). `lecun1989 docs` rewrites
-what is between the markers; `lecun1989 docs --check` only compares, and names the first table row
-or figure that differs.
+A figure's spec is `STUDY/ROW[@LR] METRIC[.STAT][/2]`: METRIC one of results.METRICS, `reject`
+(the rejection for 1% error, margin criterion), `selected_lr` (a sweep's choice), `zip_threshold`
+(the margin thresholds of the zip-code benchmark) or `wall_s` (the row's wall time); STAT `pm`
+(mean ± std, the default), mean, std, min, max or range; `/2` halves it (the MSE with the factor
+1/2). `lecun1989 docs` rewrites what is between the markers; `lecun1989 docs --check` only
+compares, and names each table's first differing row and each figure that differs.
 """
 
 from __future__ import annotations
