@@ -85,3 +85,13 @@ def test_the_repositorys_docs_match_its_saved_results():
     """What CI's `lecun1989 docs --check` asks, from the README's test command too."""
     found = docs.docs(REPO, check=True)
     assert not found, "\n".join(d.line() for d in found)
+
+
+def test_docs_redraws_the_pictures_from_the_saved_results_and_kept_weights(tmp_path, raw_dir):
+    for name in docs.DOCS:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((REPO / name).read_text(encoding="utf-8"), encoding="utf-8")
+    assert docs.docs(tmp_path, REPO / "results") == []   # the texts were current: nothing to change
+    for name in ("paper-usps-curves.png", "paper-usps-misclassified.png", "paper-usps-features.png"):
+        assert (tmp_path / "docs/img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (REPO / "docs/img" / name).is_file()   # the docs show every picture it draws
