@@ -226,6 +226,7 @@ def ablation(data: str):
 
 
 def validation(r: Results) -> list[str]:
+    from .cli import format_int_list
     from .studies import STUDIES
     rows = []
     for row in STUDIES["validation"].rows:
@@ -234,9 +235,6 @@ def validation(r: Results) -> list[str]:
         net, opt = res["net"], res["optimizer"]
         for g in res["by_lr"]:
             f = g["final"]
-            seeds = g["seeds"]
-            seeds_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else \
-                ",".join(map(str, seeds))
             figures = ([f"{f['train_misses']['mean']:.1f}", figure("misses", f["test_misses"]),
                         f"{f['train_loss']['mean']:.2e}", f"{f['test_loss']['mean']:.2e}"] if f else
                        ["diverged"] * 4)
@@ -244,7 +242,7 @@ def validation(r: Results) -> list[str]:
             rows.append([opt["name"] + (f" {opt['momentum']:g}" if opt["name"] == "momentum" else ""),
                          net["activation"], net["init"], f"{net['output_bias']:g}",
                          f"{opt['mu']:g}" if sdlm else "", opt["schedule"], opt["hessian"] if sdlm else "",
-                         f"{g['lr']:g}", seeds_text, *figures, f"`{res['command']}`"])
+                         f"{g['lr']:g}", format_int_list(g["seeds"]), *figures, f"`{res['command']}`"])
     return _table(["optimizer", "activation", "init", "output bias", "mu", "schedule", "h", "eps (lr)", "seeds",
                    "train misses (of 6,291)", "validation misses (of 1,000), mean ± std", "train MSE",
                    "validation MSE", "command"], rows)

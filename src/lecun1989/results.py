@@ -138,6 +138,14 @@ def comparison_lines(final: dict) -> list[str]:
     return lines
 
 
+def finished_runs(all_rows) -> list[list[dict]]:
+    """The metrics of the runs that did not diverge, each cut to the passes all of them completed
+    (none when one completed no pass): figures over runs are always over the same passes."""
+    runs = [completed(rows) for rows in all_rows if diverged_at(rows) is None]
+    last = min((len(r) for r in runs), default=0)
+    return [r[:last] for r in runs] if last else []
+
+
 def write_study(out: Path, run_dirs: list[Path], extra: dict | None = None) -> dict:
     """curves.csv and study.json (final figures, paper's figures, per-run finals) for runs of one recipe.
     Diverged runs are counted and named, never averaged; the figures are those of the last pass every
@@ -145,8 +153,7 @@ def write_study(out: Path, run_dirs: list[Path], extra: dict | None = None) -> d
     all_rows = {d: read_metrics(d) for d in run_dirs}
     diverged = [{"dir": str(d), "pass": diverged_at(rows), "reason": rows[-1].get("reason")}
                 for d, rows in all_rows.items() if diverged_at(rows) is not None]
-    runs = [completed(rows) for rows in all_rows.values() if diverged_at(rows) is None]
-    runs = [r[:min(len(x) for x in runs)] for r in runs] if runs and min(map(len, runs)) else []
+    runs = finished_runs(all_rows.values())
     final = final_stats(runs) if runs else None
     files = {}
     if runs:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .errors import Diverged, LecunError, interrupt_behind
 from .io import commit, json_text
-from .results import METRICS, completed, curves, diverged_at, read_json, read_metrics, run_dirs_under, stats
+from .results import (completed, curves, diverged_at, final_stats, finished_runs, read_json, read_metrics,
+                      run_dirs_under, stats)
 
 RESULT = "study.json"
 DEFAULT_WORK = Path("runs") / "studies"
@@ -133,14 +134,12 @@ def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[d
         groups.setdefault(config["lr"], []).append(d)
     out = []
     for lr, dirs in groups.items():
-        kept = [completed(metrics[d]) for d in dirs if diverged_at(metrics[d]) is None]
-        last = min((len(r) for r in kept), default=0)
-        kept = [r[:last] for r in kept] if last else []
+        kept = finished_runs([metrics[d] for d in dirs])
         out.append({"lr": lr, "seeds": [configs[d]["seed"] for d in dirs],
                     "diverged": [{"seed": configs[d]["seed"], "pass": diverged_at(metrics[d])}
                                  for d in dirs if diverged_at(metrics[d]) is not None],
                     "final_pass": kept[0][-1]["pass"] if kept else None,
-                    "final": {m: stats([r[-1][m] for r in kept]) for m in METRICS} if kept else None,
+                    "final": final_stats(kept) if kept else None,
                     "curves": curves(kept) if kept else []})
     return out
 
