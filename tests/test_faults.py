@@ -1330,6 +1330,47 @@ def test_a_bad_seed_is_refused_before_anything_is_written(here, command, options
     assert time.perf_counter() - t0 < 60   # refused before allocating, not after
 
 
+COUNT_FAULTS = [
+    (("repro", *SMALL, "--passes", "10001"), "'10001' is more than 10,000"),
+    (("paper", *SMALL, "--passes", "100000000000"), "is more than 10,000"),
+    (("sweep", "--lrs", "0.01", "--passes", "20000"), "is more than 10,000"),
+    (("bench", "--runs", "100000000"), "is more than 1,024"),
+    (("bench", "--ref-steps", "2000000"), "is more than 1,000,000"),
+    (("zipcodes", "--out", "z", "--n", "100001"), "is more than 100,000"),
+    (("zipcodes", "--out", "z", "--n", "0"), "'0' is not a positive integer"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", COUNT_FAULTS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in COUNT_FAULTS])
+def test_a_count_out_of_its_range_is_refused_before_anything_is_written(here, argv, needle):
+    assert_one_line_error(cli(*argv), needle, command=argv[0])
+    assert os.listdir(here) == []
+
+
+@pytest.mark.parametrize("how", ["--data-home", "LECUN1989_HOME"])
+def test_a_data_home_that_is_a_file_is_one_line(here, monkeypatch, how):
+    (here / "afile").write_text("mine")
+    if how == "LECUN1989_HOME":
+        monkeypatch.setenv("LECUN1989_HOME", "afile")
+    argv = ("repro", *SMALL, "--passes", "1", "--out", "out") + (("--data-home", "afile") if how == "--data-home" else ())
+    assert_one_line_error(cli(*argv), "afile is a file, not a folder")
+    assert tree(here) == {"afile": b"mine"}
+
+
+def test_a_failed_download_leaves_no_empty_folders(here, monkeypatch):
+    import pooch
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("no network")
+    monkeypatch.delenv("LECUN1989_RAW_DIR", raising=False)
+    monkeypatch.delenv("LECUN1989_OFFLINE", raising=False)
+    monkeypatch.setattr(pooch, "retrieve", no_network)
+    (here / "home").mkdir()
+    assert_one_line_error(cli("data", "--data-home", "home/new/deeper"), "no download possible",
+                          "(download failed: ConnectionError)")
+    assert tree(here) == {"home": "dir"}   # the folder that was there stays; the ones made for the download go
+
+
 # =================================================================================================
 # rerun: a refused or failed command leaves nothing that blocks the corrected rerun
 # =================================================================================================
@@ -1401,3 +1442,19 @@ def test_plot_and_report_os_errors_are_one_line(here, finished_run, argv):
         r = cli(*[a.format(run=run, ro=here / "ro") for a in argv])
     assert_one_line_error(r, rc=(1, 2), command=argv[0])
     assert tree(run) == before and tree(here / "ro") == {}
+
+
+def test_plot_report_and_reject_read_a_folder_a_command_is_writing(here, partial_batch, live_pid):
+    """A command still training holds its folder's lock; plot and report take the passes committed so
+    far (pass 1 of 2 here) and say so, reject takes finished runs only, and none changes the
+    command's files."""
+    run = copy(partial_batch, here, "out")
+    (run / LOCK).write_text(json.dumps({"pid": live_pid, "host": HOST}))
+    before = tree(run)
+    assert cli("plot", run, "--out", "pictures").rc == 0
+    assert_one_line_error(cli("reject", run, "--out", "rejection"), "is not a finished run",
+                          f"(pid {live_pid}) is still training it", command="reject")
+    r = cli("report", run, "-o", "report.html")
+    assert r.rc == 0, r.err
+    assert "Results after pass 1, the last pass all 2 runs completed" in (here / "report.html").read_text()
+    assert tree(run) == before

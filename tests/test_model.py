@@ -146,3 +146,19 @@ def test_h2_with_the_block_table_is_the_reproductions_computation_bit_for_bit(n)
     sums.backward(grad)
     assert torch.equal(sums, expected)
     assert torch.equal(h1p.grad, expected_grads[0]) and torch.equal(net.H2w.grad, expected_grads[1])
+
+
+def test_figures_of_a_saved_network_are_computed_on_one_thread(monkeypatch):
+    """predict, reject and the pictures read a network through outputs()/activations(): torch's sums
+    split over threads would make their last bits depend on the machine's thread count."""
+    net = Net1989().double()
+    seen, layers = [], Net1989.layers
+    monkeypatch.setattr(Net1989, "layers", lambda self, x: seen.append(torch.get_num_threads()) or layers(self, x))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = net.outputs(np.zeros((3, 16, 16)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1] and out.shape == (3, 10) and out.dtype == np.float64

@@ -18,6 +18,7 @@ from .errors import Diverged, LecunError, handle_sigterm, interrupt_behind, inte
 
 # More runs than this in one command is a typo (a range like 0-100000), refused before anything is made.
 MAX_RUNS = 1_000_000
+MAX_PASSES = 10_000  # the paper trains 23; a larger count is a typo that would run for days
 
 
 def parse_int_list(text: str) -> tuple[int, ...]:
@@ -76,14 +77,24 @@ def seed(text: str) -> int:
     return seeds[0]
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, most: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    if most is not None and value > most:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {most:,}")
     return value
+
+
+def at_most(most: int):
+    """A positive whole number up to `most`: a count that is a typo when larger (--passes 1000000)."""
+    def count(text: str) -> int:
+        return positive_int(text, most)
+    count.__name__ = f"integer up to {most:,}"
+    return count
 
 
 def add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
@@ -176,7 +187,7 @@ def add_train_args(p: argparse.ArgumentParser, recipe, out_help: str) -> None:
     add_data_args(p)
     add_net_args(p, recipe.net)
     add_optim_args(p, recipe.optim, recipe.lrs[0])
-    p.add_argument("--passes", type=positive_int, default=recipe.passes,
+    p.add_argument("--passes", type=at_most(MAX_PASSES), default=recipe.passes,
                    help=f"passes over the training set (default {recipe.passes})")
     if len(recipe.seeds) == 1:
         p.add_argument("--seed", type=seed, default=None,
@@ -494,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=seed_list, default=tuple(range(5)), help="seeds (default 0-4)")
     p.add_argument("--validation", type=positive_int, default=1000, metavar="N",
                    help="choose on the last N training digits (default 1000)")
-    p.add_argument("--passes", type=positive_int, help="passes (default: the recipe's)")
+    p.add_argument("--passes", type=at_most(MAX_PASSES), help="passes (default: the recipe's)")
     p.add_argument("--engine", default="fast", choices=ENGINE_NAMES)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--out", help="sweep folder (default runs/sweep-RECIPE-DATA); an interrupted sweep re-run "
@@ -551,9 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time the compiled engine against the PyTorch reference")
     add_data_args(p)
-    p.add_argument("--ref-steps", type=positive_int, default=2000, help="steps to time the reference on")
-    p.add_argument("--runs", type=positive_int, default=32, help="runs trained at once for the many-runs figure")
-    p.add_argument("--passes", type=positive_int, default=paper.PASSES, help="passes of the timed fast run")
+    p.add_argument("--ref-steps", type=at_most(1_000_000), default=2000, help="steps to time the reference on")
+    p.add_argument("--runs", type=at_most(1024), default=32, help="runs trained at once for the many-runs figure")
+    p.add_argument("--passes", type=at_most(MAX_PASSES), default=paper.PASSES, help="passes of the timed fast run")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.set_defaults(func=cmd_bench)
     return parser

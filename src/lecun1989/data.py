@@ -194,7 +194,11 @@ def data_home(home: str | os.PathLike | None = None) -> Path:
     if home is None:
         import platformdirs
         home = platformdirs.user_cache_dir("lecun1989")
-    return Path(home).expanduser()
+    home = Path(home).expanduser()
+    if home.exists() and not home.is_dir():
+        raise DataError(f"the data home {home} is a file, not a folder; give --data-home (or {HOME_ENV}) "
+                        f"a folder, new or holding earlier downloads")
+    return home
 
 
 def _find_in(raw_dir: Path, source: str, name: str) -> Path | None:
@@ -226,8 +230,17 @@ def raw_paths(source: str, home: Path, raw_dir: str | os.PathLike | None = None,
     missing = [name for name, path in found.items() if not path.is_file()]
     if missing and offline:
         raise DataError(_offline_message(source, missing, cache))
-    for name in missing:
-        found[name] = _download(source, name, cache)
+    made = [d for d in (cache, *cache.parents) if not d.exists()]
+    try:
+        for name in missing:
+            found[name] = _download(source, name, cache)
+    except DataError:
+        for folder in made:  # only the empty folders this download made: they would hide nothing but mislead
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return found
 
 

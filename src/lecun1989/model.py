@@ -9,6 +9,7 @@ with weights shared inside a plane and one bias per unit ("untied" biases). Each
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -90,6 +91,18 @@ def training_noise(config: NetConfig, seed: int, pass_num: int, n: int):
     shifts = rng.integers(-config.shift, config.shift + 1, size=(n, 2)) if config.shift else None
     keep = rng.random((n, paper.H2_PLANES, paper.H2_SIZE, paper.H2_SIZE)) >= config.dropout if config.dropout else None
     return shifts, keep
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch's kernels split their sums over its threads, so the last bits of a result would depend
+    on the machine's thread count: every figure this package computes with torch runs on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def connection_table(name: str) -> np.ndarray:
@@ -174,6 +187,17 @@ class Net1989(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The outputs (for the cross-entropy loss: the logits)."""
         return self.layers(x)[-1]
+
+    def activations(self, images: np.ndarray) -> list[np.ndarray]:
+        """H1, H2, H3 and the outputs for images (N, 16, 16) or (N, 1, 16, 16), in the network's
+        precision, the same bits on any machine (one thread)."""
+        x = torch.from_numpy(np.asarray(images)).to(self.H1w.dtype).reshape(-1, 1, paper.IMAGE_SIZE, paper.IMAGE_SIZE)
+        with torch.no_grad(), one_thread():
+            return [t.numpy() for t in self.layers(x)]
+
+    def outputs(self, images: np.ndarray) -> np.ndarray:
+        """The outputs (logits for the cross-entropy loss) for a batch of images, as activations()."""
+        return self.activations(images)[-1]
 
     def get_params(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).detach().cpu().numpy().copy() for name in self.PARAMS}

@@ -270,9 +270,7 @@ def misclassified(net, ds, max_digits: int = 120) -> dict[str, bytes]:
     """The misclassified test digits of a saved model, each with true -> predicted and confidence:
     the softmax probability for a cross-entropy network, the margin between the two largest outputs
     (halved, in [0, 1]) for the paper's tanh outputs."""
-    import torch
-    with torch.no_grad():
-        out_ = net(torch.from_numpy(ds.test.images).double()).numpy()
+    out_ = net.outputs(ds.test.images)
     pred = out_.argmax(1)
     wrong = np.flatnonzero(pred != ds.test.labels)
     if net.config.loss == "ce":
@@ -301,10 +299,7 @@ def misclassified(net, ds, max_digits: int = 120) -> dict[str, bytes]:
 def features(net, ds, index: int = 0) -> dict[str, bytes]:
     """The 12 learned H1 kernels, then one test digit and its maps in H1 (12 of 8x8), H2 (12 of 4x4),
     H3 (30 units) and the 10 outputs."""
-    import torch
-    x = torch.from_numpy(ds.test.images[index:index + 1]).double()
-    with torch.no_grad():
-        h1, h2, h3, o = (t[0].numpy() for t in net.layers(x))
+    h1, h2, h3, o = (t[0] for t in net.activations(ds.test.images[index:index + 1]))
     kernels = net.H1w.detach().numpy()[:, 0]
     fig = Figure(figsize=(12, 7.5))
     grid = fig.add_gridspec(5, 13, height_ratios=[1, 1, 1, 0.6, 0.6])

@@ -394,10 +394,7 @@ class Reader:
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
 
     def outputs(self, inputs: np.ndarray) -> np.ndarray:
-        import torch
-        x = torch.from_numpy(np.asarray(inputs, dtype=np.float64).reshape(-1, 1, SIZE, SIZE))
-        with torch.no_grad():
-            return self.net(x).numpy()
+        return self.net.outputs(np.asarray(inputs, dtype=np.float64))
 
 
 def load_net(run_dir: Path):
@@ -488,6 +485,7 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
 ZIP_LENGTH = 5
 TOUCH_SHARE = 0.25        # the share of neighbouring pairs pushed together until their strokes touch
 DARK_ON_LIGHT_SHARE = 0.5
+MAX_ZIPCODES = 100_000    # the files are named zip-00000.png .. zip-99999.png
 
 
 def test_digits(load: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -687,7 +685,7 @@ def picture(reading: Reading, title: str) -> bytes:
 
 def add_subcommand(sub) -> None:
     """Add `predict` and `zipcodes` to an argparse subparsers object."""
-    from .cli import add_data_location_args, finite_float, positive_int, seed
+    from .cli import add_data_location_args, at_most, finite_float, positive_int, seed
     p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
                        description="Read a row of handwritten digits in each image with the network of RUN_DIR. "
                                    "Digits less sure than the threshold (by default the margin at which the run's "
@@ -711,7 +709,8 @@ def add_subcommand(sub) -> None:
                                    "(varied sizes, gaps, slants, touching neighbours, both polarities) and "
                                    "zipcodes.json with their true codes; the same --seed gives the same files.")
     p.add_argument("--out", required=True, metavar="FOLDER", help="a new folder for the images")
-    p.add_argument("--n", type=positive_int, default=1000, help="how many zip codes (default 1000)")
+    p.add_argument("--n", type=at_most(MAX_ZIPCODES), default=1000,
+                   help=f"how many zip codes, at most {MAX_ZIPCODES:,} (default 1000)")
     p.add_argument("--seed", type=seed, default=0, help="the benchmark's seed (default 0)")
     p.add_argument("--force", action="store_true", help="replace a folder this command made before")
     add_data_location_args(p)

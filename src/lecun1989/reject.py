@@ -25,7 +25,7 @@ from . import confidence, plots
 from .errors import LecunError
 from .io import json_text
 from .results import read_json, run_dirs_under, stats
-from .rundir import MARKER, marker
+from .rundir import MARKER, marker, writer
 
 # The companion paper's figure: about 9% rejected for 1% error (Le Cun et al., "Handwritten digit
 # recognition with a back-propagation network", NIPS 2, 1989), on zip-code digits of its own.
@@ -79,8 +79,10 @@ def find_runs(paths: list[Path]) -> Found:
                 continue
             seen.add(d.resolve())
             if not (d / "summary.json").is_file():
-                raise LecunError(f"{d} is not a finished run (it has no summary.json); finish it first, with the "
-                                 f"same command and --resume")
+                owner = writer(d)
+                raise LecunError(f"{d} is not a finished run (it has no summary.json); " + (
+                    f"a lecun1989 command (pid {owner['pid']}) is still training it: wait for it to finish"
+                    if owner else "finish it first, with the same command and --resume"))
             summary = read_json(d / "summary.json")
             if not isinstance(summary, dict):
                 raise LecunError(f"{d / 'summary.json'} is not a JSON object")
@@ -109,11 +111,8 @@ class RunResult:
 
 
 def measure_run(run_dir: Path, load: dict | None = None) -> RunResult:
-    import torch
     net, ds = plots.load_run(run_dir, load)
-    net.eval()
-    with torch.no_grad():
-        outputs = net(torch.from_numpy(ds.test.images).double()).numpy()
+    outputs = net.outputs(ds.test.images)
     if not np.isfinite(outputs).all():
         raise LecunError(f"{run_dir}: the network's outputs are not finite; its weights are not a result")
     summary = read_json(Path(run_dir) / "summary.json")

@@ -123,6 +123,16 @@ def _running(owner: dict) -> bool:
     return owner.get("host") != socket.gethostname() or _alive(owner["pid"])
 
 
+def writer(folder: Path) -> dict | None:
+    """The owner of a running command's lock on folder or on a folder that holds it, if any."""
+    folder = Path(folder).resolve()
+    for lock in (p / LOCK for p in (folder, *folder.parents)):
+        owner = _owner(lock)
+        if owner and _running(owner):
+            return owner
+    return None
+
+
 class Lock:
     """One writer per output folder: a lock file holding the owner's pid and host. A lock left by
     a process that no longer runs (on this host) is taken over, with a word on stderr. A folder

@@ -8,7 +8,6 @@ is tested against.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 
 from ..data import Dataset, Split
 from .. import paper
-from ..model import ACTIVATION_SCALES, Net1989, NetConfig, training_noise
+from ..model import ACTIVATION_SCALES, Net1989, NetConfig, one_thread, training_noise
 from ..optim import OptimConfig, make_torch_optimizer
 from . import Evaluation, RunSpec
 
@@ -75,18 +74,6 @@ def bbprop(model: Net1989, x: torch.Tensor, shift=None, keep=None) -> dict[str, 
     dd = crop(dd1) * dact2(h1)
     h["H1w"], h["H1b"] = conv_w(pad(x) ** 2, model.H1w.shape, dd, stride=paper.STRIDE), dd.sum(0)
     return h
-
-
-@contextlib.contextmanager
-def one_thread():
-    """torch's kernels split their sums over its threads, so the last bits of a result would depend
-    on the machine's thread count; one example at a time gains nothing from them anyway."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.no_grad()
