@@ -45,7 +45,7 @@ def test_demo_refuses_what_it_did_not_make(run, tmp_path, capsys):
     mine.write_text("<p>my notes</p>", encoding="utf-8")
     assert main(["demo", str(run), "-o", str(mine)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not made by `lecun1989 demo`" in err
+    assert err.count("\n") == 1 and "is not a demo page lecun1989 wrote" in err
     assert mine.read_text(encoding="utf-8") == "<p>my notes</p>"
     assert main(["demo", str(run), "-o", str(tmp_path)]) == 2          # a folder
     assert main(["demo", str(tmp_path / "nothing"), "-o", str(tmp_path / "d.html")]) == 2   # not a run

@@ -14,8 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import paper
-from .errors import LecunError
-from .io import write_text
+from .io import check_page, write_files
 
 HEAD = "<!DOCTYPE html>\n<html lang=\"en\">\n<!-- lecun1989 demo:"
 
@@ -56,16 +55,9 @@ def page(run_dir: Path, load: dict | None = None, threshold: float | None = None
 def write_page(run_dir: Path, out: Path, load: dict | None = None, threshold: float | None = None) -> Path:
     """Write the page to `out`, replacing only a file that this command made."""
     out = Path(out)
-    if out.is_dir():
-        raise LecunError(f"{out} is a folder; give a file name, e.g. {out / 'demo.html'}")
-    if out.exists():
-        try:
-            made_here = out.read_text(encoding="utf-8", errors="replace").startswith(HEAD)
-        except OSError as e:
-            raise LecunError(f"cannot read {out}: {e.strerror}") from None
-        if not made_here:
-            raise LecunError(f"{out} exists and was not made by `lecun1989 demo`; choose another file name")
-    write_text(out, page(Path(run_dir), load, threshold))
+    check_page(out, HEAD, "demo page", "demo.html")
+    real = out.resolve()
+    write_files(real.parent, {real.name: page(Path(run_dir), load, threshold).encode("utf-8")})
     return out
 
 

@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from .errors import LecunError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -89,3 +91,39 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def json_text(obj) -> str:
     """Strict JSON (a NaN or an infinity is a bug, not a value to write)."""
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
+    made for them are removed again on failure, which is one LecunError line naming the cause."""
+    real = Path(folder).resolve()
+    # os.path.exists, not Path.exists: it answers False where a folder may not be searched, and the
+    # write then fails with the cause.
+    made = [p for p in (real, *real.parents) if not os.path.exists(p)]   # innermost first
+    try:
+        commit({real / name: blob for name, blob in files.items()})
+    except OSError as e:
+        for d in made:
+            with contextlib.suppress(OSError):   # only empty folders go
+                d.rmdir()
+        # The OSError names the folder it could not make; the user needs the file standing in its way.
+        nearest = next(p for p in (real, *real.parents) if os.path.exists(p))
+        cause = e if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
+        raise LecunError(f"cannot write into {folder} ({cause})") from None
+    return [Path(folder) / name for name in files]
+
+
+def check_page(out: Path, head: str, what: str, example: str) -> None:
+    """A page (-o FILE) replaces only a page this program wrote: a file that begins with `head`."""
+    out = Path(out)
+    if out.is_dir():
+        raise LecunError(f"{out} is a folder; give the {what}'s file name, e.g. -o {out / example}")
+    if out.exists():
+        try:
+            with open(out, "rb") as f:
+                mine = f.read(len(head.encode())) == head.encode()
+        except OSError as e:
+            raise LecunError(f"cannot read {out} ({e.strerror}), so it is left as it is; choose another -o") from None
+        if not mine:
+            raise LecunError(f"{out} exists and is not a {what} lecun1989 wrote, so it is left as it is; choose "
+                             f"another -o")

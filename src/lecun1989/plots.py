@@ -8,7 +8,7 @@
     sweep         validation and test error versus the swept setting, with bands
 
 Each function draws in memory and returns its files by name ({"curves.png": bytes, ...});
-`write_files` puts a folder's whole set in place at once, so a failure never leaves half of one.
+`io.write_files` puts a folder's whole set in place at once, so a failure never leaves half of one.
 Figures are made with `matplotlib.figure.Figure`, never pyplot, so the library leaves matplotlib's
 backend and pyplot's state to the program that imports it. Lines differ by style and marker, not
 only by color.
@@ -16,9 +16,7 @@ only by color.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -28,7 +26,7 @@ from matplotlib.figure import Figure
 
 from . import paper
 from .errors import LecunError
-from .io import commit
+from .io import write_files
 from .results import METRICS, curves as mean_curves, diverged_at, read_json, read_metrics, run_dirs_under
 from .rundir import MARKER, marked, marker
 
@@ -168,26 +166,6 @@ def _render(fig: Figure, name: str) -> dict[str, bytes]:
         fig.savefig(buf, format=ext, dpi=130, bbox_inches="tight")
         files[f"{name}.{ext}"] = buf.getvalue()
     return files
-
-
-def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
-    """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
-    made for them are removed again on failure, which is one LecunError line naming the cause."""
-    real = Path(folder).resolve()
-    # os.path.exists, not Path.exists: it answers False where a folder may not be searched, and the
-    # write then fails with the cause.
-    made = [p for p in (real, *real.parents) if not os.path.exists(p)]   # innermost first
-    try:
-        commit({real / name: blob for name, blob in files.items()})
-    except OSError as e:
-        for d in made:
-            with contextlib.suppress(OSError):   # only empty folders go
-                d.rmdir()
-        # The OSError names the folder it could not make; the user needs the file standing in its way.
-        nearest = next(p for p in (real, *real.parents) if os.path.exists(p))
-        cause = e if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
-        raise LecunError(f"cannot write into {folder} ({cause})") from None
-    return [Path(folder) / name for name in files]
 
 
 def curves(runs: Runs) -> dict[str, bytes]:

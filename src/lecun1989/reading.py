@@ -779,7 +779,7 @@ def cmd_predict(args) -> None:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             print(f"{path}: {rd.text or '(no digits found)'}   [{each}]")
     if args.show:
-        from .plots import write_files
+        from .io import write_files
         from .rundir import MARKER, marker
         folder = Path(args.show)
         files = {name: picture(rd, Path(path).name) for name, path, rd in zip(_picture_names(paths), paths, readings)}

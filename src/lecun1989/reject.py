@@ -23,7 +23,7 @@ import numpy as np
 
 from . import confidence, plots
 from .errors import LecunError
-from .io import json_text
+from .io import json_text, write_files
 from .results import read_json, run_dirs_under, stats
 from .rundir import MARKER, marker, writer
 
@@ -341,7 +341,7 @@ def reject(paths: list[Path], out: Path | None = None, error: float = 0.01, load
     plots.check_picture_folder(target)
     result = measure(paths, error, load)
     files = {**picture(result), "reject.json": json_text(summary(result, command)).encode("utf-8")}
-    written = plots.write_files(target, {**files, MARKER: marker(target, "plots")[target / MARKER].encode("utf-8")})
+    written = write_files(target, {**files, MARKER: marker(target, "plots")[target / MARKER].encode("utf-8")})
     return result, [p for p in written if p.name != MARKER]
 
 

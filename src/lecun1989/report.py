@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import paper, plots
 from .errors import LecunError
+from .io import check_page, write_files
 from .results import final_stats
 
 
@@ -127,25 +128,12 @@ img{max-width:100%;display:block;margin:1em 0}pre{background:#f4f4f4;padding:1em
 HEAD = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>lecun1989 report</title>"
 
 
-def _is_report(path: Path) -> bool:
-    """Whether a file is a page this program wrote (a report it may replace)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(HEAD)) == HEAD.encode()
-    except OSError:
-        return False
-
-
 def report(paths: list[str | Path], out: str | Path, load: dict | None = None) -> Path:
     """Write the page to `out` (UTF-8), after every section is made: a fault leaves no page behind."""
     real = Path(out).resolve()
-    if real.is_dir():
-        raise LecunError(f"{out} is a folder; give the report's file name, e.g. -o {Path(out) / 'report.html'}")
-    if real.exists() and not _is_report(real):
-        raise LecunError(f"{out} exists and is not a report lecun1989 wrote, so it is left as it is; choose "
-                         f"another -o")
+    check_page(Path(out), HEAD, "report", "report.html")
     body = "\n".join(section(Path(p), load or {}) for p in paths)
     page = (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
             f"</head><body><h1>lecun1989 report</h1><p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
-    plots.write_files(real.parent, {real.name: page.encode("utf-8")})
+    write_files(real.parent, {real.name: page.encode("utf-8")})
     return Path(out)
