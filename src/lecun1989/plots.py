@@ -280,7 +280,7 @@ def features(net, ds, index: int = 0) -> dict[str, bytes]:
     h1, h2, h3, o = (t[0] for t in net.activations(ds.test.images[index:index + 1]))
     kernels = net.H1w.detach().numpy()[:, 0]
     fig = Figure(figsize=(12, 7.5))
-    grid = fig.add_gridspec(5, 13, height_ratios=[1, 1, 1, 0.6, 0.6])
+    grid = fig.add_gridspec(5, 13, height_ratios=[1, 1, 1, 0.6, 0.6], hspace=0.6)
     k = np.abs(kernels).max()
     for j in range(12):
         ax = fig.add_subplot(grid[0, j + 1])
@@ -302,9 +302,11 @@ def features(net, ds, index: int = 0) -> dict[str, bytes]:
     ax.bar(np.arange(30), h3, color="0.4", edgecolor="black")
     ax.set_ylabel("H3", fontsize=8)
     ax.set_xticks(range(0, 30, 5))
+    ax.tick_params(labelsize=8)
     ax = fig.add_subplot(grid[4, 1:])
     ax.bar(np.arange(10), o, color=["black" if i == o.argmax() else "0.7" for i in range(10)], edgecolor="black")
     ax.set_xticks(range(10))
+    ax.tick_params(labelsize=8)
     ax.set_ylabel("output", fontsize=8)
     ax.set_xlabel(f"class (predicted {o.argmax()}, in black)", fontsize=8)
     fig.suptitle("learned H1 kernels (row 1); one digit through H1, H2, H3 and the outputs", fontsize=10)
