@@ -419,6 +419,25 @@ def test_force_refuses_what_is_not_a_marked_folder(here, fault):
     assert tree(here) == before
 
 
+OTHER_KINDS = [("zipcodes", ("repro", *SMALL, "--passes", "1"), "--force"),
+               ("plots", ("repro", *SMALL, "--passes", "1"), "--force"),
+               ("zipcodes", ("repro", *SMALL, "--passes", "1"), "--resume"),
+               ("zipcodes", (*FAST_SWEEP, "--lrs", "0.01"), "--force"),
+               ("run", ("zipcodes", "--n", "2"), "--force"),
+               ("study", ("zipcodes", "--n", "2"), "--force")]
+
+
+@pytest.mark.parametrize("kind, argv, flag", OTHER_KINDS, ids=[f"{a[0]}{f}-on-{k}" for k, a, f in OTHER_KINDS])
+def test_force_and_resume_leave_a_folder_of_another_kind_as_it_is(here, kind, argv, flag):
+    """A folder the program made, but of other things (zip codes, pictures, runs): a command replaces or
+    continues only folders of what it writes itself."""
+    out = user_folder(here / "out")
+    (out / MARKER).write_text(json.dumps({"kind": kind, "made_by": "lecun1989"}))
+    before = tree(here)
+    assert_one_line_error(cli(*argv, flag, "--out", out), "leaves it as it is", command=argv[0])
+    assert tree(here) == before
+
+
 def test_force_replaces_a_marked_run_but_not_what_a_link_inside_points_at(here, finished_run):
     out = copy(finished_run, here)
     mine = user_folder(here / "mine")

@@ -578,7 +578,7 @@ def make_zipcodes(out: Path, n: int, seed: int, load: dict | None = None, force:
     from .io import commit, json_text
     from .rundir import Lock, check_output, marker, replace_contents
     out = Path(out)
-    state = check_output(out, force=force, resumable=False)
+    state = check_output(out, force=force, resumable=False, kinds=("zipcodes",))
     digits = test_digits(load)
     files, zips = {}, []
     for i in range(n):

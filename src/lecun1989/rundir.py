@@ -29,6 +29,8 @@ SPLITS = ("train", "test")
 MARKER = ".lecun1989"
 LOCK = ".lecun1989.lock"
 KINDS = ("run", "study", "sweep", "plots", "zipcodes")
+TRAINED = ("run", "study", "sweep")   # what a training command's --force may replace
+_WORDS = {"run": "a run", "study": "a study", "sweep": "a sweep", "plots": "pictures", "zipcodes": "zip codes"}
 
 
 # --- markers and claims -------------------------------------------------------------------------
@@ -54,10 +56,11 @@ def _is_cwd_or_parent(path: Path) -> bool:
     return there == here or there in here.parents
 
 
-def check_output(path: Path, force: bool = False, resume: bool = False, resumable: bool = True) -> str:
-    """Whether `path` may be written, before any work: 'new' (absent or empty), 'replace' (a marked
-    folder, with --force) or 'resume' (a marked folder, with --resume, for the commands that have
-    it: resumable). Refuses everything else."""
+def check_output(path: Path, force: bool = False, resume: bool = False, resumable: bool = True,
+                 kinds: tuple[str, ...] = TRAINED) -> str:
+    """Whether `path` may be written, before any work: 'new' (absent or empty), 'replace' (a folder
+    marked as one of `kinds`, with --force) or 'resume' (the same, with --resume, for the commands
+    that have it: resumable). Refuses everything else."""
     if path.is_symlink() and not path.exists():
         raise LecunError(f"{path} is a link to nothing; choose another --out")
     if path.exists() and not path.is_dir():
@@ -74,6 +77,10 @@ def check_output(path: Path, force: bool = False, resume: bool = False, resumabl
         if kind is None:
             raise LecunError(f"{path} was not made by lecun1989 (it has no {MARKER} marker), so it is left as it "
                              f"is: choose another --out")
+        if kind not in kinds:
+            wanted = ", ".join(_WORDS[k] for k in kinds[:-1]) + " or " * (len(kinds) > 1) + _WORDS[kinds[-1]]
+            raise LecunError(f"{path} holds {_WORDS[kind]} lecun1989 made, not {wanted}, so "
+                             f"{'--force' if force else '--resume'} leaves it as it is: choose another --out")
         return "replace" if force else "resume"
     if kind:
         raise LecunError(f"{path} already exists; pass --force to replace it" +
