@@ -37,7 +37,7 @@ def _needs_data(item) -> bool:
 
 
 def _raw_dir() -> Path:
-    """A folder with usps/ and mnist/ raw files, or pytest.exit with one line."""
+    """A folder with usps/ and mnist/ raw files, or a usage error: one line, exit 4, no test run."""
     supplied = os.environ.get(data.RAW_DIR_ENV)
     try:
         if supplied:   # absolute: tests run commands in folders of their own
@@ -46,12 +46,19 @@ def _raw_dir() -> Path:
                 data.raw_paths(source, Path(), raw_dir=supplied)
             return supplied
         home = data.data_home()
-        for source in data.RAW_FILES:
-            data.raw_paths(source, home)   # downloads what the data home lacks, MD5-checked
+        for source in data.RAW_FILES:   # downloads what the data home lacks, MD5-checked, unless offline
+            data.raw_paths(source, home, offline=data.env_offline())
         return home / "raw"
     except data.DataError as e:
-        pytest.exit(f"the tests need the raw USPS and MNIST files: {e}. Set {data.RAW_DIR_ENV} to a folder holding "
-                    f"usps/ and mnist/, or run the tests once with internet (README, Tests)", returncode=4)
+        if supplied:
+            why = str(e)
+        elif data.env_offline():
+            why = f"the data home {data.data_home()} lacks them and {data.OFFLINE_ENV} forbids downloading"
+        else:
+            why = f"the data home {data.data_home()} lacks them and they could not be downloaded"
+        raise pytest.UsageError(f"the tests need the raw USPS and MNIST files: {why}. Set "
+                                f"{data.RAW_DIR_ENV} to a folder holding usps/ and mnist/ in their public formats, "
+                                f"or run the tests once with internet (README, Tests)") from None
 
 
 def pytest_collection_finish(session):
@@ -69,16 +76,19 @@ def session_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("home")
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(monkeypatch, session_home, request):
-    """Every test uses a private data home and reads the raw files from the folder found above (when
-    the run needs data)."""
-    monkeypatch.setenv(data.HOME_ENV, str(session_home))
-    if request.config.raw_dir is not None:
-        monkeypatch.setenv(data.RAW_DIR_ENV, str(request.config.raw_dir))
-    else:
-        monkeypatch.delenv(data.RAW_DIR_ENV, raising=False)
-    monkeypatch.delenv(data.OFFLINE_ENV, raising=False)
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(session_home, request):
+    """Every test, and every fixture (session-scoped autouse fixtures come before all others), uses a
+    private data home and reads the raw files from the folder found above (when the run needs data):
+    nothing the tests make lands in the user's own data home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(data.HOME_ENV, str(session_home))
+        if request.config.raw_dir is not None:
+            mp.setenv(data.RAW_DIR_ENV, str(request.config.raw_dir))
+        else:
+            mp.delenv(data.RAW_DIR_ENV, raising=False)
+        mp.delenv(data.OFFLINE_ENV, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,45 @@ def test_every_command_but_the_compiled_engine_works_without_numba(tmp_path, wit
     lecun1989(["plot", "r"], tmp_path, without_numba)
     lecun1989(["report", "r", "-o", "r.html"], tmp_path, without_numba)
     assert (tmp_path / "r.html").is_file() and (tmp_path / "r" / "plots" / "curves.png").is_file()
-    fast = lecun1989(["repro", "--train-size", "60", "--test-size", "30", "--quiet", "--out", "f"], tmp_path,
-                     without_numba, check=False)
-    assert fast.returncode == 2 and "Traceback" not in fast.stderr
-    assert fast.stderr.count("\n") == 1 and "numba is broken here" in fast.stderr and "--engine torch" in fast.stderr
+    ascii_only = {**without_numba, "PYTHONIOENCODING": "ascii"}   # a terminal that cannot show "±"
+    assert "% \\xb1 " in lecun1989(["reject", "r", "--out", "rj"], tmp_path, ascii_only).stdout
+    lecun1989(["zipcodes", "--out", "z", "--n", "2"], tmp_path, without_numba)
+    assert len(lecun1989(["predict", "r/lr0.03-seed0", "z/zip-00000.png"], tmp_path, without_numba).stdout) > 0
+    lecun1989(["demo", "r/lr0.03-seed0", "-o", "d.html"], tmp_path, without_numba)
+    for argv in (["repro", "--train-size", "60", "--test-size", "30", "--quiet", "--out", "f"], ["bench"]):
+        fast = lecun1989(argv, tmp_path, without_numba, check=False)
+        assert fast.returncode == 2 and "Traceback" not in fast.stderr
+        assert fast.stderr.count("\n") == 1 and "numba is broken here" in fast.stderr
+        assert "--engine torch" in fast.stderr
     assert not (tmp_path / "f").exists()
+
+
+def test_without_the_data_the_tests_stop_at_once_with_one_line(tmp_path):
+    """No raw folder, an empty data home and no downloading: pytest stops before any test, with one
+    line saying how to supply the data; the tests that need no data run all the same."""
+    env = {k: v for k, v in os.environ.items() if k != "LECUN1989_RAW_DIR"}
+    env.update(LECUN1989_HOME=str(tmp_path / "home"), LECUN1989_OFFLINE="1")
+    tests = Path(__file__).parent
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests / "test_data.py")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 4 and "Traceback" not in run.stdout + run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1   # pytest's own ERROR line, then a blank one
+    assert run.stderr.startswith("ERROR: the tests need the raw USPS and MNIST files")
+    assert "Set LECUN1989_RAW_DIR to a folder holding usps/ and mnist/" in run.stderr
+    assert "no tests ran" in run.stdout and not (tmp_path / "home").exists()   # nothing downloaded or made
+    quick = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not data",
+                            str(tests / "test_data.py"), str(tests / "test_model.py")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert quick.returncode == 0, quick.stdout[-2000:]
+    assert " passed" in quick.stdout and "deselected" in quick.stdout
+
+
+@pytest.fixture(scope="module")
+def home_seen_by_module_fixtures():
+    return os.environ.get("LECUN1989_HOME")
+
+
+def test_fixtures_of_any_scope_use_the_tests_private_data_home(home_seen_by_module_fixtures, session_home):
+    """A module's fixture that trains a run writes processed data into the data home: it must be the
+    tests' own, never the user's."""
+    assert home_seen_by_module_fixtures == str(session_home)

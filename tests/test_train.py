@@ -200,3 +200,31 @@ def test_counts_read_as_words_and_an_empty_out_is_refused(usps, tmp_path, capsys
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--out is empty" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]   # nothing made by the refused ones
+
+
+def test_the_git_commit_is_recorded_only_for_a_checkouts_own_code(tmp_path, monkeypatch):
+    """An installed copy inside a clone (a virtual environment in it) is not the clone's code: its
+    commit would be a false record."""
+    import subprocess
+    from lecun1989 import train as train_module
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    installed = tmp_path / ".venv" / "lecun1989" / "train.py"
+    installed.parent.mkdir(parents=True)
+    installed.write_text("# an installed copy\n")
+    checkout = tmp_path / "src" / "lecun1989" / "train.py"
+    checkout.parent.mkdir(parents=True)
+    checkout.write_text("# the checkout's code\n")
+    git("add", ".gitignore", "src")
+    git("commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(train_module, "__file__", str(installed))
+    assert train_module.git_commit() is None
+    monkeypatch.setattr(train_module, "__file__", str(checkout))
+    assert train_module.git_commit() == head
+    checkout.write_text("# edited\n")
+    assert train_module.git_commit() == head + "-dirty"

@@ -1,5 +1,5 @@
 """`python -m lecun1989` and the `lecun1989` command: an interrupt even while the command line
-module loads is one line, not a traceback."""
+module loads is one line, not a traceback, and so is a character the terminal cannot show."""
 
 import sys
 
@@ -8,6 +8,9 @@ from .errors import handle_sigterm, interrupted_line
 
 def run() -> int:
     handle_sigterm()
+    for stream in (sys.stdout, sys.stderr):   # a terminal that cannot show "±" gets "\xb1", not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         from .cli import main
     except KeyboardInterrupt as e:

@@ -19,6 +19,7 @@ import time
 
 from . import paper
 from .data import Dataset
+from .errors import LecunError
 from .engines import engine_class, initial_runs
 from .model import NetConfig
 
@@ -54,10 +55,16 @@ print(engine.compile_s, time.perf_counter() - t0)
 def cold_start(dtype: str) -> tuple[float, float]:
     """(seconds compiling a single run's kernels with an empty cache folder, seconds of the same
     start-up once they are cached), each in a fresh process."""
+    engine_class("fast")   # a missing or broken numba is its one line here, not a child's traceback
+    times = []
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        times = [subprocess.run([sys.executable, "-c", _COLD, dtype], env=env, capture_output=True, text=True,
-                                check=True).stdout.split() for _ in range(2)]
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-c", _COLD, dtype], env={**os.environ, "NUMBA_CACHE_DIR": cache},
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                raise LecunError(f"the cold start's compile failed ({last}); `--engine torch` runs without it")
+            times.append(done.stdout.split())
     return float(times[0][0]), float(times[1][1])
 
 

@@ -216,8 +216,8 @@ def raw_paths(source: str, home: Path, raw_dir: str | os.PathLike | None = None,
     if raw_dir is not None:
         raw_dir = Path(raw_dir).expanduser()
         if not raw_dir.is_dir():
-            raise DataError(f"--raw-dir {raw_dir} is not a folder; point it at the folder that holds "
-                            f"{source}/ (or the files {', '.join(files)})")
+            raise DataError(f"the raw folder {raw_dir} (--raw-dir, or {RAW_DIR_ENV}) is not a folder; point it at "
+                            f"the folder that holds {source}/ (or the files {', '.join(files)})")
         found = {name: _find_in(raw_dir, source, name) for name in files}
         missing = [name for name, path in found.items() if path is None]
         if missing:

@@ -72,9 +72,13 @@ class Recipe:
 
 
 def git_commit() -> str | None:
-    """The commit of the package's source tree, when it is a git checkout."""
+    """The commit of the package's source tree, when the running code is a git checkout's (an editable
+    install); None for an installed copy, even one inside a clone (a virtual environment in it), whose
+    code may be of another commit than the clone's."""
     here = Path(__file__).resolve().parent
     try:
+        subprocess.run(["git", "ls-files", "--error-unmatch", Path(__file__).name], cwd=here, capture_output=True,
+                       timeout=5, check=True)   # this very file is tracked: the code running is the checkout's
         commit_ = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                                  timeout=5, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here, capture_output=True,
