@@ -254,8 +254,9 @@ class FastEngine:
                              ) from None
         if sum(fn.stats.cache_misses.values()) > misses:
             self.compile_s += time.perf_counter() - t0
-            print(f"compiled {fn.py_func.__name__} of the fast engine in {time.perf_counter() - t0:.1f}s "
-                  f"(cached for next time)", file=sys.stderr)
+            from tqdm import tqdm   # its write keeps the note off a progress bar's line
+            tqdm.write(f"compiled {fn.py_func.__name__} of the fast engine in {time.perf_counter() - t0:.1f}s "
+                       f"(cached for next time)", file=sys.stderr)
         return result
 
     def evaluate(self) -> list[dict[str, Evaluation]]:
