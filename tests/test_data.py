@@ -173,10 +173,13 @@ def _unreachable(monkeypatch, source: str) -> None:
         name: ("http://127.0.0.1:9/" + name, md5) for name, (url, md5) in data.RAW_FILES[source].items()})
 
 
-def _session_cache(session_home: Path, source: str) -> Path:
-    """The cache the session fixture of `source` wrote (request the fixture first)."""
-    (path,) = [p for p in (session_home / "processed").glob(f"{source}-*v{data.FORMAT_VERSION}-*.npz")
-               if re.fullmatch(rf"{source}(-seed\d+)?-v{data.FORMAT_VERSION}-\w+\.npz", p.name)]
+def _session_cache(session_home: Path, source: str, raw_dir: Path) -> Path:
+    """The cache the session fixture of `source` wrote from the raw files (request the fixture first);
+    the data home holds others too (other seeds, modified raw files)."""
+    seed = data.DEFAULT_DATA_SEED if source in data.MNIST_TRAIN_SIZES else None
+    paths = data.raw_paths(source, session_home, raw_dir=raw_dir)
+    path = data._cache_path(session_home, source, seed, data._raw_digest(paths))
+    assert path.is_file()
     return path
 
 
@@ -196,9 +199,9 @@ def _tamper(path: Path, restamp: bool) -> None:
 @pytest.mark.parametrize("restamp", [False, True], ids=["stale-digest", "restamped-digest"])
 def test_tampered_cache_is_neither_used_nor_kept(tmp_path, monkeypatch, raw_dir, session_home, usps, restamp):
     # A restamped digest passes the cache's own check; the pinned digest of the standard set does not.
-    cache = tmp_path / "processed" / _session_cache(session_home, "usps").name
+    cache = tmp_path / "processed" / _session_cache(session_home, "usps", raw_dir).name
     cache.parent.mkdir()
-    shutil.copy(_session_cache(session_home, "usps"), cache)
+    shutil.copy(_session_cache(session_home, "usps", raw_dir), cache)
     _tamper(cache, restamp)
     monkeypatch.delenv(data.RAW_DIR_ENV)
     with pytest.raises(data.DataError, match="raw files missing"):
@@ -211,10 +214,10 @@ def test_tampered_cache_is_neither_used_nor_kept(tmp_path, monkeypatch, raw_dir,
 
 
 @pytest.mark.parametrize("source", ["usps", "mnist"])
-def test_a_verified_cache_serves_without_raw_files(tmp_path, monkeypatch, session_home, request, source):
+def test_a_verified_cache_serves_without_raw_files(tmp_path, monkeypatch, session_home, raw_dir, request, source):
     ds = request.getfixturevalue(source)
     (tmp_path / "processed").mkdir()
-    shutil.copy(_session_cache(session_home, source), tmp_path / "processed")
+    shutil.copy(_session_cache(session_home, source, raw_dir), tmp_path / "processed")
     monkeypatch.delenv(data.RAW_DIR_ENV)
     cached = data.load(source, home=tmp_path, offline=True)
     assert cached.sha256 == ds.sha256 and cached.seed == ds.seed and not cached.modified
