@@ -260,3 +260,10 @@ def test_zipcodes_are_deterministic_and_scored(run_dir, tmp_path, capsys, usps):
     (other / "x.txt").write_text("mine")
     status, _, err = command(["zipcodes", "--out", str(other), "--n", "2", "--force"], capsys)
     assert status == 2 and (other / "x.txt").read_text() == "mine"
+
+
+def test_a_touching_digit_never_starts_left_of_the_strip(usps):
+    """Benchmark 0's strip 123011: placed by the touching rule alone, one of its digits began before
+    column 0 (a crash)."""
+    image, meta = reading.make_zip(reading.test_digits(), 0, 123011)
+    assert image.dtype == np.uint8 and image.shape[0] > 16 and len(meta["zip"]) == reading.ZIP_LENGTH

@@ -557,7 +557,9 @@ def make_zip(digits: dict, seed: int, index: int) -> tuple[np.ndarray, dict]:
                 if rows.any():
                     right = np.array([np.flatnonzero(r)[-1] for r in prev[rows]])
                     left = np.array([np.flatnonzero(r)[0] for r in new[rows]])
-                    x = int((right + 1 - left).max())
+                    # never left of the canvas: a new digit whose ink starts far right in its box,
+                    # touching a narrow one, would otherwise start before column 0
+                    x = max(0, int((right + 1 - left).max()))
             else:
                 x += gaps[k - 1]
         canvas[top:top + v.shape[0], x:x + v.shape[1]] = np.maximum(canvas[top:top + v.shape[0], x:x + v.shape[1]], v)
