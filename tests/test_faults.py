@@ -990,7 +990,9 @@ def test_interrupt_a_sweep_after_its_validation_runs_then_rerun(here):
     out = here / "out"
     argv = (*FAST_SWEEP, "--lrs", "0.01,0.03", "--out", out)
     with signal_at(sweep_module, "train", sig=signal.SIGTERM):
-        assert_interrupted(cli(*argv), signal.SIGTERM)
+        r = cli(*argv)
+    assert_interrupted(r, signal.SIGTERM)
+    assert r.lines[0].endswith("keeps what was trained; the same command continues it")   # no --resume to give
     check_folder(out)
     assert not (out / "sweep.json").exists()
     r = cli(*argv)
@@ -1357,6 +1359,8 @@ COUNT_FAULTS = [
     (("bench", "--ref-steps", "2000000"), "is more than 1,000,000"),
     (("zipcodes", "--out", "z", "--n", "100001"), "is more than 100,000"),
     (("zipcodes", "--out", "z", "--n", "0"), "'0' is not a positive integer"),
+    (("sweep", "--lr-grid", "1e-3:1e-1:10000000000"), "has 10,000,000,000 points; a sweep takes at most 1000"),
+    (("sweep", "--lr-grid", "1e-3:1e-1:999"), "closer than its 3 significant digits tell apart"),
 ]
 
 

@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset
-from .errors import Diverged, LecunError
+from .errors import Diverged, LecunError, interrupt_behind
 from .io import commit, json_text
 from .results import completed, csv_text, diverged_at, read_json, read_metrics, stats, write_csv
 from .rundir import Lock, check_output, marked, marker, replace_contents
 from .train import Recipe, check_memory, raise_if_diverged, run_dirs, train
+
+
+MAX_GRID = 1000   # learning rates in one sweep: each is a block of runs
 
 
 def log_grid(text: str) -> tuple[float, ...]:
@@ -41,7 +44,13 @@ def log_grid(text: str) -> tuple[float, ...]:
     except ValueError:
         raise LecunError(f"bad grid {text!r}: use LOW:HIGH:N, e.g. 1e-3:1e-1:10 (N values from LOW to HIGH, "
                          f"evenly spaced in log)") from None
-    return tuple(float(f"{v:.3g}") for v in np.geomspace(lo, hi, n))
+    if n > MAX_GRID:
+        raise LecunError(f"grid {text!r} has {n:,} points; a sweep takes at most {MAX_GRID}")
+    grid = tuple(float(f"{v:.3g}") for v in np.geomspace(lo, hi, n))
+    if len(set(grid)) < n:
+        raise LecunError(f"grid {text!r} has points closer than its 3 significant digits tell apart; "
+                         f"take fewer points or a wider range")
+    return grid
 
 
 def _finished(dirs: list[Path], passes: int) -> bool:
@@ -106,7 +115,14 @@ def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[flo
             replace_contents(out)
         if mode != "resume":
             commit({**marker(out, "sweep"), cfg: json_text(settings)})
-        return _sweep(base, recipes, mus, lrs, seeds, data, val_data, out, settings, quiet, echo)
+        try:
+            return _sweep(base, recipes, mus, lrs, seeds, data, val_data, out, settings, quiet, echo)
+        except BaseException as e:   # a sweep has no --resume: it continues by itself
+            stop = e if isinstance(e, BrokenPipeError) else interrupt_behind(e)
+            if stop is not None:
+                stop.note = f"{out} keeps what was trained; the same command continues it"
+                raise stop from None
+            raise
 
 
 def _sweep(base, recipes, mus, lrs, seeds, data, val_data, out, settings, quiet, echo) -> dict:
