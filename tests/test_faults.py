@@ -1058,12 +1058,34 @@ def test_resume_of_a_finished_run_changes_nothing(here, finished_run):
     ("metrics-nan", "metrics.jsonl"),
     ("config-missing", "config.json"),
     ("run-unmarked", "lr0.03-seed1"),
+    ("metrics-extra-pass", "metrics.jsonl's passes are 1, 99, not 1 to 2 in order"),
+    ("metrics-emptied", "log.txt has 1 passes and metrics.jsonl 0"),
+    ("log-behind", "log.txt has 0 passes and metrics.jsonl 1"),
+    ("weights-of-another-pass", "weights.safetensors holds pass 2 and metrics.jsonl ends at pass 1"),
+    ("weights-missing", "weights.safetensors is missing"),
 ])
 def test_resume_of_a_damaged_folder_is_one_line(here, partial_batch, damage, needle):
+    """A folder whose files do not tell one story (damaged, or edited by hand) is refused, not continued
+    from the wrong pass."""
     out = copy(partial_batch, here)
     run0, run1 = out / "lr0.03-seed0", out / "lr0.03-seed1"
-    if damage == "sibling-behind":   # as if two commands had written it: one run back at pass 0
+    header_only = (run1 / "log.txt").read_text().splitlines()[0] + "\n"
+    if damage == "sibling-behind":   # as if two commands had written it: one run, whole, back at pass 0
         (run1 / "metrics.jsonl").write_text("")
+        (run1 / "log.txt").write_text(header_only)
+        (run1 / "weights.safetensors").unlink()
+    elif damage == "metrics-extra-pass":
+        with open(run0 / "metrics.jsonl", "a") as f:
+            f.write('{"pass": 99, "train_loss": 1}\n')
+    elif damage == "metrics-emptied":
+        (run0 / "metrics.jsonl").write_text("")
+    elif damage == "log-behind":
+        (run0 / "log.txt").write_text(header_only)
+    elif damage == "weights-of-another-pass":
+        tensors, meta = load_weights(run0 / "weights.safetensors")
+        (run0 / "weights.safetensors").write_bytes(rundir_module.tensors_blob(tensors, {**meta, "pass": "2"}))
+    elif damage == "weights-missing":
+        (run0 / "weights.safetensors").unlink()
     elif damage == "weights-truncated":
         (run0 / "weights.safetensors").write_bytes((run0 / "weights.safetensors").read_bytes()[:1000])
     elif damage == "weights-tampered":

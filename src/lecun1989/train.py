@@ -177,7 +177,31 @@ def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
     return ", ".join(bad) or None
 
 
-def _resume(dirs: list[Path], configs: list[dict]) -> list[RunDir]:
+def _check_files_agree(rd: RunDir, carried: bool) -> None:
+    """An unfinished run's files must tell one story: metrics.jsonl's passes 1..k in order, the log's
+    k passes, the weights (and the optimizer's state, when it carries one) of pass k. A folder edited
+    or mixed by hand would otherwise be continued from the wrong pass without a word."""
+    passes, k = [r["pass"] for r in rd.rows], rd.passes_done
+    told = []
+    if passes != list(range(1, len(passes) + 1)):
+        told.append(f"metrics.jsonl's passes are {', '.join(map(str, passes[:6]))}{', ...' * (len(passes) > 6)}, "
+                    f"not 1 to {len(passes)} in order")
+    logged = sum(line.startswith("pass ") and line.split()[1].split("/")[0].isdigit() for line in rd.lines)
+    if logged != len(passes):
+        told.append(f"log.txt has {logged} passes and metrics.jsonl {len(passes)}")
+    files = ["weights.safetensors"] + ["state.safetensors"] * carried
+    for name in files if k else []:
+        if not (rd.path / name).is_file():
+            told.append(f"{name} is missing")
+            continue
+        held = load_weights(rd.path / name)[1].get("pass")
+        if held != str(k):
+            told.append(f"{name} holds pass {held} and metrics.jsonl ends at pass {k}")
+    if told:
+        raise LecunError(f"{rd.path} cannot be resumed: {'; '.join(told)}; start over with --force")
+
+
+def _resume(dirs: list[Path], configs: list[dict], carried: bool) -> list[RunDir]:
     """The run directories of an interrupted command, checked against the settings given now."""
     out = dirs[0] if len(dirs) == 1 else dirs[0].parent
     found = {d for d in ([out] if len(dirs) == 1 else out.iterdir()) if marked(d) == "run"}
@@ -197,6 +221,8 @@ def _resume(dirs: list[Path], configs: list[dict]) -> list[RunDir]:
             changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             raise LecunError(f"{d} was started with other settings ({', '.join(changed)} differ); give the same "
                              f"command to resume it, or start over with --force")
+        if rd.summary is None:
+            _check_files_agree(rd, carried)
         rundirs.append(rd)
     done = {rd.passes_done for rd in rundirs if rd.summary is None}
     if len(done) > 1:
@@ -259,7 +285,7 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     configs = [{**common, "seed": seed, "lr": lr} for seed, lr in runs]
 
     if mode == "resume":
-        rundirs = _resume(dirs, configs)
+        rundirs = _resume(dirs, configs, bool(recipe.optim.carried))
     else:
         rundirs = [RunDir(d, config, [header(recipe, data, seed, lr, common["kernels"])])
                    for d, config, (seed, lr) in zip(dirs, configs, runs)]
