@@ -1,5 +1,6 @@
 """docs.py: tables and quoted figures written from saved results, and checked against them."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,26 @@ def test_docs_redraws_the_pictures_from_the_saved_results_and_kept_weights(tmp_p
     for name in ("paper-usps-curves.png", "paper-usps-misclassified.png", "paper-usps-features.png"):
         assert (tmp_path / "docs/img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (REPO / "docs/img" / name).is_file()   # the docs show every picture it draws
+
+
+BROKEN_MARKERS = {
+    "table-end-removed": ("README.md", lambda t: t.replace("<!-- /table -->", "", 1), "has no end before the next"),
+    "table-end-extra": ("docs/MODERN.md", lambda t: t + "<!-- /table -->\n", "ends a pair never opened"),
+    "table-opening-inline": ("docs/MODERN.md", lambda t: t.replace("<!-- table ", "see <!-- table ", 1),
+                             "is not on a line of its own"),
+    "last-table-open": ("docs/FIDELITY.md", lambda t: t + "<!-- table ablation-usps -->\n", "has no end"),
+    "fig-end-misspelt": ("docs/READING.md", lambda t: t.replace("<!-- /fig -->", "<!-- /fg -->", 1),
+                         "has no end before the next"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_MARKERS))
+def test_a_marker_without_its_pair_is_one_line_not_a_silent_pass(tmp_path, case):
+    """A table or figure whose end marker is lost would be skipped by the check: it is an error instead."""
+    name, damage, needle = BROKEN_MARKERS[case]
+    for doc in docs.DOCS:
+        (tmp_path / doc).parent.mkdir(parents=True, exist_ok=True)
+        text = (REPO / doc).read_text(encoding="utf-8")
+        (tmp_path / doc).write_text(damage(text) if doc == name else text, encoding="utf-8")
+    with pytest.raises(LecunError, match=rf"^{re.escape(name)}: line \d+: <!-- .*{re.escape(needle)}"):
+        docs.docs(tmp_path, REPO / "results", check=True)

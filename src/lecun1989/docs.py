@@ -378,9 +378,35 @@ def _row_label(line: str) -> str:
     return cells[0] if cells else line
 
 
+def _check_markers(text: str, doc: str) -> None:
+    """Markers come in pairs, opening then end, never nested: an opening without its end (or an end
+    without its opening) would leave what lies between unchecked, without a word."""
+    forms = {"table": "`<!-- table NAME -->` and `<!-- /table -->`, each on a line of its own",
+             "fig": "`<!-- fig SPEC -->FIGURE<!-- /fig -->`"}
+    for kind, pattern in (("table", TABLE), ("fig", FIG)):
+        opened = None
+
+        def fail(m: re.Match, what: str):
+            line = text.count("\n", 0, m.start()) + 1
+            raise LecunError(f"{doc}: line {line}: {m.group()} {what}; write the markers as {forms[kind]}")
+        for m in re.finditer(rf"<!-- {kind} [^>]*-->|<!-- /{kind} -->", text):
+            is_end = m.group().startswith("<!-- /")
+            if is_end and opened is None:
+                fail(m, "ends a pair never opened")
+            if not is_end and opened is not None:
+                fail(opened, "has no end before the next opening")
+            opened = None if is_end else m
+        if opened is not None:
+            fail(opened, "has no end")
+        if kind == "table" and len(pattern.findall(text)) != text.count("<!-- /table -->"):
+            fail(next(m for m in re.finditer(r"<!-- table [^>]*-->", text)
+                      if not any(t.start() == m.start() for t in pattern.finditer(text))), "is not on a line of its own")
+
+
 def _fill(text: str, doc: str, results: Results, tables: dict, found: list[Difference]) -> str:
     """The text with its tables and figures written anew; what differed is added to `found`, in the
     order of the text."""
+    _check_markers(text, doc)
     here: list[Difference] = []
 
     def table(m: re.Match) -> str:
