@@ -102,3 +102,24 @@ def test_a_sweep_row_keeps_its_grid_and_its_retrained_runs(tmp_path, raw_dir):
     assert [g["lr"] for g in row["by_lr"]] == [sweep["selected"]["lr"]]
     assert row["by_lr"][0]["final"]["test_misses"] == sweep["final"]["test_misses"]
     assert row["data"]["held_out"] == 0 and row["data"]["n_test"] == 2007
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--out", ""], "--out is empty"),
+    (["--work", ""], "--work is empty"),
+    (["--out", "afile"], "--out afile: afile is a file, not a folder"),
+    (["--out", "afile/results"], "--out afile/results: afile is a file, not a folder"),
+    (["--work", "afile/work"], "--work afile/work: afile is a file, not a folder"),
+    (["--out", "mine"], "mine/paper/usps/study.json is not a study result lecun1989 wrote"),
+])
+def test_a_study_refuses_its_folders_before_training(tmp_path, monkeypatch, capsys, argv, needle):
+    """Not after minutes of training, and never over a file of the user's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "mine" / "paper" / "usps").mkdir(parents=True)
+    (tmp_path / "mine" / "paper" / "usps" / "study.json").write_text('{"mine": 1}')
+    assert main(["study", "paper", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "mine"]
+    assert (tmp_path / "mine" / "paper" / "usps" / "study.json").read_text() == '{"mine": 1}'

@@ -431,6 +431,9 @@ def cmd_study(args) -> None:
     location = [flag for name, flag in (("data_home", "--data-home"), ("raw_dir", "--raw-dir"))
                 for flag in ([flag, getattr(args, name)] if getattr(args, name) else [])]
     location += ["--offline"] * bool(args.offline) + ["--allow-modified-data"] * args.allow_modified_data
+    for flag, value in (("--out", args.out), ("--work", args.work)):
+        if value == "":
+            raise LecunError(f"{flag} is empty: name a folder, or leave {flag} out for its default")
     run(select(args.names), Path(args.out), Path(args.work), location)
 
 

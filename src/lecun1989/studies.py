@@ -120,11 +120,24 @@ def result_path(out: Path, study: Study, row: Row) -> Path:
 
 
 def done(out: Path, study: Study, row: Row) -> bool:
+    """Whether the row's result is saved already; a file in its place that is not a row's result this
+    program wrote is refused, not overwritten."""
     path = result_path(out, study, row)
     if not path.is_file():
         return False
     result = read_json(path)
+    if not (isinstance(result, dict) and {"study", "row", "command"} <= set(result)):
+        raise LecunError(f"{path} is not a study result lecun1989 wrote, so it is left as it is; choose another --out")
     return result.get("command") == row.command and all(m in result for m in row.measures)
+
+
+def _check_folder(path: Path, flag: str) -> None:
+    """Refuse, before any training, a folder that cannot be one: a file, or under a file."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise LecunError(f"{flag} {path}: {p} is a file, not a folder; choose another {flag}")
+            break
 
 
 def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[dict]:
@@ -240,8 +253,8 @@ def run_row(study: Study, row: Row, out: Path, work: Path, location: list[str], 
         args.func(args)
     except Diverged as e:   # a result like any other: recorded in the row, the study goes on
         echo(f"{study.name}/{row.name}: {e}")
-    except LecunError as e:
-        raise LecunError(f"{study.name}/{row.name} (`{row.command}`): {e}") from None
+    except LecunError as e:   # the row's command trains in --work, which it knows as its --out
+        raise LecunError(f"{study.name}/{row.name} (`{row.command}`): {str(e).replace('--out', '--work')}") from None
     wall = time.perf_counter() - t0
     runs = run_dirs_under([work_row])
     t1 = time.perf_counter()
@@ -256,6 +269,8 @@ def run_row(study: Study, row: Row, out: Path, work: Path, location: list[str], 
 def run(studies: list[Study], out: Path, work: Path = DEFAULT_WORK, location: list[str] = (), echo=print) -> dict:
     """Run every row not done yet; print a line per row and the total wall time."""
     t0 = time.perf_counter()
+    _check_folder(out, "--out")
+    _check_folder(work, "--work")
     rows = [(s, r) for s in studies for r in s.rows]
     ran = 0
     for i, (study, row) in enumerate(rows, 1):
