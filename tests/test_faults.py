@@ -1491,11 +1491,14 @@ def test_plot_and_report_os_errors_are_one_line(here, finished_run, argv):
 
 def test_plot_report_and_reject_read_a_folder_a_command_is_writing(here, partial_batch, live_pid):
     """A command still training holds its folder's lock; plot and report take the passes committed so
-    far (pass 1 of 2 here) and say so, reject takes finished runs only, and none changes the
-    command's files."""
+    far (pass 1 of 2 here) and say so, reject takes finished runs only, and none writes into the
+    command's folder (one writer per folder)."""
     run = copy(partial_batch, here, "out")
     (run / LOCK).write_text(json.dumps({"pid": live_pid, "host": HOST}))
     before = tree(run)
+    for argv in (("plot", run), ("plot", run, "--out", run / "mine"), ("report", run, "-o", run / "r.html")):
+        assert_one_line_error(cli(*argv), f"a running lecun1989 command writes (pid {live_pid})", command=argv[0])
+    assert tree(run) == before
     assert cli("plot", run, "--out", "pictures").rc == 0
     assert_one_line_error(cli("reject", run, "--out", "rejection"), "is not a finished run",
                           f"(pid {live_pid}) is still training it", command="reject")

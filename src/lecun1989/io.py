@@ -97,6 +97,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
     """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
     made for them are removed again on failure, which is one LecunError line naming the cause."""
     real = Path(folder).resolve()
+    refuse_running(folder)
     # os.path.exists, not Path.exists: it answers False where a folder may not be searched, and the
     # write then fails with the cause.
     made = [p for p in (real, *real.parents) if not os.path.exists(p)]   # innermost first
@@ -113,9 +114,20 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
     return [Path(folder) / name for name in files]
 
 
+def refuse_running(path: Path) -> None:
+    """One writer per output folder: nothing goes into a folder a running command writes."""
+    from .rundir import writer
+    owner = writer(Path(path))
+    if owner:
+        raise LecunError(f"{path} is in a folder a running lecun1989 command writes (pid {owner['pid']}); write "
+                         f"elsewhere, or wait for it to finish")
+
+
 def check_page(out: Path, head: str, what: str, example: str) -> None:
-    """A page (-o FILE) replaces only a page this program wrote: a file that begins with `head`."""
+    """A page (-o FILE) replaces only a page this program wrote (a file that begins with `head`), and
+    never in a folder a running command writes."""
     out = Path(out)
+    refuse_running(out.parent)
     if out.is_dir():
         raise LecunError(f"{out} is a folder; give the {what}'s file name, e.g. -o {out / example}")
     if out.exists():

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from . import paper
 from .errors import LecunError
-from .io import write_files
+from .io import refuse_running, write_files
 from .results import METRICS, curves as mean_curves, diverged_at, read_json, read_metrics, run_dirs_under
 from .rundir import MARKER, marked, marker
 
@@ -347,6 +347,7 @@ def check_picture_folder(target: Path, flag: str = "--out") -> None:
     """Pictures replace only pictures this program drew: the folder must be new or empty, marked as
     a folder of pictures, or the plots/ folder of a run, study or sweep folder (drawn before the
     marker existed)."""
+    refuse_running(target)
     if target.exists() and not target.is_dir():
         raise LecunError(f"{target} is a file, not a folder; choose another {flag}")
     if not target.is_dir() or not any(target.iterdir()) or marked(target) == "plots":

@@ -131,11 +131,11 @@ def _running(owner: dict) -> bool:
 
 
 def writer(folder: Path) -> dict | None:
-    """The owner of a running command's lock on folder or on a folder that holds it, if any."""
+    """The owner of another running command's lock on folder or on a folder that holds it, if any."""
     folder = Path(folder).resolve()
     for lock in (p / LOCK for p in (folder, *folder.parents)):
         owner = _owner(lock)
-        if owner and _running(owner):
+        if owner and not _is_me(owner) and _running(owner):
             return owner
     return None
 
