@@ -131,7 +131,8 @@ def test_every_fault_is_one_line_and_leaves_the_files_as_they_were(fault, root, 
     damage(root)
     argv = command.format(r=root).split()
     before = files(root)
-    assert main(argv) == 2
+    # a file where the output's folder must go is the operating system's refusal: exit 1, as for training
+    assert main(argv) == (1 if fault in ("out-is-a-file", "out-under-a-file", "report-o-under-a-file") else 2)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"lecun1989 {argv[0]}: error: "), err
     assert "Traceback" not in err

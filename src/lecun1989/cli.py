@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import __version__, paper
-from .errors import Diverged, LecunError, handle_sigterm, interrupt_behind, interrupted_line
+from .errors import Diverged, LecunError, OutputError, handle_sigterm, interrupt_behind, interrupted_line
 
 # More runs than this in one command is a typo (a range like 0-100000), refused before anything is made.
 MAX_RUNS = 1_000_000
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except LecunError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
-        return 3 if isinstance(e, Diverged) else 2
+        return 3 if isinstance(e, Diverged) else 1 if isinstance(e, OutputError) else 2
     except BrokenPipeError as e:   # `lecun1989 ... | head`: the reader left; stop as if interrupted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing more to flush at exit
         note = getattr(e, "note", None)

@@ -5,6 +5,11 @@ class LecunError(Exception):
     """A problem the user can fix: bad input, missing files, an existing output folder."""
 
 
+class OutputError(LecunError):
+    """An operating-system error writing output (permission, a file in the way, a full disk): exit 1,
+    as for the OSErrors the CLI reports itself."""
+
+
 class Diverged(LecunError):
     """Some runs diverged: their folders say at which pass; the others' results stand."""
 

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .errors import LecunError
+from .errors import LecunError, OutputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -110,7 +110,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
         # The OSError names the folder it could not make; the user needs the file standing in its way.
         nearest = next(p for p in (real, *real.parents) if os.path.exists(p))
         cause = e if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
-        raise LecunError(f"cannot write into {folder} ({cause})") from None
+        raise OutputError(f"cannot write into {folder} ({cause})") from None
     return [Path(folder) / name for name in files]
 
 
