@@ -1392,6 +1392,18 @@ def test_a_count_out_of_its_range_is_refused_before_anything_is_written(here, ar
     assert os.listdir(here) == []
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (("demo", "run", "-o", ""), "-o is empty: give the demo page's file name"),
+    (("report", "run", "-o", ""), "-o is empty: give the report's file name"),
+    (("docs", "--check", "--results", ""), "--results is empty"),
+    (("docs", "--root", ""), "--root is empty"),
+    (("study", "paper", "--out", ""), "--out is empty"),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(here, argv, needle):
+    assert_one_line_error(cli(*argv), needle, command=argv[0])
+    assert os.listdir(here) == []
+
+
 @pytest.mark.parametrize("how", ["--data-home", "LECUN1989_HOME"])
 def test_a_data_home_that_is_a_file_is_one_line(here, monkeypatch, how):
     (here / "afile").write_text("mine")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lecun1989 import reading
+from lecun1989 import cli, reading
 
 
 def strict_json(text: str):
@@ -128,7 +128,6 @@ def test_components_are_8_connected():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, usps):
-    from lecun1989 import cli
     out = tmp_path_factory.mktemp("read") / "run"
     assert cli.main(["repro", "--train-size", "2000", "--test-size", "200", "--passes", "3", "--quiet",
                      "--out", str(out)]) == 0
@@ -267,3 +266,11 @@ def test_a_touching_digit_never_starts_left_of_the_strip(usps):
     column 0 (a crash)."""
     image, meta = reading.make_zip(reading.test_digits(), 0, 123011)
     assert image.dtype == np.uint8 and image.shape[0] > 16 and len(meta["zip"]) == reading.ZIP_LENGTH
+
+
+def test_a_count_the_ink_cannot_give_is_said_not_hidden(run_dir, strips, capsys):
+    paths, _ = strips
+    assert cli.main(["predict", str(run_dir), str(paths[0]), "--digits", "300"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    n = len(line.split("[")[1].split(","))
+    assert n < 300 and line.endswith(f"(only {n} of the 300 digits asked: the ink has no more places to cut)")

@@ -422,7 +422,7 @@ def cmd_reject(args) -> None:
 
 def cmd_report(args) -> None:
     from .report import report
-    out = report([Path(p) for p in args.paths], Path(args.output), load=load_kwargs(args))
+    out = report([Path(p) for p in args.paths], args.output, load=load_kwargs(args))
     print(f"report written to {out}")
 
 
@@ -440,6 +440,9 @@ def cmd_study(args) -> None:
 def cmd_docs(args) -> None:
     from .docs import docs
     t0 = time.perf_counter()
+    for flag, value in (("--root", args.root), ("--results", args.results)):
+        if value == "":
+            raise LecunError(f"{flag} is empty: name a folder, or leave {flag} out for its default")
     root = Path(args.root)
     found = docs(root, Path(args.results) if args.results else None, check=args.check, load=load_kwargs(args))
     if args.check:

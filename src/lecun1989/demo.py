@@ -54,8 +54,8 @@ def page(run_dir: Path, load: dict | None = None, threshold: float | None = None
 
 def write_page(run_dir: Path, out: Path, load: dict | None = None, threshold: float | None = None) -> Path:
     """Write the page to `out`, replacing only a file that this command made."""
-    out = Path(out)
     check_page(out, HEAD, "demo page", "demo.html")
+    out = Path(out)
     real = out.resolve()
     write_files(real.parent, {real.name: page(Path(run_dir), load, threshold).encode("utf-8")})
     return out
@@ -66,7 +66,7 @@ def add_subcommand(sub) -> None:
     from .cli import add_data_location_args, finite_float
     p = sub.add_parser("demo", help="a self-contained page where anyone draws digits and watches the network read")
     p.add_argument("run", metavar="RUN_DIR", type=Path, help="a run folder (as repro or paper write them)")
-    p.add_argument("-o", "--out", type=Path, default=Path("demo.html"), help="the HTML file (default demo.html)")
+    p.add_argument("-o", "--out", default="demo.html", help="the HTML file (default demo.html)")
     p.add_argument("--threshold", type=finite_float,
                    help="the margin a digit needs to be accepted (default: the run's 1%%-error margin)")
     add_data_location_args(p)

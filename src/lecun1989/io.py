@@ -109,7 +109,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
                 d.rmdir()
         # The OSError names the folder it could not make; the user needs the file standing in its way.
         nearest = next(p for p in (real, *real.parents) if os.path.exists(p))
-        cause = e if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
+        cause = (e.strerror or e) if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
         raise OutputError(f"cannot write into {folder} ({cause})") from None
     return [Path(folder) / name for name in files]
 
@@ -126,6 +126,8 @@ def refuse_running(path: Path) -> None:
 def check_page(out: Path, head: str, what: str, example: str) -> None:
     """A page (-o FILE) replaces only a page this program wrote (a file that begins with `head`), and
     never in a folder a running command writes."""
+    if str(out) == "":
+        raise LecunError(f"-o is empty: give the {what}'s file name, e.g. -o {example}")
     out = Path(out)
     refuse_running(out.parent)
     if out.is_dir():

@@ -687,7 +687,7 @@ def picture(reading: Reading, title: str) -> bytes:
 
 def add_subcommand(sub) -> None:
     """Add `predict` and `zipcodes` to an argparse subparsers object."""
-    from .cli import add_data_location_args, at_most, finite_float, positive_int, seed
+    from .cli import add_data_location_args, at_most, finite_float, seed
     p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
                        description="Read a row of handwritten digits in each image with the network of RUN_DIR. "
                                    "Digits less sure than the threshold (by default the margin at which the run's "
@@ -698,7 +698,7 @@ def add_subcommand(sub) -> None:
     p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
     p.add_argument("--threshold", type=finite_float, help="accept a digit when its margin is at least this "
                                                           "(default: the run's 1%%-error margin on its test set)")
-    p.add_argument("--digits", type=positive_int, help="the number of digits each image holds (e.g. 5 for a zip "
+    p.add_argument("--digits", type=at_most(1000), help="the number of digits each image holds (e.g. 5 for a zip "
                                                     "code): touching digits are split until there are that many")
     p.add_argument("--no-deslant", dest="deslant", action="store_false", help="do not deslant the digits")
     p.add_argument("--truth", metavar="ZIPCODES_JSON", help="score the images listed in a zipcodes.json (from "
@@ -779,7 +779,9 @@ def cmd_predict(args) -> None:
         print(f"margin threshold {t} ({how}); '?' marks a digit below it")
         for path, rd in read:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
-            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]")
+            short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
+                     f"cut)" if args.digits and len(rd.digits) < args.digits else "")
+            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}")
     if args.show:
         from .io import write_files
         from .rundir import MARKER, marker

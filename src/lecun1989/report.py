@@ -130,8 +130,8 @@ HEAD = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>lecun1989 report
 
 def report(paths: list[str | Path], out: str | Path, load: dict | None = None) -> Path:
     """Write the page to `out` (UTF-8), after every section is made: a fault leaves no page behind."""
+    check_page(out, HEAD, "report", "report.html")
     real = Path(out).resolve()
-    check_page(Path(out), HEAD, "report", "report.html")
     body = "\n".join(section(Path(p), load or {}) for p in paths)
     page = (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
             f"</head><body><h1>lecun1989 report</h1><p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
