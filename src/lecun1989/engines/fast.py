@@ -22,6 +22,7 @@ from numba.core.errors import NumbaError
 from .. import paper
 from ..data import Dataset, Split
 from ..errors import LecunError
+from ..io import signals_deferred
 from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noise
 from ..optim import OptimConfig
 from . import DTYPES, Evaluation, RunSpec
@@ -243,11 +244,15 @@ class FastEngine:
 
     def _kernel(self, fn, *args):
         """Call a compiled kernel. The first use of each compiles it, unless the disk cache has it:
-        say how long that took, and turn a failure to compile into one line."""
+        say how long that took, and turn a failure to compile into one line. SIGINT and SIGTERM are
+        held until the call returns: compiled code would not see them before anyway, and during a
+        compile an interrupt raised inside llvmlite's callbacks is swallowed there ("Exception
+        ignored"), leaving numba to fail later with a traceback."""
         misses = sum(fn.stats.cache_misses.values())
         t0 = time.perf_counter()
         try:
-            result = fn(*args)
+            with signals_deferred():
+                result = fn(*args)
         except NumbaError as e:
             raise LecunError(f"the compiled engine failed to compile ({type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0]}); use --engine torch (the reference engine, slower)"
