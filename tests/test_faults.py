@@ -538,6 +538,21 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_saying_so(here, fast_engin
     check_folder(out)
 
 
+def test_a_killed_commands_temporary_files_go_when_its_lock_is_taken_over(here, finished_run):
+    """kill -9 in the middle of a commit leaves io's temporary files: the next command on the folder
+    removes them (the program's own names, in its own folder), and nothing else."""
+    out = copy(finished_run, here)
+    left = [out / ".metrics.jsonl.k3x_9a0q.tmp", out / "tensorboard" / ".events.out.ab12cd34.tmp"]
+    mine = [out / "notes.tmp", out / ".mine.tmp"]
+    for p in left + mine:
+        p.write_text("half")
+    (out / LOCK).write_text(json.dumps({"pid": dead_pid(), "host": HOST}))
+    r = cli("repro", *SMALL, "--passes", "2", "--seed", "3", "--out", out, "--resume")
+    assert r.rc == 0, r.err
+    assert any("removed the 2 temporary files it left" in line for line in r.lines), r.err
+    assert not any(p.exists() for p in left) and all(p.read_text() == "half" for p in mine)
+
+
 @pytest.mark.parametrize("content", ["", "{not json", '{"pid": "12"}', "[1, 2]"])
 def test_an_unreadable_lock_is_taken_over(here, finished_run, content):
     out = copy(finished_run, here)
@@ -1063,6 +1078,7 @@ def test_resume_of_a_finished_run_changes_nothing(here, finished_run):
     ("log-behind", "log.txt has 0 passes and metrics.jsonl 1"),
     ("weights-of-another-pass", "weights.safetensors holds pass 2 and metrics.jsonl ends at pass 1"),
     ("weights-missing", "weights.safetensors is missing"),
+    ("weights-of-another-run", "weights.safetensors holds the run of seed 1, lr 0.03, not this one's"),
 ])
 def test_resume_of_a_damaged_folder_is_one_line(here, partial_batch, damage, needle):
     """A folder whose files do not tell one story (damaged, or edited by hand) is refused, not continued
@@ -1086,6 +1102,8 @@ def test_resume_of_a_damaged_folder_is_one_line(here, partial_batch, damage, nee
         (run0 / "weights.safetensors").write_bytes(rundir_module.tensors_blob(tensors, {**meta, "pass": "2"}))
     elif damage == "weights-missing":
         (run0 / "weights.safetensors").unlink()
+    elif damage == "weights-of-another-run":   # its sibling's, of the same pass
+        shutil.copy(run1 / "weights.safetensors", run0 / "weights.safetensors")
     elif damage == "weights-truncated":
         (run0 / "weights.safetensors").write_bytes((run0 / "weights.safetensors").read_bytes()[:1000])
     elif damage == "weights-tampered":
@@ -1398,6 +1416,8 @@ def test_a_count_out_of_its_range_is_refused_before_anything_is_written(here, ar
     (("docs", "--check", "--results", ""), "--results is empty"),
     (("docs", "--root", ""), "--root is empty"),
     (("study", "paper", "--out", ""), "--out is empty"),
+    (("repro", *SMALL, "--data-home", ""), "--data-home is empty"),
+    (("zipcodes", "--out", "z", "--raw-dir", ""), "--raw-dir is empty"),
 ], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
 def test_an_empty_path_is_refused_not_taken_for_the_current_folder(here, argv, needle):
     assert_one_line_error(cli(*argv), needle, command=argv[0])

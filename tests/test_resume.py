@@ -75,7 +75,8 @@ def test_resume_refuses_other_settings_and_keeps_the_folder(usps, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(recipe, ds, tmp_path / "cut", quiet=True, echo=stop_after(1))
     before = {p: p.read_bytes() for p in (tmp_path / "cut").rglob("*") if p.is_file()}
-    with pytest.raises(LecunError, match="other runs than this command's .*lr0.01-seed1"):
+    with pytest.raises(LecunError, match=r"holds runs this command does not make \(lr0.03-seed1, lr0.03-seed2\); "
+                                         r"not the runs lr0.01-seed1, lr0.01-seed2 that this command makes"):
         train(Recipe(passes=3, seeds=(1, 2), lrs=(0.01,), engine="torch"), ds, tmp_path / "cut", resume=True,
               quiet=True, echo=lambda s: None)
     with pytest.raises(LecunError, match="other settings \\(passes differ\\)"):

@@ -189,8 +189,10 @@ def check_data_seed(seed) -> int:
 # --- where files live -------------------------------------------------------------------------
 
 def data_home(home: str | os.PathLike | None = None) -> Path:
+    if home is not None and str(home) == "":
+        raise DataError("--data-home is empty: name a folder, or leave it out for the default")
     if home is None:
-        home = os.environ.get(HOME_ENV)
+        home = os.environ.get(HOME_ENV) or None   # set but empty: as if unset
     if home is None:
         import platformdirs
         home = platformdirs.user_cache_dir("lecun1989")
@@ -564,6 +566,8 @@ def load(source: str = "usps", data_seed: int = DEFAULT_DATA_SEED, home: str | o
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
     data_seed = check_data_seed(data_seed)
+    if raw_dir is not None and str(raw_dir) == "":
+        raise DataError("--raw-dir is empty: name the folder that holds the raw files, or leave it out")
     if raw_dir is None:
         raw_dir = os.environ.get(RAW_DIR_ENV) or None
     if offline is None:

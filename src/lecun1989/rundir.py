@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -140,6 +141,20 @@ def writer(folder: Path) -> dict | None:
     return None
 
 
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")   # io's: .NAME.XXXXXXXX.tmp, beside NAME
+
+
+def _remove_leftovers(folder: Path) -> int:
+    """The temporary files a killed command (kill -9, a power cut) left in a folder it had marked:
+    io's own names, nothing else, and only in this program's folders."""
+    if marked(folder) is None:
+        return 0
+    left = [p for p in folder.rglob(".*.tmp") if _TEMPORARY.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
+    for p in left:
+        p.unlink()
+    return len(left)
+
+
 class Lock:
     """One writer per output folder: a lock file holding the owner's pid and host. A lock left by
     a process that no longer runs (on this host) is taken over, with a word on stderr. A folder
@@ -165,9 +180,11 @@ class Lock:
                 if owner and _is_me(owner):
                     return self
                 if owner is None or not _running(owner):
+                    left = _remove_leftovers(self.path.parent)
                     if self.echo:
                         self.echo(f"{self.path.parent}: took over the lock of a lecun1989 command that no longer runs"
-                                  + (f" (pid {owner['pid']})" if owner else ""))
+                                  + (f" (pid {owner['pid']})" if owner else "")
+                                  + (f"; removed the {left} temporary file{'s' * (left > 1)} it left" if left else ""))
                     self.path.unlink(missing_ok=True)
                     continue
                 raise LecunError(f"{self.path.parent} is in use by another lecun1989 command (pid {owner['pid']} on "

@@ -179,8 +179,8 @@ def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
 
 def _check_files_agree(rd: RunDir, carried: bool) -> None:
     """An unfinished run's files must tell one story: metrics.jsonl's passes 1..k in order, the log's
-    k passes, the weights (and the optimizer's state, when it carries one) of pass k. A folder edited
-    or mixed by hand would otherwise be continued from the wrong pass without a word."""
+    k passes, the weights (and the optimizer's state, when it carries one) of this run's pass k. A
+    folder edited or mixed by hand would otherwise be continued from the wrong pass without a word."""
     passes, k = [r["pass"] for r in rd.rows], rd.passes_done
     told = []
     if passes != list(range(1, len(passes) + 1)):
@@ -194,9 +194,11 @@ def _check_files_agree(rd: RunDir, carried: bool) -> None:
         if not (rd.path / name).is_file():
             told.append(f"{name} is missing")
             continue
-        held = load_weights(rd.path / name)[1].get("pass")
-        if held != str(k):
-            told.append(f"{name} holds pass {held} and metrics.jsonl ends at pass {k}")
+        meta = load_weights(rd.path / name)[1]
+        if meta.get("pass") != str(k):
+            told.append(f"{name} holds pass {meta.get('pass')} and metrics.jsonl ends at pass {k}")
+        elif (meta.get("seed"), meta.get("lr")) != (str(rd.config.get("seed")), repr(rd.config.get("lr"))):
+            told.append(f"{name} holds the run of seed {meta.get('seed')}, lr {meta.get('lr')}, not this one's")
     if told:
         raise LecunError(f"{rd.path} cannot be resumed: {'; '.join(told)}; start over with --force")
 
@@ -206,10 +208,13 @@ def _resume(dirs: list[Path], configs: list[dict], carried: bool) -> list[RunDir
     out = dirs[0] if len(dirs) == 1 else dirs[0].parent
     found = {d for d in ([out] if len(dirs) == 1 else out.iterdir()) if marked(d) == "run"}
     if found != set(dirs):
-        other = sorted(p.name for p in found ^ set(dirs))
-        raise LecunError(f"{out} holds other runs than this command's ({', '.join(other[:4])}"
-                         f"{', ...' if len(other) > 4 else ''}); give the same command to resume it, or start over "
-                         f"with --force")
+        def names(paths):
+            names_ = sorted(p.name for p in paths)
+            return ", ".join(names_[:4]) + ", ..." * (len(names_) > 4)
+        extra, lacking = found - set(dirs), set(dirs) - found
+        what = "; ".join(([f"runs this command does not make ({names(extra)})"] if extra else []) +
+                         ([f"not the runs {names(lacking)} that this command makes"] if lacking else []))
+        raise LecunError(f"{out} holds {what}; give the same command to resume it, or start over with --force")
     rundirs = []
     for d, config in zip(dirs, configs):
         if marked(d) != "run":
