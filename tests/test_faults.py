@@ -1538,3 +1538,9 @@ def test_plot_report_and_reject_read_a_folder_a_command_is_writing(here, partial
     assert r.rc == 0, r.err
     assert "Results after pass 1, the last pass all 2 runs completed" in (here / "report.html").read_text()
     assert tree(run) == before
+
+
+def test_an_unknown_option_is_named_by_its_command(here):
+    assert_one_line_error(cli("modern", "--passes", "12"), "unrecognized arguments: --passes 12",
+                          "(see lecun1989 modern --help)", command="modern")
+    assert os.listdir(here) == []

@@ -468,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lecun1989", description=f"Reproduce {paper.CITATION}.")
     parser.add_argument("--version", action="version", version=f"lecun1989 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices   # each command's parser, for errors in its own name
 
     p = sub.add_parser("data", help="get, check and summarize a data set")
     add_data_args(p, positional=True)
@@ -586,7 +587,10 @@ def main(argv: list[str] | None = None) -> int:
     name = "lecun1989"
     previous = handle_sigterm()
     try:   # everything, imports and parsing included: an interrupt at any moment is one line
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:   # named by the command it was given to (`lecun1989 modern: error: ...`), not the program
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
         name = f"lecun1989 {args.command}"
         args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
         args.func(args)
