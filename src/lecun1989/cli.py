@@ -209,7 +209,8 @@ def add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
                    help="hold out the last N training examples and evaluate on them instead of the test set "
                         "(for choosing settings)")
     p.add_argument("--train-size", type=positive_int, help="use only the first N training examples")
-    p.add_argument("--test-size", type=positive_int, help="use only the first N test examples")
+    p.add_argument("--test-size", type=positive_int,
+                   help="use only the first N test examples (with --validation: of the validation examples)")
     p.add_argument("--out", help=out_help)
     p.add_argument("--force", action="store_true",
                    help="replace an existing output folder (only one this program made)")
