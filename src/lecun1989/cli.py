@@ -295,10 +295,17 @@ def cmd_info(args) -> None:
         for row, planes in groups.items()))
 
 
+def refuse_empty(**folders) -> None:
+    """A folder option given as "" (flag name -> value) is refused rather than taken as left out."""
+    for name, value in folders.items():
+        if value == "":
+            flag = "--" + name.replace("_", "-")
+            raise LecunError(f"{flag} is empty: name a folder, or leave {flag} out for its default")
+
+
 def given_out(args) -> Path | None:
     """--out as given (None when left out); an empty one is refused rather than taken as left out."""
-    if args.out == "":
-        raise LecunError("--out is empty: name a folder, or leave --out out for its default")
+    refuse_empty(out=args.out)
     return Path(args.out) if args.out is not None else None
 
 
@@ -432,18 +439,14 @@ def cmd_study(args) -> None:
     location = [flag for name, flag in (("data_home", "--data-home"), ("raw_dir", "--raw-dir"))
                 for flag in ([flag, getattr(args, name)] if getattr(args, name) else [])]
     location += ["--offline"] * bool(args.offline) + ["--allow-modified-data"] * args.allow_modified_data
-    for flag, value in (("--out", args.out), ("--work", args.work)):
-        if value == "":
-            raise LecunError(f"{flag} is empty: name a folder, or leave {flag} out for its default")
+    refuse_empty(out=args.out, work=args.work)
     run(select(args.names), Path(args.out), Path(args.work), location)
 
 
 def cmd_docs(args) -> None:
     from .docs import docs
     t0 = time.perf_counter()
-    for flag, value in (("--root", args.root), ("--results", args.results)):
-        if value == "":
-            raise LecunError(f"{flag} is empty: name a folder, or leave {flag} out for its default")
+    refuse_empty(root=args.root, results=args.results)
     root = Path(args.root)
     found = docs(root, Path(args.results) if args.results else None, check=args.check, load=load_kwargs(args))
     if args.check:

@@ -108,10 +108,17 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
             with contextlib.suppress(OSError):   # only empty folders go
                 d.rmdir()
         # The OSError names the folder it could not make; the user needs the file standing in its way.
-        nearest = next(p for p in (real, *real.parents) if os.path.exists(p))
-        cause = (e.strerror or e) if os.path.isdir(nearest) else f"{nearest} is a file, not a folder"
+        in_the_way = file_in_the_way(real)
+        cause = f"{in_the_way} is a file, not a folder" if in_the_way else (e.strerror or e)
         raise OutputError(f"cannot write into {folder} ({cause})") from None
     return [Path(folder) / name for name in files]
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that stands where `folder` or one of its parents must be, if any: the nearest of them
+    that exists, when it is not a folder."""
+    nearest = next(p for p in (folder, *folder.parents) if os.path.exists(p))
+    return None if os.path.isdir(nearest) else nearest
 
 
 def refuse_running(path: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Diverged, LecunError, interrupt_behind
-from .io import commit, json_text
+from .io import commit, file_in_the_way, json_text
 from .results import (completed, curves, diverged_at, final_stats, finished_runs, read_json, read_metrics,
                       run_dirs_under, stats)
 
@@ -133,11 +133,9 @@ def done(out: Path, study: Study, row: Row) -> bool:
 
 def _check_folder(path: Path, flag: str) -> None:
     """Refuse, before any training, a folder that cannot be one: a file, or under a file."""
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise LecunError(f"{flag} {path}: {p} is a file, not a folder; choose another {flag}")
-            break
+    in_the_way = file_in_the_way(path)
+    if in_the_way:
+        raise LecunError(f"{flag} {path}: {in_the_way} is a file, not a folder; choose another {flag}")
 
 
 def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[dict]:
