@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lecun1989 import demo, reading
+from lecun1989.reading import images as reading
+from lecun1989.views import demo
 from lecun1989.cli import main
 
 

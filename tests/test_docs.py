@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from lecun1989 import docs, studies
+from lecun1989.studies import docs
+from lecun1989 import cli
+from lecun1989.studies import rows as studies
+from lecun1989.studies import runner
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
 
@@ -28,7 +31,7 @@ def tiny_table(r):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, raw_dir):
     root = tmp_path_factory.mktemp("tiny")
-    studies.run([TINY], root / "results", root / "work", echo=lambda line: None)
+    runner.run([TINY], root / "results", cli.run_command, root / "work", echo=lambda line: None)
     return root / "results"
 
 

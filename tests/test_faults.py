@@ -45,11 +45,13 @@ import pytest
 
 import lecun1989.cli as cli_module
 from lecun1989 import data as data_module
-from lecun1989 import io as io_module
-from lecun1989 import rundir as rundir_module
+from lecun1989.store import atomic as io_module
+from lecun1989.store import folders as folders_module
+from lecun1989.store import rundir as rundir_module
 from lecun1989 import sweep as sweep_module
 from lecun1989 import train as train_module
-from lecun1989.rundir import LOCK, MARKER, load_weights, marked
+from lecun1989.store.folders import LOCK, MARKER, marked
+from lecun1989.store.rundir import load_weights
 
 pytestmark = pytest.mark.data   # every test reads the raw USPS files (conftest finds them)
 
@@ -984,7 +986,7 @@ def test_interrupt_while_force_replaces_a_folder(here, partial_batch):
     """SIGTERM while --force empties a marked folder: the marker stays, so --force may finish the job."""
     out = copy(partial_batch, here)
     argv = ("repro", *SMALL, "--passes", "2", "--seeds", "0-1", "--out", out)
-    with signal_at(rundir_module.shutil, "rmtree", sig=signal.SIGTERM):
+    with signal_at(folders_module.shutil, "rmtree", sig=signal.SIGTERM):
         assert_interrupted(cli(*argv, "--force"), signal.SIGTERM)
     assert (out / MARKER).is_file()
     r = cli(*argv, "--force")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lecun1989 import plots
+from lecun1989.views import plots
 from lecun1989.cli import main
-from lecun1989.results import read_metrics, stats
+from lecun1989.results import stats
+from lecun1989.store.rundir import read_metrics
 from lecun1989.train import Recipe, train
 
 pytestmark = pytest.mark.data   # every test here reads the raw data
@@ -73,7 +74,7 @@ def make_sweep(root: Path, sweep_json: str) -> None:
 
 def reshaped_weights(path: Path) -> None:
     from safetensors.numpy import save
-    from lecun1989.rundir import load_weights
+    from lecun1989.store.rundir import load_weights
     params, metadata = load_weights(path)
     params["H1w"] = params["H1w"][:, :, :3, :3].copy()
     metadata.pop("sha256", None)

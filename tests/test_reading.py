@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lecun1989 import cli, reading
+from lecun1989.reading import benchmark, images as reading
 
 
 def strict_json(text: str):
@@ -90,7 +90,7 @@ def test_area_resample_keeps_thin_strokes_and_fractional_offsets():
 def test_deslant_makes_a_slanted_bar_upright():
     slanted = bar_digit(h=40, w=6, shape=(60, 90), left=40, shear=0.5)
     assert abs(reading.slant(slanted[8:48, 20:70])) > 0.4
-    upright = reading.deslant(reading._crop(slanted))
+    upright = reading.deslant(reading.crop(slanted))
     assert abs(reading.slant(upright)) < 0.02
     plain = reading.normalize(slanted, deslant_=False)
     fixed = reading.normalize(slanted, deslant_=True)
@@ -138,10 +138,10 @@ def run_dir(tmp_path_factory, usps):
 def strips(tmp_path_factory, usps):
     """8 zip codes from real test digits (seed 7), as PNG files, and their codes."""
     folder = tmp_path_factory.mktemp("zips")
-    digits = reading.test_digits()
+    digits = benchmark.test_digits()
     paths, codes = [], []
     for i in range(8):
-        image, meta = reading.make_zip(digits, 7, i)
+        image, meta = benchmark.make_zip(digits, 7, i)
         Image.fromarray(image, "L").save(folder / f"z{i}.png")
         paths.append(folder / f"z{i}.png")
         codes.append(meta["zip"])
@@ -163,8 +163,8 @@ def test_reads_zip_codes_from_real_test_digits(run_dir, strips):
 
 
 def test_threshold_is_the_runs_1pct_margin(run_dir):
-    from lecun1989 import confidence
-    from lecun1989.plots import load_run
+    from lecun1989.reading import confidence
+    from lecun1989.trained import load_run
     net, ds = load_run(run_dir)
     r = reading.reader(run_dir)
     out = r.outputs(ds.test.images)
@@ -264,8 +264,8 @@ def test_zipcodes_are_deterministic_and_scored(run_dir, tmp_path, capsys, usps):
 def test_a_touching_digit_never_starts_left_of_the_strip(usps):
     """Benchmark 0's strip 123011: placed by the touching rule alone, one of its digits began before
     column 0 (a crash)."""
-    image, meta = reading.make_zip(reading.test_digits(), 0, 123011)
-    assert image.dtype == np.uint8 and image.shape[0] > 16 and len(meta["zip"]) == reading.ZIP_LENGTH
+    image, meta = benchmark.make_zip(benchmark.test_digits(), 0, 123011)
+    assert image.dtype == np.uint8 and image.shape[0] > 16 and len(meta["zip"]) == benchmark.ZIP_LENGTH
 
 
 def test_a_count_the_ink_cannot_give_is_said_not_hidden(run_dir, strips, capsys):

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lecun1989 import confidence, reject
+from lecun1989.reading import confidence
+from lecun1989.reading import rejection as reject
 from lecun1989.cli import main
-from lecun1989.results import comparison_lines, read_json
+from lecun1989.results import comparison_lines
+from lecun1989.store.rundir import read_json
 
 S0, S1 = "lr0.03-seed0", "lr0.03-seed1"
 WRITTEN = {"reject.png", "reject.svg", "reject.json", ".lecun1989"}
@@ -124,7 +126,7 @@ def test_the_figures_are_those_of_the_runs_outputs(root, capsys):
     import torch
     from lecun1989 import data
     from lecun1989.model import Net1989, NetConfig
-    from lecun1989.rundir import load_weights
+    from lecun1989.store.rundir import load_weights
     assert main(["reject", str(root / "study")]) == 0
     result = strict_json(root / "study" / "reject" / "reject.json")
     ds = data.load("usps").subset(300, 100)

@@ -9,7 +9,7 @@ import pytest
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
 from lecun1989.recipes import REPRO
-from lecun1989.results import read_metrics
+from lecun1989.store.rundir import read_metrics
 from lecun1989.sweep import log_grid, sweep
 from lecun1989.train import Recipe, train
 

@@ -1,11 +1,13 @@
-"""studies.py: the studies as data, and the runner (skips finished rows, resumes an interrupted one)."""
+"""studies/: the studies as data, and the runner (skips finished rows, resumes an interrupted one)."""
 
 import json
 import shlex
 
 import pytest
 
-from lecun1989 import cli, studies
+from lecun1989 import cli
+from lecun1989.studies import rows as studies
+from lecun1989.studies import runner
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
 
@@ -18,8 +20,8 @@ TINY = studies.Study("tiny", "two seeds, one pass, a few digits", (
 
 
 def run_tiny(tmp_path, lines=None):
-    return studies.run([TINY], tmp_path / "results", tmp_path / "work",
-                       echo=(lines.append if lines is not None else lambda line: None))
+    return runner.run([TINY], tmp_path / "results", cli.run_command, tmp_path / "work",
+                      echo=(lines.append if lines is not None else lambda line: None))
 
 
 def test_every_row_is_a_command_the_cli_takes():
@@ -69,7 +71,7 @@ def test_an_unknown_study_is_one_line(capsys):
 
 def test_an_interrupted_study_is_one_line_and_the_same_command_continues(tmp_path, raw_dir, capsys, monkeypatch):
     monkeypatch.setattr(studies, "STUDIES", {"tiny": TINY})
-    real = studies.collect
+    real = runner.collect
     calls = []
 
     def interrupt_second(*args, **kwargs):
@@ -78,7 +80,7 @@ def test_an_interrupted_study_is_one_line_and_the_same_command_continues(tmp_pat
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(studies, "collect", interrupt_second)
+    monkeypatch.setattr(runner, "collect", interrupt_second)
     argv = ["study", "tiny", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work")]
     assert main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
@@ -86,7 +88,7 @@ def test_an_interrupted_study_is_one_line_and_the_same_command_continues(tmp_pat
                        f"the same `lecun1989 study` command continues it, and skips the rows done")
     assert (tmp_path / "results/tiny/usps/study.json").is_file()
     assert not (tmp_path / "results/tiny/usps-lrs").exists()
-    monkeypatch.setattr(studies, "collect", real)
+    monkeypatch.setattr(runner, "collect", real)
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[1/2] tiny/usps: done already" in out and "2 rows, 1 run now, 1 done already" in out
@@ -95,7 +97,7 @@ def test_an_interrupted_study_is_one_line_and_the_same_command_continues(tmp_pat
 def test_a_sweep_row_keeps_its_grid_and_its_retrained_runs(tmp_path, raw_dir):
     study = studies.Study("tiny-sweep", "a sweep", (studies.Row(
         "repro", "lecun1989 sweep --recipe repro --lrs 0.01,0.03 --seeds 0-1 --passes 1 --validation 500"),))
-    studies.run([study], tmp_path / "results", tmp_path / "work", echo=lambda line: None)
+    runner.run([study], tmp_path / "results", cli.run_command, tmp_path / "work", echo=lambda line: None)
     row = json.loads((tmp_path / "results/tiny-sweep/repro/study.json").read_text(encoding="utf-8"))
     sweep = json.loads((tmp_path / "work/tiny-sweep/repro/sweep.json").read_text(encoding="utf-8"))
     assert row["sweep"]["selected"] == sweep["selected"] and len(row["sweep"]["points"]) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
-from lecun1989.rundir import load_weights
+from lecun1989.store.rundir import load_weights
 from lecun1989.train import Recipe, train
 
 pytestmark = pytest.mark.data   # every test here reads the raw data
@@ -175,18 +175,22 @@ def test_sdlm_refuses_the_modern_network(tmp_path, capsys):
 
 def test_the_python_api_takes_str_or_path_folders(usps, tmp_path, monkeypatch):
     """Every function of the Python API that takes a folder or file takes a str as well as a Path."""
-    from lecun1989 import demo, plots, reading, reject, report, results
+    from lecun1989 import trained
+    from lecun1989.cli import pages, pictures
+    from lecun1989.reading import images, rejection
+    from lecun1989.store import rundir
+    from lecun1989.views import demo, report
     monkeypatch.chdir(tmp_path)
     ds = usps.subset(120, 40)
     train(Recipe(passes=1, seeds=(0, 1)), ds, "study", quiet=True, echo=lambda s: None)
     train(Recipe(passes=1), ds, "one", quiet=True, echo=lambda s: None)
-    assert len(results.run_dirs_under(["study"])) == 2 and results.read_metrics("one")[-1]["pass"] == 1
-    assert plots.read_config("one")["passes"] == 1 and plots.load_run("one")[1].sha256 == ds.sha256
-    assert list(plots.plot_folders(["study"], "pictures", {}))
-    assert report.report(["study"], "report.html").is_file()
-    assert reject.measure(["study"]).runs and reject.reject(["one"], "rejected")[1]
-    assert len(reading.read_image("one", np.pad(np.ones((16, 10)), 8)).digits) == 1   # a light bar on dark
-    assert demo.write_page("one", "demo.html").is_file()
+    assert len(rundir.run_dirs_under(["study"])) == 2 and rundir.read_metrics("one")[-1]["pass"] == 1
+    assert rundir.read_config("one")["passes"] == 1 and trained.load_run("one")[1].sha256 == ds.sha256
+    assert list(pictures.plot_folders(["study"], "pictures", trained.Location()))
+    assert "<h1>lecun1989 report</h1>" in report.page(["study"])
+    assert rejection.measure(["study"]).runs and pictures.reject(["one"], "rejected")[1]
+    assert len(images.read_image("one", np.pad(np.ones((16, 10)), 8)).digits) == 1   # a light bar on dark
+    assert pages.write_page("demo.html", demo.HEAD, "demo page", "demo.html", lambda: demo.page("one")).is_file()
 
 
 def test_counts_read_as_words_and_an_empty_out_is_refused(usps, tmp_path, capsys, monkeypatch):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from lecun1989.cli import main
 from lecun1989.engines import torch_ref
-from lecun1989.rundir import load_weights
+from lecun1989.store.rundir import load_weights
 from test_data import needs_fused_kernels, reproduction_prepro
 
 pytestmark = pytest.mark.data

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import paper
 from .errors import LecunError
-from .io import atomic_write
+from .store.atomic import atomic_write
 
 FORMAT_VERSION = 3   # 3: MNIST resized with PyTorch's fused multiply-adds (resize_bilinear)
 DEFAULT_DATA_SEED = 1337
@@ -552,40 +552,66 @@ def _any_cache(home: Path, source: str, seed: int | None, allow_modified: bool) 
     return min(usable, key=lambda ds: ds.modified, default=None)
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a data set's files live, as the user gave it (--data-home, --raw-dir, --offline,
+    --allow-modified-data); None means "as the environment says". The environment's rule is here and
+    nowhere else: $LECUN1989_HOME (set but empty: as if unset) or the user cache folder is the home;
+    $LECUN1989_RAW_DIR (empty: unset) is the raw folder; $LECUN1989_OFFLINE is the offline switch."""
+    home: str | os.PathLike | None = None
+    raw_dir: str | os.PathLike | None = None
+    offline: bool | None = None
+    allow_modified: bool = False
+
+    def home_path(self) -> Path:
+        return data_home(self.home)
+
+    def raw_folder(self) -> str | os.PathLike | None:
+        if self.raw_dir is not None and str(self.raw_dir) == "":
+            raise DataError("--raw-dir is empty: name the folder that holds the raw files, or leave it out")
+        return self.raw_dir if self.raw_dir is not None else os.environ.get(RAW_DIR_ENV) or None
+
+    def is_offline(self) -> bool:
+        return env_offline() if self.offline is None else self.offline
+
+    def raw_paths(self, source: str) -> dict[str, Path]:
+        """The raw files of `source` (data.raw_paths by this location's rules)."""
+        return raw_paths(source, self.home_path(), self.raw_folder(), self.is_offline())
+
+    def load(self, source: str = "usps", data_seed: int = DEFAULT_DATA_SEED) -> Dataset:
+        """Load a data set as arrays: `Location().load("usps").train.images` is float32 (7291, 1, 16, 16).
+
+        The raw folder reads the raw files from a folder and never downloads; offline never
+        downloads either and uses the data home only. Without a raw folder, when the data home lacks
+        the raw files, a verified processed cache there serves instead of a download. Raw files that
+        differ from the published set are refused unless allow_modified; the set built from them
+        then has `modified` set.
+        """
+        if source not in SOURCES:
+            raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+        data_seed = check_data_seed(data_seed)
+        raw_dir, offline, home_path = self.raw_folder(), self.is_offline(), self.home_path()
+        seed = data_seed if source in MNIST_TRAIN_SIZES else None
+        if raw_dir is None and not all((_home_raw_dir(home_path, raw_source(source)) / name).is_file()
+                                       for name in RAW_FILES[raw_source(source)]):
+            cached = _any_cache(home_path, source, seed, self.allow_modified)
+            if cached is not None:
+                return cached
+        paths = raw_paths(source, home_path, raw_dir, offline)
+        cache = _cache_path(home_path, source, seed, _raw_digest(paths))
+        ds = _read_cache(cache, source, seed)
+        if ds is None or (ds.modified and not self.allow_modified):  # rebuilding says which file is modified
+            train, test, modified = (build_mnist(paths, seed, MNIST_TRAIN_SIZES[source], self.allow_modified,
+                                                 test_first=DRAW_ORDER[source] == "test first")
+                                     if source in MNIST_TRAIN_SIZES else build_usps(paths, self.allow_modified))
+            ds = Dataset(source, seed, train, test, modified=modified)
+            _write_cache(cache, ds)
+        return ds
+
+
 def load(source: str = "usps", data_seed: int = DEFAULT_DATA_SEED, home: str | os.PathLike | None = None,
          raw_dir: str | os.PathLike | None = None, offline: bool | None = None,
          allow_modified: bool = False) -> Dataset:
-    """Load a data set as arrays: `load("usps").train.images` is float32 (7291, 1, 16, 16).
-
-    raw_dir (or $LECUN1989_RAW_DIR) reads the raw files from a folder and never downloads;
-    offline (or $LECUN1989_OFFLINE=1) never downloads either and uses the data home only. Without
-    raw_dir, when the data home lacks the raw files, a verified processed cache there serves
-    instead of a download. Raw files that differ from the published set are refused unless
-    allow_modified; the set built from them then has `modified` set.
-    """
-    if source not in SOURCES:
-        raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
-    data_seed = check_data_seed(data_seed)
-    if raw_dir is not None and str(raw_dir) == "":
-        raise DataError("--raw-dir is empty: name the folder that holds the raw files, or leave it out")
-    if raw_dir is None:
-        raw_dir = os.environ.get(RAW_DIR_ENV) or None
-    if offline is None:
-        offline = env_offline()
-    home_path = data_home(home)
-    seed = data_seed if source in MNIST_TRAIN_SIZES else None
-    if raw_dir is None and not all((_home_raw_dir(home_path, raw_source(source)) / name).is_file()
-                                   for name in RAW_FILES[raw_source(source)]):
-        cached = _any_cache(home_path, source, seed, allow_modified)
-        if cached is not None:
-            return cached
-    paths = raw_paths(source, home_path, raw_dir, offline)
-    cache = _cache_path(home_path, source, seed, _raw_digest(paths))
-    ds = _read_cache(cache, source, seed)
-    if ds is None or (ds.modified and not allow_modified):  # rebuilding says which file is modified
-        train, test, modified = (build_mnist(paths, seed, MNIST_TRAIN_SIZES[source], allow_modified,
-                                             test_first=DRAW_ORDER[source] == "test first")
-                                 if source in MNIST_TRAIN_SIZES else build_usps(paths, allow_modified))
-        ds = Dataset(source, seed, train, test, modified=modified)
-        _write_cache(cache, ds)
-    return ds
+    """Load a data set as arrays: `load("usps").train.images` is float32 (7291, 1, 16, 16); the
+    keywords are those of Location, whose `load` this is."""
+    return Location(home, raw_dir, offline, allow_modified).load(source, data_seed)

@@ -8,67 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
 from . import paper
-from .errors import LecunError
-from .io import commit, json_text, write_text
+from .store.atomic import commit, json_text, write_text
+from .store.rundir import METRICS, completed, diverged_at, read_metrics
 
-METRICS = ("train_error", "test_error", "train_loss", "test_loss", "train_misses", "test_misses")
 # (metric, label, the paper's figure)
 PAPER_FIGURES = (("train_error", "train error", paper.TRAIN_ERROR), ("test_error", "test error", paper.TEST_ERROR),
                  ("train_loss", "train MSE", paper.TRAIN_MSE), ("test_loss", "test MSE", paper.TEST_MSE))
-
-
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not strict JSON")
-
-
-def read_json(path: Path):
-    """A JSON file written by this package, read strictly (NaN and Infinity are refused)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constants)
-    except (OSError, ValueError) as e:
-        raise LecunError(f"cannot read {path} ({e})") from None
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Every row of a run's metrics.jsonl, one per completed pass. A diverged run ends with a row
-    {"pass": k, "diverged": true, "reason": ...} for the pass at which it diverged, without figures."""
-    path = Path(run_dir) / "metrics.jsonl"
-    try:
-        rows = [json.loads(line, parse_constant=_no_constants)
-                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as e:
-        raise LecunError(f"cannot read {path} ({e}); is {run_dir} a run directory?") from None
-    if not all(isinstance(r, dict) and isinstance(r.get("pass"), int) for r in rows):
-        raise LecunError(f"{path} is not a metrics file of this package (every line a JSON object with a pass)")
-    return rows
-
-
-def completed(rows: list[dict]) -> list[dict]:
-    """The rows of the passes a run completed with finite figures (a diverged run's last row dropped)."""
-    return [r for r in rows if not r.get("diverged")]
-
-
-def diverged_at(rows: list[dict]) -> int | None:
-    """The pass at which a run diverged, or None."""
-    return next((r["pass"] for r in rows if r.get("diverged")), None)
-
-
-def run_dirs_under(paths: list[Path]) -> list[Path]:
-    """The run directories among `paths` and their subfolders (a run directory holds metrics.jsonl)."""
-    found = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise LecunError(f"{p} does not exist")
-        found += [p] if (p / "metrics.jsonl").is_file() else sorted(m.parent for m in p.rglob("metrics.jsonl"))
-    if not found:
-        raise LecunError(f"no run directories (with metrics.jsonl) in {', '.join(map(str, paths))}")
-    return found
 
 
 def stats(values) -> dict:
@@ -165,3 +115,10 @@ def write_study(out: Path, run_dirs: list[Path], extra: dict | None = None) -> d
     files[out / "study.json"] = json_text(study)
     commit(files)
     return study
+
+
+def format_int_list(values) -> str:
+    values = list(values)
+    if values == list(range(values[0], values[0] + len(values))) and len(values) > 1:
+        return f"{values[0]}-{values[-1]}"
+    return ",".join(map(str, values))

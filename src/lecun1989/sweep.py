@@ -25,9 +25,10 @@ import numpy as np
 
 from .data import Dataset
 from .errors import Diverged, LecunError, interrupt_behind
-from .io import commit, json_text
-from .results import completed, csv_text, diverged_at, read_json, read_metrics, stats, write_csv
-from .rundir import Lock, check_output, marked, marker, replace_contents
+from .results import csv_text, stats, write_csv
+from .store.atomic import commit, json_text
+from .store.folders import Lock, check_output, marked, marker, replace_contents
+from .store.rundir import completed, diverged_at, read_json, read_metrics
 from .train import Recipe, check_memory, raise_if_diverged, run_dirs, train
 
 
@@ -104,7 +105,7 @@ def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[flo
                 "passes": base.passes, "optimizer": base.optim.name, "net": base.net.to_dict(),
                 "engine": base.engine, "dtype": base.dtype}
     cfg = out / "sweep-config.json"
-    mode = check_output(out, force, resume=not force and marked(out) == "sweep")
+    mode = check_output(out, force, resume=not force and marked(out) == "sweep", command="sweep")
     with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         if mode == "resume":
             if not cfg.is_file() or read_json(cfg) != settings:
@@ -114,7 +115,7 @@ def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[flo
         if mode == "replace":
             replace_contents(out)
         if mode != "resume":
-            commit({**marker(out, "sweep"), cfg: json_text(settings)})
+            commit({**marker(out, "sweep", "sweep"), cfg: json_text(settings)})
         try:
             return _sweep(base, recipes, mus, lrs, seeds, data, val_data, out, settings, quiet, echo)
         except BaseException as e:   # a sweep has no --resume: it continues by itself

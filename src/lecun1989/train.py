@@ -26,12 +26,12 @@ from . import __version__, paper
 from .data import Dataset
 from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
 from .errors import Diverged, LecunError, interrupt_behind
-from .io import commit, json_text, signals_deferred
 from .model import NetConfig
 from .optim import OptimConfig
 from .results import stats
-from .rundir import (MARKER, Lock, RunDir, check_output, eval_line, load_weights, marked, marker, metrics_row,
-                     replace_contents)
+from .store.atomic import commit, json_text, signals_deferred
+from .store.folders import MARKER, Lock, check_output, marked, marker, replace_contents
+from .store.rundir import RunDir, disagreement, eval_line, load_weights, metrics_row
 
 MAX_SEED = 2 ** 32 - 1
 
@@ -177,32 +177,6 @@ def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
     return ", ".join(bad) or None
 
 
-def _check_files_agree(rd: RunDir, carried: bool) -> None:
-    """An unfinished run's files must tell one story: metrics.jsonl's passes 1..k in order, the log's
-    k passes, the weights (and the optimizer's state, when it carries one) of this run's pass k. A
-    folder edited or mixed by hand would otherwise be continued from the wrong pass without a word."""
-    passes, k = [r["pass"] for r in rd.rows], rd.passes_done
-    told = []
-    if passes != list(range(1, len(passes) + 1)):
-        told.append(f"metrics.jsonl's passes are {', '.join(map(str, passes[:6]))}{', ...' * (len(passes) > 6)}, "
-                    f"not 1 to {len(passes)} in order")
-    logged = sum(line.startswith("pass ") and line.split()[1].split("/")[0].isdigit() for line in rd.lines)
-    if logged != len(passes):
-        told.append(f"log.txt has {logged} passes and metrics.jsonl {len(passes)}")
-    files = ["weights.safetensors"] + ["state.safetensors"] * carried
-    for name in files if k else []:
-        if not (rd.path / name).is_file():
-            told.append(f"{name} is missing")
-            continue
-        meta = load_weights(rd.path / name)[1]
-        if meta.get("pass") != str(k):
-            told.append(f"{name} holds pass {meta.get('pass')} and metrics.jsonl ends at pass {k}")
-        elif (meta.get("seed"), meta.get("lr")) != (str(rd.config.get("seed")), repr(rd.config.get("lr"))):
-            told.append(f"{name} holds the run of seed {meta.get('seed')}, lr {meta.get('lr')}, not this one's")
-    if told:
-        raise LecunError(f"{rd.path} cannot be resumed: {'; '.join(told)}; start over with --force")
-
-
 def _resume(dirs: list[Path], configs: list[dict], carried: bool) -> list[RunDir]:
     """The run directories of an interrupted command, checked against the settings given now."""
     out = dirs[0] if len(dirs) == 1 else dirs[0].parent
@@ -226,8 +200,9 @@ def _resume(dirs: list[Path], configs: list[dict], carried: bool) -> list[RunDir
             changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             raise LecunError(f"{d} was started with other settings ({', '.join(changed)} differ); give the same "
                              f"command to resume it, or start over with --force")
-        if rd.summary is None:
-            _check_files_agree(rd, carried)
+        told = disagreement(rd, carried) if rd.summary is None else []
+        if told:
+            raise LecunError(f"{rd.path} cannot be resumed: {'; '.join(told)}; start over with --force")
         rundirs.append(rd)
     done = {rd.passes_done for rd in rundirs if rd.summary is None}
     if len(done) > 1:
@@ -244,7 +219,7 @@ def train(recipe: Recipe, data: Dataset, out: str | os.PathLike, force: bool = F
     runs = recipe.runs()
     dirs = run_dirs(out, runs)
     check_memory(recipe, data)
-    mode = check_output(out, force, resume)
+    mode = check_output(out, force, resume, command=command)
     with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         try:
             return _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_config)
@@ -294,9 +269,9 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     else:
         rundirs = [RunDir(d, config, [header(recipe, data, seed, lr, common["kernels"])])
                    for d, config, (seed, lr) in zip(dirs, configs, runs)]
-        files = marker(out, "run" if single else "study")
+        files = marker(out, "run" if single else "study", command)
         for rd in rundirs:
-            files.update({**marker(rd.path, "run"), **rd.files()})
+            files.update({**marker(rd.path, "run", command), **rd.files()})
         commit(files)
     live = [i for i, rd in enumerate(rundirs) if rd.summary is None]
     start = rundirs[live[0]].passes_done if live else recipe.passes

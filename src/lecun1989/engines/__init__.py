@@ -13,34 +13,15 @@ driven pass by pass by the trainer:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..errors import LecunError
+from .protocol import DTYPES, Evaluation, RunSpec
 
-import numpy as np
-
-DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    seed: int
-    lr: float
-    params: dict[str, np.ndarray]   # initial weights, as Net1989.get_params() gives them
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float    # over the whole split: the MSE (mean over examples and outputs) or the mean cross-entropy
-    misses: int    # exact count of examples whose largest output is not the label
-    n: int
-
-    @property
-    def error(self) -> float:
-        return self.misses / self.n
+__all__ = ["DTYPES", "ENGINE_NAMES", "Evaluation", "RunSpec", "check_engine_name", "engine_class", "initial_runs"]
 
 
 def initial_runs(net, runs: list[tuple[int, float]]) -> list[RunSpec]:
     """(seed, lr) pairs -> RunSpecs holding the initial weights model.Net1989 draws for each seed."""
-    from ..model import Net1989
+    from ..model import Net1989   # torch: imported by the commands that build a network, not by --help
     return [RunSpec(seed, lr, Net1989(net, seed).get_params()) for seed, lr in runs]
 
 
@@ -48,14 +29,12 @@ ENGINE_NAMES = ("fast", "torch")
 
 
 def check_engine_name(name: str) -> None:
-    from ..errors import LecunError
     if name not in ENGINE_NAMES:
         raise LecunError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
 
 
 def engine_class(name: str):
     """The engine's class. Only the compiled engine needs numba, and only here is it imported."""
-    from ..errors import LecunError
     check_engine_name(name)
     if name == "torch":
         from .torch_ref import TorchEngine

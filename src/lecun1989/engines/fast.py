@@ -22,10 +22,10 @@ from numba.core.errors import NumbaError
 from .. import paper
 from ..data import Dataset, Split
 from ..errors import LecunError
-from ..io import signals_deferred
+from ..store.atomic import signals_deferred
 from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noise
 from ..optim import OptimConfig
-from . import DTYPES, Evaluation, RunSpec
+from .protocol import DTYPES, Evaluation, RunSpec
 from . import layers as L
 from . import lanes, single, steps
 from .network import H1_ORDER, IMAGE, K, K1, N_FLAT, N_H2, P1, PAD, STRIDE, Data, Settings, pack, unpack

@@ -18,7 +18,7 @@ from ..data import Dataset, Split
 from .. import paper
 from ..model import ACTIVATION_SCALES, Net1989, NetConfig, one_thread, training_noise
 from ..optim import OptimConfig, make_torch_optimizer
-from . import Evaluation, RunSpec
+from .protocol import Evaluation, RunSpec
 
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,14 @@
-"""Output folders: run directories, and the marker and lock of every folder a command writes.
-
-A run directory holds config.json, log.txt, metrics.jsonl, TensorBoard scalars, weights.safetensors,
-state.safetensors (what resuming needs besides the weights) and, when finished, summary.json.
-After each pass every file of every run of a command is put in place in one commit (io.commit), so
-an interrupted or failed command leaves all its runs at the same last completed pass.
+"""The folders a command writes: the marker that says what a folder holds, what --force and --resume
+may take, and the lock that keeps one writer per folder.
 
 Every folder this program makes carries a marker (MARKER, naming its kind), and `--force` replaces
 only marked folders: never a folder of the user's own files. A command holds a lock (LOCK, with its
-pid) on its output folder while it writes.
+pid) on its output folder while it writes, and the readers write nothing into a folder so held.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -21,20 +16,16 @@ import shutil
 import socket
 from pathlib import Path
 
-import numpy as np
+from .. import __version__
+from ..errors import LecunError, OutputError
+from .atomic import commit, file_in_the_way, json_text
 
-from .errors import LecunError
-from .io import json_text
-
-SPLITS = ("train", "test")
 MARKER = ".lecun1989"
 LOCK = ".lecun1989.lock"
 KINDS = ("run", "study", "sweep", "plots", "zipcodes")
 TRAINED = ("run", "study", "sweep")   # what a training command's --force may replace
 _WORDS = {"run": "a run", "study": "a study", "sweep": "a sweep", "plots": "pictures", "zipcodes": "zip codes"}
 
-
-# --- markers and claims -------------------------------------------------------------------------
 
 def marked(path: Path) -> str | None:
     """The kind of folder this program made at `path` (run, study, sweep), or None."""
@@ -45,11 +36,21 @@ def marked(path: Path) -> str | None:
     return kind if kind in KINDS else None
 
 
-def marker(path: Path, kind: str) -> dict[Path, str]:
-    """The marker file of a folder of this kind, for the commit that makes the folder's first files
-    (one commit: an interrupt cannot leave some folders of a command marked and others not)."""
-    from . import __version__
-    return {path / MARKER: json_text({"kind": kind, "made_by": f"lecun1989 {__version__}"})}
+def marker(path: Path, kind: str, command: str | None = None) -> dict[Path, str]:
+    """The marker file of a folder of this kind (made by `command`, when one command alone may replace
+    it), for the commit that makes the folder's first files (one commit: an interrupt cannot leave some
+    folders of a command marked and others not)."""
+    return {path / MARKER: json_text({"kind": kind, "made_by": f"lecun1989 {__version__}",
+                                      **({"command": command} if command else {})})}
+
+
+def marked_command(path: Path) -> str | None:
+    """The command that made a marked folder, where its marker says (older markers do not)."""
+    try:
+        command = json.loads((path / MARKER).read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return command if isinstance(command, str) else None
 
 
 def _is_cwd_or_parent(path: Path) -> bool:
@@ -58,10 +59,11 @@ def _is_cwd_or_parent(path: Path) -> bool:
 
 
 def check_output(path: Path, force: bool = False, resume: bool = False, resumable: bool = True,
-                 kinds: tuple[str, ...] = TRAINED) -> str:
+                 kinds: tuple[str, ...] = TRAINED, command: str | None = None) -> str:
     """Whether `path` may be written, before any work: 'new' (absent or empty), 'replace' (a folder
-    marked as one of `kinds`, with --force) or 'resume' (the same, with --resume, for the commands
-    that have it: resumable). Refuses everything else."""
+    marked as one of `kinds`, with --force, that `command` made: --force starts the same command over)
+    or 'resume' (the same, with --resume, for the commands that have it: resumable). Refuses
+    everything else."""
     if path.is_symlink() and not path.exists():
         raise LecunError(f"{path} is a link to nothing; choose another --out")
     if path.exists() and not path.is_dir():
@@ -82,6 +84,10 @@ def check_output(path: Path, force: bool = False, resume: bool = False, resumabl
             wanted = ", ".join(_WORDS[k] for k in kinds[:-1]) + " or " * (len(kinds) > 1) + _WORDS[kinds[-1]]
             raise LecunError(f"{path} holds {_WORDS[kind]} lecun1989 made, not {wanted}, so "
                              f"{'--force' if force else '--resume'} leaves it as it is: choose another --out")
+        theirs = marked_command(path)
+        if force and command and theirs and theirs != command:
+            raise LecunError(f"{path} holds what `lecun1989 {theirs}` made, and --force starts only the same command "
+                             f"over, so `lecun1989 {command}` leaves it as it is: choose another --out")
         return "replace" if force else "resume"
     if kind:
         raise LecunError(f"{path} already exists; pass --force to replace it" +
@@ -100,8 +106,6 @@ def replace_contents(path: Path) -> None:
         else:
             child.unlink()
 
-
-# --- the lock -----------------------------------------------------------------------------------
 
 def _alive(pid: int) -> bool:
     try:
@@ -216,137 +220,65 @@ class Lock:
                     self.path.parent.rmdir()
 
 
-# --- a run directory ----------------------------------------------------------------------------
-
-def metrics_row(pass_num: int, evals: dict) -> dict:
-    row = {"pass": pass_num}
-    for split in SPLITS:
-        e = evals[split]
-        row.update({f"{split}_loss": e.loss, f"{split}_error": e.error, f"{split}_misses": e.misses})
-    return row
-
-
-def eval_line(split: str, e) -> str:
-    # The best-known reproduction's format, padding of the split name included.
-    return f"eval: split {split:5s}. loss {e.loss:e}. error {e.error * 100:.2f}%. misses: {e.misses}"
-
-
-def tensors_digest(tensors: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-# safetensors writes its metadata map in an order that changes from process to process, so all of
-# ours goes in one entry, as sorted JSON: the same tensors give the same bytes.
-META_KEY = "lecun1989"
-
-
-def tensors_blob(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
-    from safetensors.numpy import save
-    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    meta = {**metadata, "sha256": tensors_digest(tensors)}
-    return save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-
-
-def load_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The tensors and metadata of a .safetensors file this program wrote, checked against the
-    checksum it carries."""
-    from safetensors import safe_open
+def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
+    made for them are removed again on failure, which is one LecunError line naming the cause."""
+    real = Path(folder).resolve()
+    refuse_running(folder)
+    # os.path.exists, not Path.exists: it answers False where a folder may not be searched, and the
+    # write then fails with the cause.
+    made = [p for p in (real, *real.parents) if not os.path.exists(p)]   # innermost first
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-        if META_KEY in metadata:
-            metadata = json.loads(metadata[META_KEY])
-    except Exception as e:   # safetensors raises its own error types for damaged files
-        raise LecunError(f"cannot read {path} ({e}); is it a file of a lecun1989 run?") from None
-    if "sha256" in metadata and metadata["sha256"] != tensors_digest(tensors):
-        raise LecunError(f"{path} is damaged: its tensors do not match the checksum written with them")
-    return tensors, metadata
+        commit({real / name: blob for name, blob in files.items()})
+    except OSError as e:
+        for d in made:
+            with contextlib.suppress(OSError):   # only empty folders go
+                d.rmdir()
+        # The OSError names the folder it could not make; the user needs the file standing in its way.
+        in_the_way = file_in_the_way(real)
+        cause = f"{in_the_way} is a file, not a folder" if in_the_way else (e.strerror or e)
+        raise OutputError(f"cannot write into {folder} ({cause})") from None
+    return [Path(folder) / name for name in files]
 
 
-def _events(rows: list[dict]) -> bytes:
-    """TensorBoard's event file for every pass so far, rewritten whole with each commit (synchronous:
-    no writer thread per run)."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.summary.writer.record_writer import RecordWriter
-    import io
-    buf = io.BytesIO()
-    writer = RecordWriter(buf)
-    writer.write(Event(wall_time=0.0, file_version="brain.Event:2").SerializeToString())
-    for row in rows:
-        if row.get("diverged"):
-            continue
-        values = [Summary.Value(tag=f"{metric}/{split}", simple_value=row[f"{split}_{metric}"])
-                  for split in SPLITS for metric in ("error", "loss")]
-        writer.write(Event(wall_time=row.get("_time", 0.0), step=row["pass"],
-                           summary=Summary(value=values)).SerializeToString())
-    return buf.getvalue()
+def refuse_running(path: Path) -> None:
+    """One writer per output folder: nothing goes into a folder a running command writes."""
+    owner = writer(Path(path))
+    if owner:
+        raise LecunError(f"{path} is in a folder a running lecun1989 command writes (pid {owner['pid']}); write "
+                         f"elsewhere, or wait for it to finish")
 
 
-class RunDir:
-    """One run's files, kept in memory and handed to io.commit after each pass (`files`)."""
-
-    def __init__(self, path: Path, config: dict, lines: list[str] | None = None, rows: list[dict] | None = None):
-        self.path = path
-        self.config = config
-        self.lines = list(lines or [])
-        self.rows = list(rows or [])
-        self.weights: bytes | None = None
-        self.state: bytes | None = None
-        self.summary: dict | None = None
-
-    @classmethod
-    def read(cls, path: Path) -> "RunDir":
-        """A run directory as it was left (for --resume)."""
-        from .results import read_json, read_metrics
-        config = read_json(path / "config.json")
+def check_page(out: Path, head: str, what: str, example: str) -> None:
+    """A page (-o FILE) replaces only a page this program wrote (a file that begins with `head`), and
+    never in a folder a running command writes."""
+    if str(out) == "":
+        raise LecunError(f"-o is empty: give the {what}'s file name, e.g. -o {example}")
+    out = Path(out)
+    refuse_running(out.parent)
+    if out.is_dir():
+        raise LecunError(f"{out} is a folder; give the {what}'s file name, e.g. -o {out / example}")
+    if out.exists():
         try:
-            lines = (path / "log.txt").read_text(encoding="utf-8").splitlines()
+            with open(out, "rb") as f:
+                mine = f.read(len(head.encode())) == head.encode()
         except OSError as e:
-            raise LecunError(f"cannot read {path / 'log.txt'} ({e.strerror}); the run cannot be resumed") from None
-        rd = cls(path, config, lines, read_metrics(path) if (path / "metrics.jsonl").exists() else [])
-        if (path / "summary.json").exists():
-            rd.summary = read_json(path / "summary.json")
-        return rd
+            raise LecunError(f"cannot read {out} ({e.strerror}), so it is left as it is; choose another -o") from None
+        if not mine:
+            raise LecunError(f"{out} exists and is not a {what} lecun1989 wrote, so it is left as it is; choose "
+                             f"another -o")
 
-    @property
-    def passes_done(self) -> int:
-        return self.rows[-1]["pass"] if self.rows and not self.rows[-1].get("diverged") else \
-            (self.rows[-1]["pass"] - 1 if self.rows else 0)
 
-    @property
-    def diverged(self) -> bool:
-        return bool(self.rows) and bool(self.rows[-1].get("diverged"))
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
-
-    def record(self, row: dict) -> None:
-        self.rows.append(row)
-
-    def set_weights(self, params: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-        self.weights = tensors_blob(params, metadata)
-
-    def set_state(self, state: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-        self.state = tensors_blob(state, metadata)
-
-    def files(self) -> dict[Path, str | bytes]:
-        """Every file of the run as it stands, for one commit."""
-        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.rows]
-        out = {self.path / "config.json": json_text(self.config),
-               self.path / "log.txt": "\n".join(self.lines) + "\n",
-               self.path / "metrics.jsonl": "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows),
-               self.path / "tensorboard" / "events.out.tfevents.lecun1989": _events(self.rows)}
-        if self.weights is not None:
-            out[self.path / "weights.safetensors"] = self.weights
-        if self.state is not None:
-            out[self.path / "state.safetensors"] = self.state
-        if self.summary is not None:
-            out[self.path / "summary.json"] = json_text(self.summary)
-        return out
+def check_picture_folder(target: Path, flag: str = "--out") -> None:
+    """Pictures replace only pictures this program drew: the folder must be new or empty, marked as
+    a folder of pictures, or the plots/ folder of a run, study or sweep folder (drawn before the
+    marker existed)."""
+    refuse_running(target)
+    if target.exists() and not target.is_dir():
+        raise LecunError(f"{target} is a file, not a folder; choose another {flag}")
+    if not target.is_dir() or not any(target.iterdir()) or marked(target) == "plots":
+        return
+    if target.name == "plots" and marked(target.parent) in ("run", "study", "sweep"):
+        return
+    raise LecunError(f"{target} holds files that are not pictures lecun1989 drew, so it is left as it is; choose "
+                     f"another {flag}")

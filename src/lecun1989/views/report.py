@@ -8,10 +8,15 @@ import html
 import json
 from pathlib import Path
 
-from . import paper, plots
-from .errors import LecunError
-from .io import check_page, write_files
-from .results import final_stats
+from .. import paper
+from ..data import Location
+from ..errors import LecunError
+from ..reading import rejection as reject
+from ..results import final_stats
+from ..store.rundir import open_folder
+from ..trained import load_run
+from . import demo, plots
+from .rejection import picture as rejection_picture
 
 
 def _img(name: str, files: dict[str, bytes]) -> str:
@@ -42,10 +47,10 @@ def results_rows(final: dict, n: int, loss_name: str) -> list[list[str]]:
     return rows
 
 
-def section(path: Path, load: dict) -> str:  # noqa: C901 (one page section, top to bottom)
+def section(path: Path, where: Location) -> str:  # noqa: C901 (one page section, top to bottom)
     """The HTML of one argument: a sweep folder, or a run / study folder."""
     parts = [f"<h2>{html.escape(str(path))}</h2>"]
-    result, runs = plots.open_folder(path)
+    result, runs = open_folder(path)
     if result is not None:
         parts.append(f"<p>Sweep of the {html.escape(result['recipe'])} recipe on {html.escape(result['data'])}: "
                      f"{len(result['points'])} grid points x {len(result['seeds'])} seeds, chosen on the last "
@@ -78,30 +83,28 @@ def section(path: Path, load: dict) -> str:  # noqa: C901 (one page section, top
     parts.append(_table(["", "train error", "train misses", "test error", "test misses", f"train {loss_name}",
                          f"test {loss_name}"], results_rows(final_stats(runs.rows), len(runs.kept), loss_name)))
     parts.append(_img("curves", plots.curves(runs)))
-    net, ds = plots.load_run(runs.kept[0], load)
+    net, ds = load_run(runs.kept[0], where)
     parts.append(f"<p>The network of {html.escape(runs.kept[0].name)} (its latest weights):</p>")
     parts.append(_img("misclassified", plots.misclassified(net, ds)))
     parts.append(_img("features", plots.features(net, ds)))
-    parts.append(rejection(path, load))
-    parts.append(live_panel(runs.kept[0], load))
+    parts.append(rejection(path, where))
+    parts.append(live_panel(runs.kept[0], where))
     return "\n".join(parts)
 
 
-def live_panel(run_dir: Path, load: dict) -> str:
+def live_panel(run_dir: Path, where: Location) -> str:
     """`lecun1989 demo`'s page for one run, inside the report (an iframe of the page's own text, so the
     report stays one self-contained file)."""
-    from . import demo
     return (f"<h3>Draw digits: {html.escape(run_dir.name)} reads them live</h3>"
-            f"<iframe title=\"draw digits\" srcdoc=\"{html.escape(demo.page(run_dir, load))}\" "
+            f"<iframe title=\"draw digits\" srcdoc=\"{html.escape(demo.page(run_dir, where))}\" "
             f"style=\"width:100%;height:1500px;border:1px solid #ccc\"></iframe>")
 
 
-def rejection(path: Path, load: dict) -> str:
+def rejection(path: Path, where: Location) -> str:
     """The share of test digits the runs must reject for 1% error (reject.py), by each criterion, or
     why it was not measured (an unfinished run): the rest of the page stands without it."""
-    from . import reject
     try:
-        result = reject.measure([path], reject.NIPS_ERROR, load)
+        result = reject.measure([path], reject.NIPS_ERROR, where)
     except LecunError as e:
         return f"<h3>Rejection for 1% error</h3><p>Not measured: {html.escape(str(e))}.</p>"
     n, k = len(result.runs), result.runs[0].n
@@ -117,7 +120,7 @@ def rejection(path: Path, load: dict) -> str:
     return (f"<h3>Rejection for 1% error</h3><p>The share of the {k} {result.split} digits each run must reject, "
             f"least sure first, for the accepted ones to err at most 1%, with its final weights, over "
             f"{n} finished run{'s' * (n > 1)}: mean ± std (min .. max).{html.escape(note)}</p>"
-            + _table(["criterion", "rejected", "against the margin"], rows) + _img("reject", reject.picture(result)))
+            + _table(["criterion", "rejected", "against the margin"], rows) + _img("reject", rejection_picture(result)))
 
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#111}
@@ -128,12 +131,10 @@ img{max-width:100%;display:block;margin:1em 0}pre{background:#f4f4f4;padding:1em
 HEAD = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>lecun1989 report</title>"
 
 
-def report(paths: list[str | Path], out: str | Path, load: dict | None = None) -> Path:
-    """Write the page to `out` (UTF-8), after every section is made: a fault leaves no page behind."""
-    check_page(out, HEAD, "report", "report.html")
-    real = Path(out).resolve()
-    body = "\n".join(section(Path(p), load or {}) for p in paths)
-    page = (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
+
+
+def page(paths: list[str | Path], where: Location = Location()) -> str:
+    """The whole page, every section made before it is returned: a fault leaves no page behind."""
+    body = "\n".join(section(Path(p), where) for p in paths)
+    return (f"{HEAD}<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style>"
             f"</head><body><h1>lecun1989 report</h1><p>{html.escape(paper.CITATION)}</p>{body}</body></html>")
-    write_files(real.parent, {real.name: page.encode("utf-8")})
-    return Path(out)

@@ -8,7 +8,7 @@
     sweep         validation and test error versus the swept setting, with bands
 
 Each function draws in memory and returns its files by name ({"curves.png": bytes, ...});
-`io.write_files` puts a folder's whole set in place at once, so a failure never leaves half of one.
+`store.folders.write_files` puts a folder's whole set in place at once, so a failure never leaves half of one.
 Figures are made with `matplotlib.figure.Figure`, never pyplot, so the library leaves matplotlib's
 backend and pyplot's state to the program that imports it. Lines differ by style and marker, not
 only by color.
@@ -16,130 +16,21 @@ only by color.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import paper
-from .errors import LecunError
-from .io import refuse_running, write_files
-from .results import METRICS, curves as mean_curves, diverged_at, read_json, read_metrics, run_dirs_under
-from .rundir import MARKER, marked, marker
+from .. import paper
+from ..data import Location
+from ..errors import LecunError
+from ..results import curves as mean_curves
+from ..store.rundir import Runs, open_folder
+from ..trained import load_run
 
 STYLES = {"train": dict(color="black", linestyle="-", marker="o"),
           "test": dict(color="0.45", linestyle="--", marker="s")}
-NUMBER = (int, float)
-STATS = dict.fromkeys(("mean", "std", "min", "max"), NUMBER)
-# What this module reads of a run's config.json and of a sweep's sweep.json, and of which type.
-CONFIG_KEYS = {"net": dict, "data": dict, "seed": int, "lr": NUMBER}
-DATA_KEYS = {"source": str, "seed": (int, type(None)), "n_train": int, "n_test": int, "held_out": int,
-             "sha256": str}
-SWEEP_KEYS = {"recipe": str, "data": str, "seeds": list, "validation": int, "points": list, "selected": dict,
-              "final": (dict, type(None))}
-POINT_KEYS = {"lr": NUMBER, "mu": (*NUMBER, type(None))}
-
-
-def require(obj, keys: dict, where: str) -> dict:
-    """`obj`, if it is a JSON object holding `keys` with values of their types; else one LecunError line."""
-    if not isinstance(obj, dict):
-        raise LecunError(f"{where} is not a JSON object")
-    for key, types in keys.items():
-        if key not in obj:
-            raise LecunError(f"{where} lacks {key!r}; was it written by this package?")
-        if not isinstance(obj[key], types):
-            raise LecunError(f"{where}: {key!r} is {json_type(obj[key])}, not what this package writes")
-    return obj
-
-
-def json_type(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
-
-
-def read_config(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.json"
-    config = require(read_json(path), CONFIG_KEYS, str(path))
-    require(config["data"], DATA_KEYS, f"{path} (data)")
-    return config
-
-
-def read_sweep(path: Path) -> dict:
-    """sweep.json, with every key the sweep picture and the report read. A grid point has no figures
-    when all its seeds diverged, and "final" is null when all the retrained runs did."""
-    result = require(read_json(path), SWEEP_KEYS, str(path))
-    if not result["points"]:
-        raise LecunError(f"{path} holds no grid points")
-    for i, point in enumerate(result["points"]):
-        where = f"{path} (points[{i}])"
-        require(point, POINT_KEYS, where)
-        if "diverged" in point:
-            require(point, {"diverged": int}, where)
-        if "val_error" in point or "val_loss" in point:
-            require(point, {"val_error": dict, "val_loss": dict}, where)
-            for key in ("val_error", "val_loss"):
-                require(point[key], STATS, f"{where}.{key}")
-    require(result["selected"], POINT_KEYS, f"{path} (selected)")
-    if result["final"] is not None:
-        require(result["final"], {"test_error": dict}, f"{path} (final)")
-        require(result["final"]["test_error"], STATS, f"{path} (final.test_error)")
-    return result
-
-
-@dataclass(frozen=True)
-class Runs:
-    """The runs under one folder, read and checked. Runs that diverged are set apart (`diverged`: run ->
-    the pass at which it did); `rows` holds the figures of the others (`kept`) up to the last pass all of
-    them completed, so that every mean is over the same passes and never over a NaN."""
-    folder: Path
-    dirs: list[Path]
-    configs: dict[Path, dict]
-    diverged: dict[Path, int]
-    kept: list[Path]
-    rows: list[list[dict]]
-    uneven: bool   # some kept run went on past the last pass all of them completed
-
-    @property
-    def last(self) -> int:
-        return len(self.rows[0])
-
-
-def read_runs(folder: Path) -> Runs:
-    dirs = run_dirs_under([folder])
-    configs = {d: read_config(d) for d in dirs}
-    diverged, kept, rows = {}, [], []
-    for d in dirs:
-        metrics = read_metrics(d)
-        at = diverged_at(metrics)
-        if at is not None:
-            diverged[d] = at
-            continue
-        path = d / "metrics.jsonl"
-        if not metrics:
-            raise LecunError(f"{path} holds no pass; did the run finish its first pass?")
-        if [r["pass"] for r in metrics] != list(range(1, len(metrics) + 1)):
-            raise LecunError(f"{path}: the passes are not numbered 1, 2, 3, ... in order")
-        for r in metrics:
-            bad = [m for m in METRICS if not (isinstance(r.get(m), NUMBER) and math.isfinite(r[m]))]
-            if bad:
-                raise LecunError(f"{path}: pass {r['pass']} has no finite {bad[0]}")
-        kept.append(d)
-        rows.append(metrics)
-    last = min((len(r) for r in rows), default=0)
-    return Runs(Path(folder), dirs, configs, diverged, kept, [r[:last] for r in rows],
-                any(len(r) > last for r in rows))
-
-
-def open_folder(path: Path) -> tuple[dict | None, Runs]:
-    """A sweep folder's sweep.json (None for a run or study folder) and the runs to draw: the sweep's
-    retrained final runs, or the folder's."""
-    path = Path(path)
-    if (path / "sweep.json").is_file():
-        return read_sweep(path / "sweep.json"), read_runs(path / "final")
-    return None, read_runs(path)
 
 
 def diverged_note(runs: Runs) -> str:
@@ -159,7 +50,7 @@ def pass_note(runs: Runs) -> str:
     return f"the last pass {who}{' that did not diverge' * bool(runs.diverged)} completed"
 
 
-def _render(fig: Figure, name: str) -> dict[str, bytes]:
+def render(fig: Figure, name: str) -> dict[str, bytes]:
     files = {}
     for ext in ("png", "svg"):
         buf = BytesIO()
@@ -207,41 +98,7 @@ def curves_picture(rows: list[dict], n: int, ce: bool, held_out: bool, source: s
         ax.legend(fontsize=8)
     title = f"{source}: {n} run{'s' * (n > 1)}, ± 1 std band"
     fig.suptitle("; ".join(filter(None, [title, *notes])))
-    return _render(fig, "curves")
-
-
-def load_run(run_dir: Path, load: dict | None = None):
-    """The network of a run (float64), with its latest weights, and the data it was evaluated on;
-    `load` holds data.load's home / raw_dir / offline."""
-    from . import data
-    from .model import Net1989, NetConfig
-    from .rundir import load_weights
-    config = read_config(run_dir)
-    try:
-        net = Net1989(NetConfig(**config["net"])).double()
-    except (TypeError, LecunError) as e:
-        raise LecunError(f"{Path(run_dir) / 'config.json'}: bad network settings ({e})") from None
-    path = Path(run_dir) / "weights.safetensors"
-    params, _ = load_weights(path)
-    want = {name: tuple(getattr(net, name).shape) for name in net.PARAMS}
-    got = {name: tuple(v.shape) for name, v in params.items()}
-    if got != want:
-        bad = sorted(n for n in want.keys() | got.keys() if want.get(n) != got.get(n))
-        raise LecunError(f"{path} does not fit the network of its config.json: " + ", ".join(
-            f"{n} is {got.get(n, 'missing')} where the network has {want.get(n, 'none')}" for n in bad))
-    net.set_params({k: v.astype(np.float64) for k, v in params.items()})
-    d = config["data"]
-    ds = data.load(d["source"], data_seed=d["seed"] if d["seed"] is not None else data.DEFAULT_DATA_SEED,
-                   **(load or {}))
-    if d["held_out"]:
-        ds = ds.validation(d["held_out"])
-    ds = ds.subset(d["n_train"], d["n_test"])
-    # Pictures of other digits than the run saw would be silently wrong.
-    if ds.sha256 != d["sha256"]:
-        raise LecunError(f"the {d['source']} data loaded now (sha256 {ds.sha256[:12]}) is not the data "
-                         f"{run_dir} was trained on ({d['sha256'][:12]}); were the raw files or their "
-                         f"processing changed?")
-    return net, ds
+    return render(fig, "curves")
 
 
 def misclassified(net, ds, max_digits: int = 120) -> dict[str, bytes]:
@@ -271,7 +128,7 @@ def misclassified(net, ds, max_digits: int = 120) -> dict[str, bytes]:
     fig.suptitle(f"{len(wrong)} of {len(ds.test)} {name} digits misclassified ({len(wrong) / len(ds.test) * 100:.2f}%)"
                  + (f", first {len(shown)} shown" if len(shown) < len(wrong) else "") + "; true→predicted",
                  fontsize=10)
-    return _render(fig, "misclassified")
+    return render(fig, "misclassified")
 
 
 def features(net, ds, index: int = 0) -> dict[str, bytes]:
@@ -310,52 +167,17 @@ def features(net, ds, index: int = 0) -> dict[str, bytes]:
     ax.set_ylabel("output", fontsize=8)
     ax.set_xlabel(f"class (predicted {o.argmax()}, in black)", fontsize=8)
     fig.suptitle("learned H1 kernels (row 1); one digit through H1, H2, H3 and the outputs", fontsize=10)
-    return _render(fig, "features")
+    return render(fig, "features")
 
 
-def draw_folder(path: Path, load: dict | None = None) -> dict[str, bytes]:
+def draw_folder(path: Path, where: Location = Location()) -> dict[str, bytes]:
     """Every picture of a run, study or sweep folder: the sweep's, the curves, and the misclassified
     digits and features of the first run that did not diverge."""
     result, runs = open_folder(path)
     files = sweep(result) if result is not None else {}
     files |= curves(runs)
-    net, ds = load_run(runs.kept[0], load)
+    net, ds = load_run(runs.kept[0], where)
     return files | misclassified(net, ds) | features(net, ds)
-
-
-def plot_folders(paths: list[Path], out: Path | None, load: dict):
-    """`lecun1989 plot`: every picture of each run, study or sweep folder, into FOLDER/plots or
-    OUT/NAME; yields (folder, paths written). A folder's pictures are all drawn before any is written."""
-    # NAME is the resolved folder's own name: `RUN/..` is named after the folder it means, not "..",
-    # so that nothing lands outside OUT.
-    targets = [Path(out) / Path(p).resolve().name if out else Path(p) / "plots" for p in paths]
-    seen = {}
-    for path, target in zip(paths, targets):
-        first = seen.setdefault(target.resolve(), path)
-        if Path(first).resolve() != Path(path).resolve():
-            raise LecunError(f"{first} and {path} would both be drawn into {target}; plot them into "
-                             f"different --out folders")
-    for target in targets:
-        check_picture_folder(target)
-    for path, target in zip(paths, targets):
-        pictures = draw_folder(Path(path), load)
-        written = write_files(target, {**pictures, MARKER: marker(target, "plots")[target / MARKER]})
-        yield path, [p for p in written if p.name != MARKER]
-
-
-def check_picture_folder(target: Path, flag: str = "--out") -> None:
-    """Pictures replace only pictures this program drew: the folder must be new or empty, marked as
-    a folder of pictures, or the plots/ folder of a run, study or sweep folder (drawn before the
-    marker existed)."""
-    refuse_running(target)
-    if target.exists() and not target.is_dir():
-        raise LecunError(f"{target} is a file, not a folder; choose another {flag}")
-    if not target.is_dir() or not any(target.iterdir()) or marked(target) == "plots":
-        return
-    if target.name == "plots" and marked(target.parent) in ("run", "study", "sweep"):
-        return
-    raise LecunError(f"{target} holds files that are not pictures lecun1989 drew, so it is left as it is; choose "
-                     f"another {flag}")
 
 
 def sweep(sweep_json: dict) -> dict[str, bytes]:
@@ -395,4 +217,4 @@ def sweep(sweep_json: dict) -> dict[str, bytes]:
     ax.set_title(f"sweep: {sweep_json['recipe']} on {sweep_json['data']}, {len(sweep_json['seeds'])} seeds, ± 1 std"
                  + (f"\nruns diverged at {diverged} of {len(sweep_json['points'])} points (hollow: some seeds; "
                     f"missing: all)" if diverged else ""), fontsize=10)
-    return _render(fig, "sweep")
+    return render(fig, "sweep")

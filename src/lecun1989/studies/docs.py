@@ -21,11 +21,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paper
-from .errors import LecunError
-from .io import commit, write_text
-from .results import read_json
-from .studies import RESULT
+from types import SimpleNamespace
+
+from .. import paper
+from ..data import Location
+from ..errors import LecunError
+from ..reading.rejection import stats_line
+from ..recipes import LADDER, STEPS
+from ..results import comparison_lines, format_int_list
+from ..store.atomic import commit, write_text
+from ..store.rundir import eval_line, read_json
+from ..train import final_lines
+from ..trained import load_run
+from .rows import RESULT, STUDIES
 
 DOCS = ("README.md", "docs/FIDELITY.md", "docs/MODERN.md", "docs/READING.md")
 TABLE = re.compile(r"^<!-- table (?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- /table -->$", re.M | re.S)
@@ -180,8 +188,6 @@ def readme_results(r: Results) -> list[str]:
 
 def paper_output(key: str):
     def lines(r: Results) -> list[str]:
-        from .reject import stats_line
-        from .results import comparison_lines
         row = r.row(key)
         out = comparison_lines(r.final(key))
         if "reject" in row:
@@ -192,9 +198,6 @@ def paper_output(key: str):
 
 def repro_log(r: Results) -> list[str]:
     """The end of `lecun1989 repro`'s log: its last pass, as printed."""
-    from types import SimpleNamespace
-    from .rundir import eval_line
-    from .train import final_lines
     key = "paper/repro"
     row = r.row(key)
     last = row["runs"][0]["final"]
@@ -226,8 +229,6 @@ def ablation(data: str):
 
 
 def validation(r: Results) -> list[str]:
-    from .cli import format_int_list
-    from .studies import STUDIES
     rows = []
     for row in STUDIES["validation"].rows:
         key = f"validation/{row.name}"
@@ -260,8 +261,6 @@ def _ladder_row(r: Results, key: str, step) -> list[str]:
 
 def ladder(data: str):
     def lines(r: Results) -> list[str]:
-        from .recipes import STEPS
-        from .studies import STUDIES
         names = [row.name for row in STUDIES["modern"].rows if row.name.startswith(f"{data}-")
                  and row.name[len(data) + 1:] in STEPS]
         return _table(["step", "command", "passes", "train error (misses)", "test error (min-max; misses)",
@@ -271,7 +270,6 @@ def ladder(data: str):
 
 
 def published_draw(r: Results) -> list[str]:
-    from .recipes import LADDER
     rows = []
     for step in LADDER[:-1]:
         cells = [step.name, f"{step.published * 100:.2f}%"]
@@ -341,10 +339,10 @@ TABLES = {
 
 # --- the pictures --------------------------------------------------------------------------------
 
-def pictures(r: Results, load: dict | None = None) -> dict[str, bytes]:
+def pictures(r: Results, where: Location = Location()) -> dict[str, bytes]:
     """docs/img/*.png from the results: the paper configuration's curves, and the misclassified digits
     and kernels of its first run, from the weights the study kept."""
-    from . import plots
+    from ..views import plots   # matplotlib: only when the pictures are drawn
     key = "paper/usps"
     row, group = r.row(key), r.group(key)
     files = {"paper-usps-curves.png": plots.curves_picture(
@@ -353,7 +351,7 @@ def pictures(r: Results, load: dict | None = None) -> dict[str, bytes]:
     kept = sorted(p.parent for p in (r.root / key).glob("*/weights.safetensors"))
     if not kept:
         raise LecunError(f"{r.root / key} keeps no weights: run `lecun1989 study paper --out {r.root}` again")
-    net, ds = plots.load_run(kept[0], load)
+    net, ds = load_run(kept[0], where)
     files["paper-usps-misclassified.png"] = plots.misclassified(net, ds)["misclassified.png"]
     files["paper-usps-features.png"] = plots.features(net, ds)["features.png"]
     return files
@@ -437,7 +435,7 @@ def _fill(text: str, doc: str, results: Results, tables: dict, found: list[Diffe
     return out
 
 
-def docs(root: Path, results: Path | None = None, check: bool = False, load: dict | None = None,
+def docs(root: Path, results: Path | None = None, check: bool = False, where: Location = Location(),
          tables: dict | None = None, files: tuple[str, ...] | None = None,
          with_pictures: bool = True) -> list[Difference]:
     """Fill (or with check, compare) every marked table and figure of `files` under `root` from
@@ -455,7 +453,7 @@ def docs(root: Path, results: Path | None = None, check: bool = False, load: dic
         new_texts[name] = (_fill(text, name, res, tables, found), text)
     if check:
         return found
-    images = pictures(res, load) if with_pictures else {}
+    images = pictures(res, where) if with_pictures else {}
     for name, (new, old) in new_texts.items():
         if new != old:
             write_text(root / name, new)

@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .errors import LecunError, OutputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -93,27 +92,6 @@ def json_text(obj) -> str:
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
 
 
-def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
-    """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
-    made for them are removed again on failure, which is one LecunError line naming the cause."""
-    real = Path(folder).resolve()
-    refuse_running(folder)
-    # os.path.exists, not Path.exists: it answers False where a folder may not be searched, and the
-    # write then fails with the cause.
-    made = [p for p in (real, *real.parents) if not os.path.exists(p)]   # innermost first
-    try:
-        commit({real / name: blob for name, blob in files.items()})
-    except OSError as e:
-        for d in made:
-            with contextlib.suppress(OSError):   # only empty folders go
-                d.rmdir()
-        # The OSError names the folder it could not make; the user needs the file standing in its way.
-        in_the_way = file_in_the_way(real)
-        cause = f"{in_the_way} is a file, not a folder" if in_the_way else (e.strerror or e)
-        raise OutputError(f"cannot write into {folder} ({cause})") from None
-    return [Path(folder) / name for name in files]
-
-
 def file_in_the_way(folder: Path) -> Path | None:
     """The file that stands where `folder` or one of its parents must be, if any: the nearest of them
     that exists, when it is not a folder."""
@@ -121,30 +99,3 @@ def file_in_the_way(folder: Path) -> Path | None:
     return None if os.path.isdir(nearest) else nearest
 
 
-def refuse_running(path: Path) -> None:
-    """One writer per output folder: nothing goes into a folder a running command writes."""
-    from .rundir import writer
-    owner = writer(Path(path))
-    if owner:
-        raise LecunError(f"{path} is in a folder a running lecun1989 command writes (pid {owner['pid']}); write "
-                         f"elsewhere, or wait for it to finish")
-
-
-def check_page(out: Path, head: str, what: str, example: str) -> None:
-    """A page (-o FILE) replaces only a page this program wrote (a file that begins with `head`), and
-    never in a folder a running command writes."""
-    if str(out) == "":
-        raise LecunError(f"-o is empty: give the {what}'s file name, e.g. -o {example}")
-    out = Path(out)
-    refuse_running(out.parent)
-    if out.is_dir():
-        raise LecunError(f"{out} is a folder; give the {what}'s file name, e.g. -o {out / example}")
-    if out.exists():
-        try:
-            with open(out, "rb") as f:
-                mine = f.read(len(head.encode())) == head.encode()
-        except OSError as e:
-            raise LecunError(f"cannot read {out} ({e.strerror}), so it is left as it is; choose another -o") from None
-        if not mine:
-            raise LecunError(f"{out} exists and is not a {what} lecun1989 wrote, so it is left as it is; choose "
-                             f"another -o")

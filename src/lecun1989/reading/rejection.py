@@ -1,7 +1,7 @@
 """`lecun1989 reject`: how many test digits finished runs must reject to reach a given error.
 
 For every finished run the test outputs of its final weights are computed again (float64, the
-network as plots.load_run builds it), the digits are rejected least sure first (confidence.py), and
+network as trained.load_run builds it), the digits are rejected least sure first (confidence.py), and
 the share that must be rejected for the accepted ones to err at most the target is taken per run,
 then mean ± std (min .. max) over the runs. The criterion is the margin between the two largest
 outputs, the zip-code work's; two others are measured beside it on the same outputs, to say whether
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import confidence, plots
-from .errors import LecunError
-from .io import json_text, write_files
-from .results import read_json, run_dirs_under, stats
-from .rundir import MARKER, marker, writer
+from ..data import Location
+from ..errors import LecunError
+from ..results import stats
+from ..store.folders import writer
+from ..store.rundir import read_config, read_json, run_dirs_under
+from ..trained import load_run
+from . import confidence
 
 # The companion paper's figure: about 9% rejected for 1% error (Le Cun et al., "Handwritten digit
 # recognition with a back-propagation network", NIPS 2, 1989), on zip-code digits of its own.
@@ -36,8 +38,6 @@ NIPS_SOURCE = ("Le Cun et al., Handwritten digit recognition with a back-propaga
 CRITERIA = {"margin": "margin (largest output minus second)", "top": "largest output alone",
             "softmax": "largest softmax probability"}
 SHORT = {"margin": "margin (top output minus second)", "top": "largest output", "softmax": "softmax probability"}
-STYLES = {"margin": dict(color="black", linestyle="-"), "top": dict(color="0.45", linestyle="--"),
-          "softmax": dict(color="0.45", linestyle=":")}
 
 
 def scores(outputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -110,14 +110,14 @@ class RunResult:
         return int((~self.correct).sum())
 
 
-def measure_run(run_dir: Path, load: dict | None = None) -> RunResult:
-    net, ds = plots.load_run(run_dir, load)
+def measure_run(run_dir: Path, where: Location = Location()) -> RunResult:
+    net, ds = load_run(run_dir, where)
     outputs = net.outputs(ds.test.images)
     if not np.isfinite(outputs).all():
         raise LecunError(f"{run_dir}: the network's outputs are not finite; its weights are not a result")
     summary = read_json(Path(run_dir) / "summary.json")
     logged = summary.get("test_misses") if isinstance(summary, dict) else None
-    return RunResult(Path(run_dir), plots.read_config(run_dir), logged if isinstance(logged, int) else None,
+    return RunResult(Path(run_dir), read_config(run_dir), logged if isinstance(logged, int) else None,
                      outputs.argmax(1) == ds.test.labels, scores(outputs))
 
 
@@ -130,7 +130,7 @@ def check_same_digits(runs: list[Path]) -> None:
     """Statistics over runs are over one set of digits: runs tested on other digits are refused."""
     keys = {}
     for d in runs:
-        keys.setdefault(_data_key(plots.read_config(d)), d)
+        keys.setdefault(_data_key(read_config(d)), d)
     if len(keys) > 1:
         (a, da), (b, db) = list(keys.items())[:2]
         raise LecunError(f"{da} and {db} were tested on different digits ({a[0]}, {a[3]} digits, sha256 {a[1][:12]} "
@@ -155,7 +155,7 @@ class Rejection:
         return stats(self.shares(criterion))
 
 
-def measure(paths: list[Path], error: float = 0.01, load: dict | None = None) -> Rejection:
+def measure(paths: list[Path], error: float = 0.01, where: Location = Location()) -> Rejection:
     """The rejection each finished run under `paths` needs for `error`, by each criterion."""
     error = check_error(error)
     found = find_runs(paths)
@@ -164,7 +164,7 @@ def measure(paths: list[Path], error: float = 0.01, load: dict | None = None) ->
         raise LecunError(("the run diverged" if n == 1 else f"all {n} runs diverged") +
                          "; there is no rejection to measure")
     check_same_digits(found.finished)
-    runs = [measure_run(d, load) for d in found.finished]
+    runs = [measure_run(d, where) for d in found.finished]
     at = {c: [confidence.rejection_at(r.scores[c], r.correct, error) for r in runs] for c in CRITERIA}
     return Rejection(error, runs, found.diverged, at)
 
@@ -181,59 +181,6 @@ def curves(result: Rejection, criterion: str) -> tuple[np.ndarray, np.ndarray]:
     top = min(int(k[-1]) for k, _ in per_run)
     grid = np.arange(top + 1)
     return grid / n, np.array([err[np.searchsorted(k, grid)] for k, err in per_run])
-
-
-def picture(result: Rejection) -> dict[str, bytes]:
-    """The error of the accepted digits versus the share rejected: the margin's mean over the runs
-    with a min .. max band, the other criteria's means, and the target error marked."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
-    target = result.error * 100
-    n_runs = len(result.runs)
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    # A log axis cannot show 0: errors below the floor (0 among them) are drawn on the bottom edge.
-    floor = max(min(target, 1.0) / 20, 100 / result.runs[0].n / 10)
-    drawn = {c: curves(result, c) for c in CRITERIA}
-    x, errs = drawn["margin"]
-    s = result.stats("margin")
-    # Well past the rejection at the target, and no further: beyond, a few confidently wrong digits (the
-    # set's mislabelled ones among them) decide the line; reject.json holds the whole curve.
-    x_end = min(100.0, max(3 * s["max"] * 100, 20.0))
-    shown = x * 100 <= x_end
-    for criterion, (x, errs) in drawn.items():
-        x, errs = x[shown] * 100, errs[:, shown] * 100
-        mean = errs.mean(0)
-        sc = result.stats(criterion)
-        label = f"{SHORT[criterion]}: {sc['mean'] * 100:.1f}%" + (f" ± {sc['std'] * 100:.1f}" if n_runs > 1 else "")
-        ax.plot(x, np.maximum(mean, floor), label=label,
-                linewidth=2 if criterion == "margin" else 1.2, **STYLES[criterion])
-        if criterion == "margin" and n_runs > 1:
-            ax.fill_between(x, np.maximum(errs.min(0), floor), np.maximum(errs.max(0), floor), color="black",
-                            alpha=0.15, linewidth=0, label=f"min .. max over the {n_runs} runs")
-    ax.axhline(target, color="0.3", linewidth=0.8, linestyle="-.")
-    ax.errorbar([s["mean"] * 100], [max(target, floor)], xerr=[[s["mean"] * 100 - s["min"] * 100],
-                                                                [s["max"] * 100 - s["mean"] * 100]],
-                marker="D", markersize=7, color="black", markerfacecolor="white", capsize=4, linestyle="none",
-                label=f"{percent(result.error)} error" + (": mean, min .. max over the runs" if n_runs > 1 else ""))
-    if math.isclose(result.error, NIPS_ERROR) and result.split == "test":
-        ax.plot([NIPS_REJECTION * 100], [NIPS_ERROR * 100], linestyle="none", marker="*", markersize=12,
-                markerfacecolor="white", markeredgecolor="0.3", label="NIPS 1989 network, its own zip-code digits")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))   # 0.1 and 1, not 10^-1 and 10^0
-    ax.set_ylim(bottom=floor * 0.9)
-    ax.set_xlim(0, x_end)
-    ax.set_xlabel(f"{result.split} digits rejected, least sure first (%)")
-    ax.set_ylabel("error of the accepted digits (%)")
-    ax.grid(True, which="both", linewidth=0.3)
-    ax.legend(fontsize=7, title_fontsize=7, title=(f"mean of {n_runs} runs; " if n_runs > 1 else "")
-              + f"share rejected for {percent(result.error)} error" + (" (mean ± std)" if n_runs > 1 else ""))
-    source = result.runs[0].config["data"]["source"]
-    title = f"{source}: {n_runs} run{'s' * (n_runs > 1)}, {result.runs[0].n} {result.split} digits"
-    if result.diverged:
-        title += f"; {len(result.diverged)} diverged run{'s' * (len(result.diverged) > 1)} left out"
-    ax.set_title(title + f"\nerror 0 drawn on the bottom edge ({floor:.2g}%)", fontsize=9)
-    return plots._render(fig, "reject")
 
 
 def threshold_json(threshold: float) -> float | None:
@@ -320,29 +267,6 @@ def lines(result: Rejection) -> list[str]:
     if result.diverged:
         out.append(diverged_line(result))
     return out + [last_line(result)]
-
-
-def default_out(paths: list[Path]) -> Path:
-    """FOLDER/reject, beside what `lecun1989 plot` draws into FOLDER/plots; several folders pool their
-    runs into one figure, which belongs to none of them."""
-    if len(paths) > 1:
-        raise LecunError("the runs of several folders make one figure: name the folder it goes into with --out")
-    return Path(paths[0]) / "reject"
-
-
-def reject(paths: list[Path], out: Path | None = None, error: float = 0.01, load: dict | None = None,
-           command: str | None = None) -> tuple[Rejection, list[Path]]:
-    """`lecun1989 reject`: measure, then write reject.png, reject.svg and reject.json into `out`
-    together, only where pictures of this program's may go (plots.check_picture_folder)."""
-    error = check_error(error)
-    target = Path(out) if out is not None else default_out(paths)
-    if target.exists() and not target.is_dir():   # said before the work, not after
-        raise LecunError(f"{target} is a file, not a folder; choose another --out")
-    plots.check_picture_folder(target)
-    result = measure(paths, error, load)
-    files = {**picture(result), "reject.json": json_text(summary(result, command)).encode("utf-8")}
-    written = write_files(target, {**files, MARKER: marker(target, "plots")[target / MARKER].encode("utf-8")})
-    return result, [p for p in written if p.name != MARKER]
 
 
 def table_line(result: Rejection) -> str:

@@ -1,0 +1,127 @@
+"""The commands that read: predict (the digits in image files, with a trained run) and zipcodes (make
+the zip-code benchmark)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from ..errors import LecunError
+from .args import add_data_location_args, at_most, finite_float, location, seed
+
+def add_commands(sub) -> None:
+    """predict, zipcodes."""
+    from ..reading.benchmark import MAX_ZIPCODES
+    p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
+                       description="Read a row of handwritten digits in each image with the network of RUN_DIR. "
+                                   "Digits less sure than the threshold (by default the margin at which the run's "
+                                   "test digits err at 1%) are shown as '?'.")
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder (config.json + weights.safetensors)")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="image files (PNG, JPEG, ...; either polarity)")
+    p.add_argument("--json", action="store_true", help="print strict JSON instead of lines")
+    p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
+    p.add_argument("--threshold", type=finite_float, help="accept a digit when its margin is at least this "
+                                                          "(default: the run's 1%%-error margin on its test set)")
+    p.add_argument("--digits", type=at_most(1000), help="the number of digits each image holds (e.g. 5 for a zip "
+                                                    "code): touching digits are split until there are that many")
+    p.add_argument("--no-deslant", dest="deslant", action="store_false", help="do not deslant the digits")
+    p.add_argument("--truth", metavar="ZIPCODES_JSON", help="score the images listed in a zipcodes.json (from "
+                                                            "`lecun1989 zipcodes`) against their true codes")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("zipcodes", help="make the zip-code benchmark: strips of 5 MNIST and USPS test digits",
+                       description="Write N images of 5-digit zip codes composed of MNIST and USPS test digits "
+                                   "(varied sizes, gaps, slants, touching neighbours, both polarities) and "
+                                   "zipcodes.json with their true codes; the same --seed gives the same files.")
+    p.add_argument("--out", required=True, metavar="FOLDER", help="a new folder for the images")
+    p.add_argument("--n", type=at_most(MAX_ZIPCODES), default=1000,
+                   help=f"how many zip codes, at most {MAX_ZIPCODES:,} (default 1000)")
+    p.add_argument("--seed", type=seed, default=0, help="the benchmark's seed (default 0)")
+    p.add_argument("--force", action="store_true", help="replace a folder this command made before")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_zipcodes)
+
+
+def _picture_names(images: list[str]) -> list[str]:
+    names, seen = [], set()
+    for path in images:
+        stem, k = Path(path).stem or "image", 1
+        name = f"{stem}-reading.png"
+        while name in seen:
+            k += 1
+            name = f"{stem}-{k}-reading.png"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def cmd_predict(args) -> None:
+    from ..reading.benchmark import score_zipcodes
+    from ..reading.images import load_image, read_image, reader
+    from ..store.atomic import json_text
+    if not args.images and not args.truth:
+        raise LecunError("give at least one IMAGE to read (or --truth ZIPCODES_JSON)")
+    if args.truth and args.images:
+        raise LecunError("--truth reads the images its zipcodes.json lists: give no IMAGE with it")
+    if args.truth and args.show:
+        raise LecunError("--show draws the images given as IMAGE; it does not go with --truth")
+    if args.show:
+        from ..store.folders import check_picture_folder
+        check_picture_folder(Path(args.show), "--show")
+    greys = [load_image(path) for path in args.images]   # every file checked before any work
+    r = reader(Path(args.run), args.threshold, location(args))
+    if args.truth:
+        scores = score_zipcodes(r, Path(args.truth), deslant=args.deslant, digits=args.digits)
+        if args.json:
+            sys.stdout.write(json_text({"run": str(args.run), "truth": str(args.truth), **scores}))
+            return
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
+        print(f"{args.truth}: {scores['zips']} zip codes, margin threshold "
+              f"{'none' if scores['threshold'] is None else format(scores['threshold'], '.4f')}")
+        print(f"digit accuracy {pct(scores['digit_accuracy'])}, whole-zip accuracy {pct(scores['zip_accuracy'])}, "
+              f"cut into the wrong number of digits {pct(scores['miscounted_zips'])}")
+        print(f"zips with no rejected digit {pct(scores['accepted_zips'])}, of which right "
+              f"{pct(scores['accepted_zip_accuracy'])}; error of accepted digits {pct(scores['accepted_digit_error'])}")
+        return
+    read, failed = [], []   # an image that cannot be read (no ink) does not keep the others from being read
+    for path, g in zip(args.images, greys):
+        try:
+            read.append((path, read_image(r, g, deslant=args.deslant, digits=args.digits)))
+        except LecunError as e:
+            failed.append((path, str(e)))
+    paths, readings = [p for p, _ in read], [rd for _, rd in read]
+    if args.json:
+        sys.stdout.write(json_text({"run": str(args.run),
+                                    "threshold": r.threshold if math.isfinite(r.threshold) else None,
+                                    "images": [rd.to_json(str(path)) for path, rd in read],
+                                    "failed": [{"image": str(path), "error": e} for path, e in failed]}))
+    else:
+        how = ("given" if args.threshold is not None else
+               f"1% error on the run's test digits, where {100 * r.test_rejection:.1f}% of them are rejected")
+        t = f"{r.threshold:.4f}" if math.isfinite(r.threshold) else "none (no margin reaches 1% error)"
+        print(f"margin threshold {t} ({how}); '?' marks a digit below it")
+        for path, rd in read:
+            each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
+            short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
+                     f"cut)" if args.digits and len(rd.digits) < args.digits else "")
+            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}")
+    if args.show:
+        from ..store.folders import MARKER, marker, write_files
+        from ..views.reading import picture
+        folder = Path(args.show)
+        files = {name: picture(rd, Path(path).name) for name, path, rd in zip(_picture_names(paths), paths, readings)}
+        if files:
+            written = write_files(folder, {**files, MARKER: marker(folder, "plots")[folder / MARKER]})
+            print(f"pictures: {', '.join(str(p) for p in written if p.name != MARKER)}",
+                  file=sys.stderr if args.json else sys.stdout)
+    if failed:
+        more = f" ({len(failed) - 1} more image{'s' * (len(failed) > 2)} could not be read)" if len(failed) > 1 else ""
+        raise LecunError(f"{failed[0][0]}: {failed[0][1]}{more}")
+
+
+def cmd_zipcodes(args) -> None:
+    from ..reading.benchmark import make_zipcodes
+    path = make_zipcodes(Path(args.out), args.n, args.seed, location(args), force=args.force)
+    print(f"{args.n} zip codes written to {args.out}; their true codes in {path}")

@@ -1,0 +1,189 @@
+"""`lecun1989 study`: run the rows of studies not done yet, and save each row's result.
+
+A row is a command line; the command line's own layer (cli/) hands the runner a `run_command(argv,
+command_line)` that runs it, so this layer never imports the command line. A row trains in its work
+folder and leaves results/STUDY/ROW/study.json: its command, every run's final figures, the per-pass
+curves, and what the row measures on its runs once trained (MEASURES).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from ..data import Location
+from ..errors import Diverged, LecunError, interrupt_behind
+from ..reading.benchmark import make_zipcodes, measure_mnist, score_zipcodes
+from ..reading.rejection import measure
+from ..results import curves, final_stats, finished_runs, stats
+from ..store.atomic import commit, file_in_the_way, json_text
+from ..store.rundir import completed, diverged_at, read_json, read_metrics, run_dirs_under
+from .rows import DEFAULT_WORK, RESULT, Row, Study, done, result_path
+
+
+def _check_folder(path: Path, flag: str) -> None:
+    """Refuse, before any training, a folder that cannot be one: a file, or under a file."""
+    in_the_way = file_in_the_way(path)
+    if in_the_way:
+        raise LecunError(f"{flag} {path}: {in_the_way} is a file, not a folder; choose another {flag}")
+
+
+def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[dict]:
+    """Per learning rate: its seeds, final figures over the runs that did not diverge, per-pass curves."""
+    groups = {}
+    for d, config in configs.items():
+        groups.setdefault(config["lr"], []).append(d)
+    out = []
+    for lr, dirs in groups.items():
+        kept = finished_runs([metrics[d] for d in dirs])
+        out.append({"lr": lr, "seeds": [configs[d]["seed"] for d in dirs],
+                    "diverged": [{"seed": configs[d]["seed"], "pass": diverged_at(metrics[d])}
+                                 for d in dirs if diverged_at(metrics[d]) is not None],
+                    "final_pass": kept[0][-1]["pass"] if kept else None,
+                    "final": final_stats(kept) if kept else None,
+                    "curves": curves(kept) if kept else []})
+    return out
+
+
+def _reject(runs: list[Path], work_row: Path, where: Location) -> dict:
+    """`lecun1989 reject`'s figures: per criterion, the share of test digits rejected for 1% error."""
+    r = measure([work_row], 0.01, where)
+    return {c: {"stats": stats(r.shares(c)), "per_run": r.shares(c).tolist()} for c in r.at}
+
+
+def _reading_mnist(runs: list[Path], work_row: Path, where: Location) -> dict:
+    """MNIST's test digits read three ways by each run (reading.benchmark.measure_mnist; docs/READING.md)."""
+    return measure_mnist(runs, where)
+
+
+ZIPCODES, ZIP_SEED = 1000, 0
+
+
+def _zipcodes(runs: list[Path], work_row: Path, where: Location) -> dict:
+    """The zip-code benchmark (`lecun1989 zipcodes --n 1000 --seed 0`) scored by each run, without a
+    count and with `--digits 5` (`lecun1989 predict RUN --truth`): per score, stats over the runs."""
+    truth = make_zipcodes(work_row.parent / f"{work_row.name}-zipcodes", ZIPCODES, ZIP_SEED, where, force=True)
+    out = {"zipcodes": ZIPCODES, "seed": ZIP_SEED}
+    modes = (("count", None), ("digits5", 5))
+    jobs = [(run, truth, digits, where) for _, digits in modes for run in runs]
+    # Reading is single-threaded Python and numpy: the runs are scored in two processes (spawned, so
+    # that nothing of this process's thread pools is inherited), the same numbers as one after another.
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        scores = list(pool.map(_score, jobs))
+    for i, (mode, _) in enumerate(modes):
+        per_run = scores[i * len(runs):(i + 1) * len(runs)]
+        out[mode] = {k: stats([p[k] for p in per_run]) for k in per_run[0]
+                     if k != "zips" and all(p[k] is not None for p in per_run)}
+    return out
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
+
+
+def _score(job) -> dict:
+    run, truth, digits, where = job
+    return score_zipcodes(run, truth, digits=digits, where=where)
+
+
+# What a row may measure on its runs once trained, under the same key in its study.json.
+MEASURES = {"reject": _reject, "reading_mnist": _reading_mnist, "zipcodes": _zipcodes}
+
+
+def collect(work_row: Path, study: Study, row: Row, wall_s: float, measured: dict | None = None) -> dict:
+    """A row's result from its work folder: small, and all the docs need. A sweep's runs are its
+    retrained final runs; its grid is summed up from its sweep.json."""
+    sweep = read_json(work_row / "sweep.json") if (work_row / "sweep.json").is_file() else None
+    dirs = run_dirs_under([work_row / "final" if sweep else work_row])
+    configs = {d: read_json(d / "config.json") for d in dirs}
+    metrics = {d: read_metrics(d) for d in dirs}
+    first = configs[dirs[0]]
+    result = {
+        "study": study.name, "row": row.name, "command": row.command,
+        "data": first["data"], "net": first["net"], "optimizer": first["optimizer"], "passes": first["passes"],
+        "kernels": first["kernels"], "dtype": first["dtype"], "versions": first["versions"],
+        "git_commit": first["git_commit"], "wall_s": round(wall_s, 1),
+        "runs": [{"seed": configs[d]["seed"], "lr": configs[d]["lr"], "diverged_at": diverged_at(metrics[d]),
+                  "final": completed(metrics[d])[-1] if completed(metrics[d]) else None} for d in dirs],
+        "by_lr": _by_lr(configs, metrics),
+    }
+    if sweep is not None:
+        result["sweep"] = {k: sweep[k] for k in ("points", "selected")}
+    return {**result, **(measured or {})}
+
+
+def _kept_files(work_row: Path, row: Row, target: Path) -> dict[Path, bytes]:
+    """The weights and settings of the row's first `keep` runs, for the pictures drawn from them."""
+    files = {}
+    for d in run_dirs_under([work_row])[:row.keep]:
+        for name in ("config.json", "weights.safetensors"):
+            files[target / d.name / name] = (d / name).read_bytes()
+    return files
+
+
+# Runs one command: the arguments after `lecun1989`, and the command line to record as the command's.
+RunCommand = Callable[[list[str], str], None]
+
+
+def run_row(study: Study, row: Row, out: Path, work: Path, run_command: RunCommand, where: Location = Location(),
+            echo=print) -> None:
+    """Train the row in its work folder (resuming it, when it was interrupted), measure its runs and save
+    its study.json; `where` is the data location the row's command was given."""
+    work_row = Path(work) / study.name / row.name
+    argv = shlex.split(row.command)[1:] + ["--out", str(work_row), "--quiet"]
+    if work_row.exists() and argv[0] != "sweep":   # a sweep resumes by itself
+        argv.append("--resume")
+    t0 = time.perf_counter()
+    try:
+        run_command(argv, row.command)
+    except Diverged as e:   # a result like any other: recorded in the row, the study goes on
+        echo(f"{study.name}/{row.name}: {e}")
+    except LecunError as e:   # the row's command trains in --work, which it knows as its --out
+        raise LecunError(f"{study.name}/{row.name} (`{row.command}`): {str(e).replace('--out', '--work')}") from None
+    wall = time.perf_counter() - t0
+    runs = run_dirs_under([work_row])
+    t1 = time.perf_counter()
+    measured = {m: MEASURES[m](runs, work_row, where) for m in row.measures}
+    if row.measures:
+        measured["measures_s"] = round(time.perf_counter() - t1, 1)
+    target = result_path(out, study, row).parent
+    result = collect(work_row, study, row, wall, measured)
+    commit({**_kept_files(work_row, row, target), target / RESULT: json_text(result)})
+
+
+def run(studies: list[Study], out: Path, run_command: RunCommand, work: Path = DEFAULT_WORK,
+        where: Location = Location(), echo=print) -> dict:
+    """Run every row not done yet with `run_command`; print a line per row and the total wall time."""
+    t0 = time.perf_counter()
+    _check_folder(out, "--out")
+    _check_folder(work, "--work")
+    rows = [(s, r) for s in studies for r in s.rows]
+    ran = 0
+    for i, (study, row) in enumerate(rows, 1):
+        tag = f"[{i}/{len(rows)}] {study.name}/{row.name}"
+        if done(out, study, row):
+            echo(f"{tag}: done already ({result_path(out, study, row)})")
+            continue
+        echo(f"{tag}: {row.command}")
+        t1 = time.perf_counter()
+        try:
+            run_row(study, row, out, work, run_command, where, echo)
+        except BaseException as e:
+            stop = interrupt_behind(e)
+            if stop is not None:
+                stop.note = (f"{study.name}/{row.name} stopped in {Path(work) / study.name / row.name}; the same "
+                             f"`lecun1989 study` command continues it, and skips the rows done")
+            raise
+        ran += 1
+        echo(f"{tag}: saved {result_path(out, study, row)} ({time.perf_counter() - t1:.1f}s)")
+        sys.stdout.flush()
+    total = time.perf_counter() - t0
+    echo(f"studies {', '.join(s.name for s in studies)}: {len(rows)} rows, {ran} run now, "
+         f"{len(rows) - ran} done already; wall time {total:.1f}s ({total / 60:.1f} min)")
+    return {"rows": len(rows), "ran": ran, "wall_s": total}

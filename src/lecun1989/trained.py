@@ -1,0 +1,90 @@
+"""A trained run, loaded: its network with the weights of its last completed pass, and the data it
+was evaluated on. The one loader every reader uses (predict, reject, plot, report, demo, docs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .data import DEFAULT_DATA_SEED, Dataset, Location
+from .errors import LecunError
+from .store.rundir import completed, diverged_at, load_weights, read_config, read_metrics
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """A folder a training command wrote, with weights to read. Where its metrics.jsonl is kept too (a
+    study's kept weights have none), the weights must be of the last pass it completed: a folder whose
+    files were edited or mixed by hand would be read with figures of one pass beside weights of another."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LecunError(f"{run_dir} is not a folder; give a run folder (one holding config.json and "
+                         f"weights.safetensors)")
+    has_metrics = (run_dir / "metrics.jsonl").is_file()
+    rows = read_metrics(run_dir) if has_metrics else []
+    at = diverged_at(rows)
+    if not (run_dir / "config.json").is_file() or not (run_dir / "weights.safetensors").is_file():
+        if (run_dir / "config.json").is_file() and at is not None:
+            raise LecunError(f"{run_dir} diverged at pass {at} before completing a pass, so it has no weights to "
+                             f"read; give a run that did not diverge")
+        raise LecunError(f"{run_dir} is not a run folder (it lacks config.json or weights.safetensors); "
+                         f"give one of the folders a training command wrote")
+    if not has_metrics:
+        return
+    passes = [r["pass"] for r in completed(rows)]
+    if passes != list(range(1, len(passes) + 1)):
+        raise LecunError(f"{run_dir / 'metrics.jsonl'}: the passes are not numbered 1, 2, 3, ... in order; was it "
+                         f"edited by hand? Read a run as its command left it")
+    held = load_weights(run_dir / "weights.safetensors")[1].get("pass")
+    if held is not None and held != str(len(passes)):
+        raise LecunError(f"{run_dir}'s files disagree: weights.safetensors holds pass {held} and metrics.jsonl ends "
+                         f"at pass {len(passes)}; was the folder edited by hand? Read a run as its command left it")
+
+
+def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
+    """The network of a run folder (float64, in evaluation mode) with its latest weights, checked
+    (check_run_folder; the weights must fit the network of its config.json). `note` is told when the
+    run has not finished training."""
+    from .model import Net1989, NetConfig   # torch
+    run_dir = Path(run_dir)
+    check_run_folder(run_dir)
+    if (run_dir / "metrics.jsonl").is_file() and not (run_dir / "summary.json").is_file():
+        note(f"note: {run_dir} has not finished training; reading with the weights of its last completed pass")
+    config = read_config(run_dir)
+    try:
+        net = Net1989(NetConfig(**config["net"])).double()
+    except (TypeError, LecunError) as e:
+        raise LecunError(f"{run_dir / 'config.json'}: bad network settings ({e})") from None
+    path = run_dir / "weights.safetensors"
+    params, _ = load_weights(path)
+    want = {name: tuple(getattr(net, name).shape) for name in net.PARAMS}
+    got = {name: tuple(v.shape) for name, v in params.items()}
+    if got != want:
+        bad = sorted(n for n in want.keys() | got.keys() if want.get(n) != got.get(n))
+        raise LecunError(f"{path} does not fit the network of its config.json: " + ", ".join(
+            f"{n} is {got.get(n, 'missing')} where the network has {want.get(n, 'none')}" for n in bad))
+    net.set_params({k: v.astype(np.float64) for k, v in params.items()})
+    net.eval()
+    return net
+
+
+def run_data(run_dir: Path, where: Location = Location()) -> Dataset:
+    """The digits a run was trained and evaluated on (its held-out split and subset included), checked
+    against the SHA-256 in its config.json: figures of other digits than the run saw would be
+    silently wrong."""
+    d = read_config(run_dir)["data"]
+    ds = where.load(d["source"], d["seed"] if d["seed"] is not None else DEFAULT_DATA_SEED)
+    if d["held_out"]:
+        ds = ds.validation(d["held_out"])
+    ds = ds.subset(d["n_train"], d["n_test"])
+    if ds.sha256 != d["sha256"]:
+        raise LecunError(f"the {d['source']} data loaded now (sha256 {ds.sha256[:12]}) is not the data "
+                         f"{run_dir} was trained on ({d['sha256'][:12]}); were the raw files or their "
+                         f"processing changed?")
+    return ds
+
+
+def load_run(run_dir: Path, where: Location = Location(), note=lambda line: None):
+    """(the network of `load_net`, the data of `run_data`)."""
+    return load_net(run_dir, note), run_data(run_dir, where)
