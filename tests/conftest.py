@@ -7,6 +7,7 @@ line saying how to supply the data. Tests that need no data never look for it.
 """
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -99,3 +100,31 @@ def usps(raw_dir, session_home) -> data.Dataset:
 @pytest.fixture(scope="session")
 def mnist(raw_dir, session_home) -> data.Dataset:
     return data.load("mnist", home=session_home, raw_dir=raw_dir)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A real headless Chromium (Debian's chromium and chromium-driver, driven by selenium), 1000 CSS
+    pixels wide; without them the browser tests are skipped with the reason, and under CI they fail."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if not (chromium and driver and webdriver):
+        reason = "the browser tests need chromium, chromedriver (Debian: apt-get install chromium chromium-driver) " \
+                 "and selenium (pip install selenium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    options = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-extensions", "--window-size=1000,1400"):
+        options.add_argument(arg)
+    options.binary_location = chromium
+    d = webdriver.Chrome(service=Service(driver), options=options)
+    yield d
+    d.quit()

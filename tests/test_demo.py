@@ -3,8 +3,6 @@ real headless browser (Chromium and its driver from Debian's packages, selenium 
 installs them; elsewhere the browser tests are skipped with the reason, and fail under CI)."""
 
 import math
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -56,34 +54,10 @@ def test_demo_refuses_what_it_did_not_make(run, tmp_path, capsys):
     assert main(["demo", str(run), "-o", str(own)]) == 0             # its own page is replaced
 
 
-def _browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-    except ImportError:
-        webdriver = None
-    if not (chromium and driver and webdriver):
-        reason = "the browser tests need chromium, chromedriver (Debian: apt-get install chromium chromium-driver) " \
-                 "and selenium (pip install selenium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    options = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,1400"):
-        options.add_argument(arg)
-    options.binary_location = chromium
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
 @pytest.fixture(scope="module")
-def browser(page):
-    d = _browser()
-    d.get(page.as_uri())
-    yield d
-    d.quit()
+def browser(page, chromium):
+    chromium.get(page.as_uri())
+    return chromium
 
 
 def test_the_pages_forward_pass_equals_the_model(browser, run, usps):
