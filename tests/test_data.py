@@ -204,7 +204,9 @@ def test_tampered_cache_is_neither_used_nor_kept(tmp_path, monkeypatch, raw_dir,
     shutil.copy(_session_cache(session_home, "usps", raw_dir), cache)
     _tamper(cache, restamp)
     monkeypatch.delenv(data.RAW_DIR_ENV)
-    with pytest.raises(data.DataError, match="raw files missing"):
+    # offline, without the raw files, the cache is what is named: damaged, and how to rebuild it
+    with pytest.raises(data.DataError, match=f"the processed cache {re.escape(str(cache))} is damaged .* the raw "
+                                             f"files to rebuild it are missing: rebuild it with `lecun1989 data usps`"):
         data.load("usps", home=tmp_path, offline=True)
     rebuilt = data.load("usps", home=tmp_path, raw_dir=raw_dir)
     assert rebuilt.sha256 == usps.sha256 and not rebuilt.modified

@@ -3,7 +3,8 @@
 Classes (each a section below):
   force     --force replaces only folders this program made; never the current folder or a parent
   lock      one writer per output folder; a stale lock is taken over, saying so
-  finite    non-finite option values are refused up front
+  finite    non-finite or out-of-range option values, and settings of an optimizer the run does not use,
+            are refused up front
   diverge   runs whose loss or weights stop being finite stop there; the others go on; exit 3
   interrupt SIGINT / SIGTERM at any moment: one line, 130 / 143, every folder consistent, --resume
             finishes with the numbers of an uninterrupted run
@@ -13,6 +14,8 @@ Classes (each a section below):
   seeds     seeds in 0 .. 2^32-1, no duplicates, batches that fit in memory
   rerun     a refused or failed command leaves nothing that blocks the corrected rerun
   plot      plot/report: a few OS faults (the rest is tests/test_plots_report.py)
+  readers   predict, demo, reject, plot and report refuse every run whose files disagree, name a run that
+            diverged before its first pass, and read no more digits than the ink holds
 
 Every training command here is small (torch engine, 100 training / 50 test digits, 1 or 2 passes)
 except the interrupt tests, which need time to interrupt and use the compiled engine where the
@@ -27,6 +30,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import errno
+import gzip
 import io
 import json
 import os
@@ -470,6 +474,31 @@ def test_force_and_resume_together_are_refused(here, finished_run):
     assert tree(out) == before
 
 
+TINY_PAPER = ("paper", "--engine", "torch", "--train-size", "60", "--test-size", "40", "--passes", "1", "--seeds", "0-1",
+              "--quiet")
+MADE_BY = {"paper": TINY_PAPER, "sweep": (*FAST_SWEEP, "--lrs", "0.01")}
+
+
+@pytest.mark.parametrize("made_by, other", [("paper", ("repro", *SMALL, "--passes", "1")),
+                                            ("paper", ("modern", "--engine", "torch", "--upto", "ce", "--seeds", "0",
+                                                       "--train-size", "60", "--test-size", "40", "--quiet")),
+                                            ("sweep", TINY_PAPER)], ids=["repro-on-paper", "modern-on-paper",
+                                                                         "paper-on-sweep"])
+def test_force_starts_only_the_same_command_over(here, fast_engine_warm, made_by, other):
+    """A folder's marker records the command that made it: --force of another training command (which
+    would replace a study of ten seeds by one run) leaves it as it is; the same command replaces it."""
+    out = here / "out"
+    assert cli(*MADE_BY[made_by], "--out", out).rc == 0
+    assert strict_json(out / MARKER)["command"] == made_by
+    before = tree(out)
+    assert_one_line_error(cli(*other, "--force", "--out", out), f"`lecun1989 {made_by}` made",
+                          "--force starts only the same command over", "leaves it as it is", command=other[0])
+    assert tree(out) == before
+    r = cli(*MADE_BY[made_by], "--force", "--out", out)   # its own command starts it over
+    assert r.rc == 0, r.err
+    check_folder(out)
+
+
 # =================================================================================================
 # lock: one writer per output folder
 # =================================================================================================
@@ -489,20 +518,33 @@ def dead_pid() -> int:
     return proc.pid
 
 
+@pytest.fixture(scope="module")
+def finished_paper(module_env, tmp_path_factory) -> Path:
+    return made(module_env, tmp_path_factory, "paper", "paper", *SMALL, "--passes", "1", "--seeds", "0-1")
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(module_env, fast_engine_warm, tmp_path_factory) -> Path:
+    return made(module_env, tmp_path_factory, "sweep", *FAST_SWEEP, "--lrs", "0.01,0.03")
+
+
+# Each on a folder its own command made (--force starts only the same command over): the lock is what
+# refuses it.
 LOCKED_COMMANDS = {
-    "repro-force": ("repro", *SMALL, "--passes", "2", "--seed", "3", "--force"),
-    "repro-resume": ("repro", *SMALL, "--passes", "2", "--seed", "3", "--resume"),
-    "paper-force": ("paper", *SMALL, "--passes", "1", "--seeds", "0-1", "--force"),
-    "sweep-force": (*FAST_SWEEP, "--lrs", "0.01,0.03", "--force"),
+    "repro-force": ("finished_run", ("repro", *SMALL, "--passes", "2", "--seed", "3", "--force")),
+    "repro-resume": ("finished_run", ("repro", *SMALL, "--passes", "2", "--seed", "3", "--resume")),
+    "paper-force": ("finished_paper", ("paper", *SMALL, "--passes", "1", "--seeds", "0-1", "--force")),
+    "sweep-force": ("finished_sweep", (*FAST_SWEEP, "--lrs", "0.01,0.03", "--force")),
 }
 
 
 @pytest.mark.parametrize("command", list(LOCKED_COMMANDS))
-def test_a_folder_locked_by_a_running_command_is_refused_and_left_alone(here, finished_run, live_pid, command):
-    out = copy(finished_run, here)
+def test_a_folder_locked_by_a_running_command_is_refused_and_left_alone(here, request, live_pid, command):
+    made_by, argv = LOCKED_COMMANDS[command]
+    out = copy(request.getfixturevalue(made_by), here)
     (out / LOCK).write_text(json.dumps({"pid": live_pid, "host": HOST}))
     before = tree(out)
-    r = cli(*LOCKED_COMMANDS[command], "--out", out)
+    r = cli(*argv, "--out", out)
     assert_one_line_error(r, "in use by another lecun1989 command", str(live_pid))
     assert tree(out) == before
 
@@ -511,7 +553,7 @@ def test_a_lock_held_on_another_host_is_not_taken_over(here, finished_run):
     out = copy(finished_run, here)
     (out / LOCK).write_text(json.dumps({"pid": 1, "host": "another-host.example"}))
     before = tree(out)
-    assert_one_line_error(cli(*LOCKED_COMMANDS["repro-force"], "--out", out), "in use", "another-host.example")
+    assert_one_line_error(cli(*LOCKED_COMMANDS["repro-force"][1], "--out", out), "in use", "another-host.example")
     assert tree(out) == before
 
 
@@ -582,6 +624,33 @@ def test_a_second_command_on_a_running_commands_folder_is_refused(here):
     assert check_folder(here / "busy") >= 1
 
 
+def test_paper_holds_its_folder_until_its_last_read(here, monkeypatch):
+    """`paper` reads its runs once more after training, for the rejection line of its table: the folder
+    stays locked until then, so a second command (its own process) cannot replace the runs under it."""
+    from lecun1989.reading import rejection
+    out, original, seen = here / "out", rejection.measure, {}
+
+    def measure(paths, error, where):
+        seen["lock"] = strict_json(out / LOCK)
+        before = tree(out)
+        done = subprocess.run([sys.executable, "-m", "lecun1989", *TINY_PAPER, "--force", "--out", str(out)],
+                              cwd=here, capture_output=True, text=True, timeout=300)
+        seen["second"] = Result(done.returncode, done.stdout, done.stderr)
+        seen["untouched"] = tree(out) == before
+        return original(paths, error, where)
+
+    monkeypatch.setattr(rejection, "measure", measure)
+    r = cli(*TINY_PAPER, "--out", out)
+    assert r.rc == 0, r.err
+    assert seen["lock"] == {"pid": os.getpid(), "host": HOST}
+    assert_one_line_error(seen["second"], "in use by another lecun1989 command", f"pid {os.getpid()}",
+                          command="paper")
+    assert seen["untouched"]
+    assert check_folder(out) == 1
+    table = [line for line in r.out.splitlines() if line.startswith("reject for 1%")]
+    assert len(table) == 1 and "not measured" not in table[0], r.out
+
+
 NESTED = ("--engine", "torch", "--seeds", "0-1", "--train-size", "30", "--test-size", "20", "--quiet")
 
 
@@ -589,8 +658,9 @@ NESTED = ("--engine", "torch", "--seeds", "0-1", "--train-size", "30", "--test-s
 def test_a_folder_inside_or_around_a_running_commands_folder_is_refused(here, case):
     if case == "force-a-run-of-a-running-study":
         proc = spawn(here, "paper", *NESTED, "--optimizer", "sgd", "--lr", "0.03", "--passes", "60", "--out", "busy")
-        first, second = here / "busy" / "lr0.03-seed0", ("repro", *SMALL, "--passes", "1", "--force", "--out",
-                                                          here / "busy" / "lr0.03-seed0")
+        first = here / "busy" / "lr0.03-seed0"   # a run of `paper`: its own command may start it over, but not now
+        second = ("paper", *SMALL, "--passes", "1", "--seeds", "0", "--optimizer", "sgd", "--lr", "0.03", "--force",
+                  "--out", first)
     else:
         assert cli("paper", *NESTED, "--optimizer", "sgd", "--lr", "0.03", "--passes", "1", "--out", "busy").rc == 0
         proc = spawn(here, "repro", *NESTED, "--passes", "60", "--out", "busy/inner")
@@ -607,7 +677,7 @@ def test_a_folder_inside_or_around_a_running_commands_folder_is_refused(here, ca
 
 
 # =================================================================================================
-# finite: non-finite option values are refused up front
+# finite: non-finite or out-of-range option values are refused up front
 # =================================================================================================
 
 NON_FINITE = [
@@ -644,6 +714,112 @@ def test_an_infinite_grid_bound_is_one_line_in_a_real_process(here):
     assert os.listdir(here) == []
 
 
+OUT_OF_RANGE = [
+    (("repro", "--output-bias", "1e308"), "--output-bias 1e+308 is outside -10000 .. 10000"),
+    (("repro", "--output-bias=-20000"), "--output-bias -20000 is outside -10000 .. 10000"),
+    (("paper", "--output-bias", "1e5"), "--output-bias 100000 is outside"),
+    (("info", "--output-bias", "1e308"), "--output-bias 1e+308 is outside"),
+    (("repro", "--lr", "1e308"), "learning rate 1e+308 is more than float32 holds"),
+    (("repro", "--lrs", "0.01,1e39"), "learning rate 1e+39 is more than float32 holds"),
+    (("repro", "--optimizer", "momentum", "--lr", "1e39"), "learning rate 1e+39 is more than float32 holds"),
+    (("repro", "--schedule", "1:1,1e308"), "largest factor 1e+308"),
+    (("repro", "--schedule", "linear:1e300"), "largest factor 1e+300"),
+    (("paper", "--mu", "1e39"), "mu 1e+39 is more than float32 holds"),
+    (("repro", "--optimizer", "adamw", "--weight-decay", "1e39"), "weight decay 1e+39 is more than float32 holds"),
+    (("repro", "--dropout", "2"), "--dropout must be in [0, 1)"),
+    (("repro", "--shift", "-1"), "--shift must be 0, 1 or 2"),
+    (("repro", "--optimizer", "momentum", "--momentum", "1e308"), "--momentum must be in [0, 1)"),
+    (("repro", "--optimizer", "sdlm", "--hessian", "running", "--hessian-decay", "1e308"), "--hessian-decay"),
+    (("sweep", "--lrs", "0.01,1e39"), "learning rate 1e+39 is more than float32 holds"),
+    (("sweep", "--recipe", "paper", "--lrs", "0.01", "--mus", "1e39"), "mu 1e+39 is more than float32 holds"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", OUT_OF_RANGE, ids=[" ".join(a) for a, _ in OUT_OF_RANGE])
+def test_a_finite_option_out_of_its_range_is_refused_up_front(here, argv, needle):
+    """Finite, but more than the network or the run's precision can hold: --output-bias 1e308 overflowed
+    in torch (a traceback), --lr 1e308 in PyTorch's SGD step."""
+    command, *options = argv
+    base = {"repro": ("repro", *SMALL, "--passes", "1"), "paper": ("paper", *SMALL, "--passes", "1"),
+            "sweep": FAST_SWEEP, "info": ("info",)}[command]
+    r = cli(*base, *options, *(("--out", here / "out") if command != "info" else ()))
+    assert_one_line_error(r, needle, command=command)
+    assert os.listdir(here) == []
+
+
+def test_the_largest_learning_rate_a_precision_holds_trains_and_diverges(here):
+    """The bound is the precision's, not a guess: just under it the run trains, and diverges at once."""
+    r = cli("repro", *SMALL, "--passes", "1", "--lr", "3e38", "--out", here / "out")
+    assert_diverged_command(r, "repro", "diverged at pass 1")
+
+
+def test_more_hessian_samples_than_training_examples_are_refused(here):
+    r = cli("repro", *SMALL, "--passes", "1", "--optimizer", "sdlm", "--hessian-samples", "100000", "--out", "out")
+    assert_one_line_error(r, "--hessian-samples 100000 is more than the 100 training examples there are",
+                          "give at most 100", command="repro")
+    assert os.listdir(here) == []
+    r = cli("paper", "--engine", "torch", "--validation", "7200", "--test-size", "50", "--quiet", "--passes", "1",
+            "--hessian-samples", "92", "--out", "out")   # the training examples left beside the validation split
+    assert_one_line_error(r, "--hessian-samples 92 is more than the 91 training examples there are",
+                          command="paper")
+    assert os.listdir(here) == []
+
+
+def test_the_recipes_hessian_samples_are_cut_to_the_training_examples_and_said_so(here):
+    """sdlm's default 500 on 100 training examples averages over the 100 there are: the log and
+    config.json say 100, not the 500 that were not used."""
+    r = cli("repro", *SMALL, "--passes", "1", "--optimizer", "sdlm", "--out", "out")
+    assert r.rc == 0, r.err
+    assert "(h averaged over 100 examples before each pass)" in (here / "out" / "log.txt").read_text()
+    assert strict_json(here / "out" / "config.json")["optimizer"]["hessian_samples"] == 100
+    r = cli("repro", *SMALL, "--passes", "1", "--optimizer", "sdlm", "--hessian-samples", "100", "--out", "given")
+    assert r.rc == 0, r.err
+    assert (here / "given" / "metrics.jsonl").read_bytes() == (here / "out" / "metrics.jsonl").read_bytes()
+
+
+IGNORED = [
+    (("repro", "--mu", "0.1"), "--mu is a setting of the sdlm optimizer, not of sgd", "--optimizer sdlm"),
+    (("repro", "--hessian", "pass"), "--hessian is a setting of the sdlm optimizer, not of sgd", "--optimizer sdlm"),
+    (("repro", "--hessian-samples", "50"), "--hessian-samples is a setting of the sdlm optimizer", "--optimizer sdlm"),
+    (("repro", "--hessian-decay", "0.1"), "--hessian-decay is a setting of the sdlm optimizer", "--optimizer sdlm"),
+    (("repro", "--momentum", "0.5"), "--momentum is a setting of the momentum optimizer, not of sgd",
+     "--optimizer momentum"),
+    (("repro", "--optimizer", "adamw", "--momentum", "0.5"), "not of adamw", "--optimizer momentum"),
+    (("repro", "--weight-decay", "0.1"), "--weight-decay is a setting of the adamw optimizer, not of sgd",
+     "--optimizer adamw"),
+    (("paper", "--momentum", "0.9"), "--momentum is a setting of the momentum optimizer, not of sdlm",
+     "--optimizer momentum"),
+    (("paper", "--optimizer", "sgd", "--mu", "0.02"), "--mu is a setting of the sdlm optimizer, not of sgd",
+     "--optimizer sdlm"),
+    (("paper", "--optimizer", "momentum", "--hessian", "running"), "not of momentum", "--optimizer sdlm"),
+    (("paper", "--hessian", "pass", "--hessian-decay", "0.05"), "--hessian-decay is a setting of sdlm's running "
+     "curvature", "--hessian running"),
+    (("repro", "--optimizer", "sdlm", "--hessian-decay", "0.05"), "running curvature", "--hessian running"),
+]
+
+
+@pytest.mark.parametrize("argv, needle, fix", IGNORED, ids=[" ".join(a) for a, _, _ in IGNORED])
+def test_a_setting_of_another_optimizer_is_refused_not_ignored(here, argv, needle, fix):
+    """As `sweep --mus` without sdlm is: a setting the run's optimizer does not use would be left out of
+    its config.json and log without a word."""
+    command, *options = argv
+    r = cli(command, *SMALL, "--passes", "1", *options, "--out", "out")
+    assert_one_line_error(r, needle, f"drop it or add {fix}", command=command)
+    assert os.listdir(here) == []
+
+
+def test_the_recipes_own_optimizer_settings_and_those_given_for_its_optimizer_still_work(here):
+    r = cli("paper", *SMALL, "--passes", "1", "--seeds", "0", "--mu", "0.05", "--hessian-decay", "0.02", "--out",
+            "sdlm")
+    assert r.rc == 0, r.err
+    optimizer = strict_json(here / "sdlm" / "config.json")["optimizer"]
+    assert optimizer == {"name": "sdlm", "schedule": "constant", "mu": 0.05, "hessian_samples": 100,
+                         "hessian": "running", "decay": 0.02}
+    r = cli("paper", *SMALL, "--passes", "1", "--seeds", "0", "--optimizer", "sgd", "--lr", "0.03", "--out", "sgd")
+    assert r.rc == 0, r.err   # the recipe's own mu is not the user's: nothing to refuse
+    assert strict_json(here / "sgd" / "config.json")["optimizer"] == {"name": "sgd", "schedule": "constant"}
+
+
 # =================================================================================================
 # diverge: a run whose loss or weights stop being finite stops at that pass; the others go on
 # =================================================================================================
@@ -662,7 +838,7 @@ def assert_diverged_command(r: Result, command: str, *needles: str) -> str:
 
 def test_a_single_run_that_explodes_stops_at_that_pass(here):
     out = here / "out"
-    r = cli("repro", *SMALL, "--passes", "2", "--output-bias", "1e7", "--out", out)
+    r = cli("repro", *SMALL, "--passes", "2", "--lr", "1e6", "--out", out)
     assert_diverged_command(r, "repro", "diverged at pass 1")
     assert check_folder(out) is None   # its only run diverged
     rows = metrics_rows(out)
@@ -710,8 +886,7 @@ def test_a_study_never_averages_a_diverged_run(here):
 
 def test_a_study_whose_runs_all_diverge(here):
     out = here / "out"
-    r = cli("paper", *SMALL, "--passes", "1", "--output-bias", "1e7", "--seeds", "1,2", "--optimizer", "sgd",
-            "--out", out)
+    r = cli("paper", *SMALL, "--passes", "1", "--lr", "1e6", "--seeds", "1,2", "--optimizer", "sgd", "--out", out)
     assert_diverged_command(r, "paper", "2 of 2 runs diverged")
     check_folder(out)
     study = strict_json(out / "study.json")
@@ -975,7 +1150,7 @@ def test_interrupt_after_training_before_the_study_files(here):
 def test_interrupt_while_the_folders_are_marked(here):
     out = here / "out"
     argv = ("repro", *SMALL, "--passes", "1", "--seeds", "0-2", "--out", out)
-    with signal_at(train_module, "marker", test=lambda path, kind: kind == "run"):
+    with signal_at(train_module, "marker", test=lambda path, kind, command=None: kind == "run"):
         assert_interrupted(cli(*argv), signal.SIGINT)
     r = cli(*argv, "--resume")   # (and when the study's marker is missing, --force refuses as well)
     assert r.rc == 0, r.err
@@ -1203,6 +1378,54 @@ def test_a_broken_raw_file_is_one_line(here, raw_dir, fault):
     r = cli("repro", *SMALL, "--passes", "1", "--raw-dir", folder, "--out", here / "out")
     assert_one_line_error(r, "usps.t.bz2" if fault == "missing-test-file" else "usps.bz2")
     assert not (here / "out").exists()
+
+
+def test_a_damaged_cache_offline_is_named_with_how_to_rebuild_it(here, monkeypatch, raw_dir):
+    """Offline, with no raw files in the data home, the processed cache is all there is: when it is
+    damaged, the line names it and says how to build it again (not merely that the raw files are missing)."""
+    home = here / "home"
+    assert cli("data", "usps", "--data-home", home, "--raw-dir", raw_dir).rc == 0
+    cache, = (home / "processed").glob("usps-*.npz")
+    cache.write_bytes(cache.read_bytes()[:100_000])
+    monkeypatch.delenv(data_module.RAW_DIR_ENV)
+    before = tree(here)
+    assert_one_line_error(cli("data", "usps", "--data-home", home, "--offline"), f"the processed cache {cache} is damaged",
+                          "rebuild it with `lecun1989 data usps` online", "--raw-dir", "usps.bz2 and usps.t.bz2",
+                          command="data")
+    assert tree(here) == before
+    assert cli("data", "usps", "--data-home", home, "--raw-dir", raw_dir).rc == 0   # what the line says rebuilds it
+    assert cli("data", "usps", "--data-home", home, "--offline").rc == 0
+
+
+@pytest.mark.parametrize("where", ["raw-dir", "data-home"])
+def test_a_raw_file_that_is_a_folder_is_named_so(here, monkeypatch, raw_dir, where):
+    if where == "raw-dir":
+        folder = here / "raw" / "usps"
+        argv = ("--raw-dir", here / "raw")
+    else:
+        folder = here / "home" / "raw" / "usps"
+        argv = ("--data-home", here / "home", "--offline")
+        monkeypatch.delenv(data_module.RAW_DIR_ENV)
+    (folder / "usps.bz2").mkdir(parents=True)
+    (folder / "usps.t.bz2").symlink_to(raw_dir / "usps" / "usps.t.bz2")
+    before = tree(here)
+    assert_one_line_error(cli("data", "usps", *argv), f"{folder / 'usps.bz2'} is a folder, not the raw file usps.bz2",
+                          command="data")
+    assert tree(here) == before
+
+
+def test_an_mnist_label_out_of_range_names_the_file(here, raw_dir):
+    folder = here / "raw" / "mnist"
+    folder.mkdir(parents=True)
+    for name in data_module.RAW_FILES["mnist"]:
+        (folder / name).symlink_to(raw_dir / "mnist" / name)
+    labels = bytearray(gzip.decompress((raw_dir / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes()))
+    labels[8 + 1234] = 11   # after the 8-byte header: example 1234
+    (folder / "train-labels-idx1-ubyte.gz").unlink()
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(labels), compresslevel=1))
+    assert_one_line_error(cli("data", "mnist", "--raw-dir", here / "raw"),
+                          f"{folder / 'train-labels-idx1-ubyte.gz'}: label 11 (of example 1234) is not a digit 0..9",
+                          command="data")
 
 
 @pytest.fixture(scope="module")
@@ -1546,3 +1769,98 @@ def test_an_unknown_option_is_named_by_its_command(here):
     assert_one_line_error(cli("modern", "--passes", "12"), "unrecognized arguments: --passes 12",
                           "(see lecun1989 modern --help)", command="modern")
     assert os.listdir(here) == []
+
+
+# =================================================================================================
+# readers: predict, demo, reject, plot and report read only what a training command left whole
+# =================================================================================================
+
+def ink_image(path: Path, bars: int = 5) -> Path:
+    """A PNG of `bars` upright strokes, 6 pixels wide and 40 tall, dark on white."""
+    from PIL import Image
+    pixels = bytearray([255] * (60 * 200))
+    for k in range(bars):
+        for y in range(10, 50):
+            for x in range(20 + 35 * k, 26 + 35 * k):
+                pixels[y * 200 + x] = 0
+    Image.frombytes("L", (200, 60), bytes(pixels)).save(path)
+    return path
+
+
+READERS = {
+    "predict": lambda run, folder, here: ("predict", run, ink_image(here / "bars.png")),
+    "demo": lambda run, folder, here: ("demo", run, "-o", here / "demo.html"),
+    "reject": lambda run, folder, here: ("reject", folder, "--out", here / "rejection"),
+    "plot": lambda run, folder, here: ("plot", folder),
+    "report": lambda run, folder, here: ("report", folder, "-o", here / "report.html"),
+}
+
+
+@pytest.fixture(scope="module")
+def three_passes(module_env, tmp_path_factory) -> Path:
+    """Two finished runs of 3 passes (repro --seeds 0-1)."""
+    return made(module_env, tmp_path_factory, "three", "repro", *SMALL, "--passes", "3", "--seeds", "0-1")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_run_whose_metrics_were_cut_back_is_refused_by_every_reader(here, three_passes, reader):
+    """The second run's metrics.jsonl cut back to pass 1 while its weights and summary are of pass 3 (a
+    folder edited or mixed by hand): every reader refuses it, even those that load only the first run's
+    network (plot, report) and read the others' figures."""
+    folder = copy(three_passes, here, "study")
+    run = folder / "lr0.03-seed1"
+    metrics = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text(metrics[0] + "\n")
+    argv = READERS[reader](run, folder, here)
+    before = tree(here)
+    assert_one_line_error(cli(*argv), "lr0.03-seed1's files disagree",
+                          "weights.safetensors holds pass 3 and metrics.jsonl ends at pass 1", command=reader)
+    assert tree(here) == before
+
+
+@pytest.mark.parametrize("name", ["../x.png", "{abs}"])
+def test_predict_truth_opens_only_the_images_in_its_folder(here, finished_run, name):
+    """A zipcodes.json names the images beside it: a name that leads out of its folder (another folder's
+    file, an absolute path) is refused, not opened."""
+    outside = ink_image(here / "x.png")
+    (here / "zips").mkdir()
+    truth = here / "zips" / "zipcodes.json"
+    truth.write_text(json.dumps({"zips": [{"file": name.format(abs=outside), "zip": "11111"}]}))
+    before = tree(here)
+    assert_one_line_error(cli("predict", finished_run, "--truth", truth), str(truth),
+                          repr(name.format(abs=outside)), "not a file in its folder", command="predict")
+    assert tree(here) == before
+
+
+@pytest.fixture(scope="module")
+def diverged_run(module_env, tmp_path_factory) -> Path:
+    """A run that diverged at its first pass: config, log, metrics and summary, no weights."""
+    out = made(module_env, tmp_path_factory, "diverged", "repro", *SMALL, "--passes", "2", "--lr", "1e6", rc=3)
+    assert (out / "config.json").is_file() and not (out / "weights.safetensors").exists()
+    return out
+
+
+@pytest.mark.parametrize("reader", ["predict", "demo"])
+def test_a_run_that_diverged_before_any_pass_is_named_so(here, diverged_run, reader):
+    argv = READERS[reader](diverged_run, diverged_run, here)
+    before = tree(here)
+    line = assert_one_line_error(cli(*argv), str(diverged_run), "diverged at pass 1", "no weights to read",
+                                 command=reader)
+    assert "not a run folder" not in line
+    assert tree(here) == before
+
+
+def test_predict_finds_no_more_digits_than_the_ink_holds(here, finished_run):
+    """Five upright strokes asked for nine digits: cutting strokes in halves would invent four digits, so
+    predict reads five and says that only five of the nine asked are there."""
+    image = ink_image(here / "bars.png")
+    r = cli("predict", finished_run, image, "--digits", "9")
+    assert r.rc == 0, r.err
+    line = r.out.splitlines()[-1]
+    assert len(line.split("[")[1].split(",")) == 5, line
+    assert line.endswith("(only 5 of the 9 digits asked: the ink has no more places to cut)"), line
+    r = cli("predict", finished_run, image, "--digits", "9", "--json")
+    boxes = [d["box"] for d in strict_loads(r.out)["images"][0]["digits"]]
+    assert boxes == [[20 + 35 * k, 10, 26 + 35 * k, 50] for k in range(5)]
+    r = cli("predict", finished_run, image, "--digits", "5")
+    assert r.rc == 0 and len(r.out.splitlines()[-1].split("[")[1].split(",")) == 5 and "only" not in r.out

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lecun1989.views import plots
 from lecun1989.cli import main
 from lecun1989.results import stats
-from lecun1989.store.rundir import read_metrics
+from lecun1989.store.rundir import load_weights, read_metrics, read_runs, tensors_blob
 from lecun1989.train import Recipe, train
 
 pytestmark = pytest.mark.data   # every test here reads the raw data
@@ -184,6 +183,8 @@ def results_text(page: Path) -> str:
 
 def test_report_of_an_interrupted_study_uses_the_last_pass_all_runs_completed(root):
     edit_metrics(root / S1 / "metrics.jsonl", lambda rows: rows[:1])
+    tensors, meta = load_weights(root / S1 / "weights.safetensors")   # a run left at pass 1 holds its weights
+    (root / S1 / "weights.safetensors").write_bytes(tensors_blob(tensors, {**meta, "pass": "1"}))
     assert main(["report", str(root / "study"), "-o", str(root / "r.html")]) == 0
     text = results_text(root / "r.html")
     assert "Results after pass 1, the last pass all 2 runs completed" in text
@@ -191,7 +192,7 @@ def test_report_of_an_interrupted_study_uses_the_last_pass_all_runs_completed(ro
     for key, scale, digits in (("train_error", 100, ".2f"), ("test_misses", 1, ".1f"), ("test_loss", 1, ".2e")):
         s = stats([r[key] * scale for r in first])
         assert f"{s['mean']:{digits}} ± {s['std']:{digits}} ({s['min']:{digits}} .. {s['max']:{digits}})" in text
-    runs = plots.read_runs(root / "study")   # what the curves are drawn from
+    runs = read_runs(root / "study")   # what the curves are drawn from
     assert runs.last == 1 and runs.uneven and [len(r) for r in runs.rows] == [1, 1]
     assert main(["plot", str(root / "study")]) == 0
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lecun1989 import cli
 from lecun1989.reading import benchmark, images as reading
 
 

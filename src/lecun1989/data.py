@@ -35,7 +35,7 @@ MNIST_TRAIN_SIZES = {"mnist": paper.N_TRAIN, "mnist50k": 50_000, "mnist-publishe
 # Which split draws its permutation first from the one seeded generator. The best-known
 # reproduction's prepro loop visits the set {'train', 'test'}, so its order follows Python's hash
 # seed: `mnist` is the order with 'train' first; `mnist-published` the other, 'test' first, the
-# draw its published figures fit (README: its recipe with seed 1337 ends at the published 45 train
+# draw its published figures fit (docs/DATA.md: its recipe with seed 1337 ends at the published 45 train
 # misses there, and at 62 on `mnist`).
 DRAW_ORDER = {"mnist": "train first", "mnist50k": "train first", "mnist-published": "test first"}
 
@@ -222,6 +222,12 @@ def raw_paths(source: str, home: Path, raw_dir: str | os.PathLike | None = None,
                             f"the folder that holds {source}/ (or the files {', '.join(files)})")
         found = {name: _find_in(raw_dir, source, name) for name in files}
         missing = [name for name, path in found.items() if path is None]
+        for name in missing:   # a folder under the file's name is not a file not found: it is in the way
+            for candidate in (raw_dir / source / name, raw_dir / name):
+                if candidate.is_dir():
+                    raise DataError(f"{candidate} is a folder, not the raw file {name}; put the file there in its "
+                                    f"place (from {_origin(source, [name])}), or point --raw-dir at a folder that "
+                                    f"holds it")
         if missing:
             raise DataError(f"{', '.join(missing)} not found in {raw_dir} or {raw_dir / source}; "
                             f"get them from {_origin(source, missing)}")
@@ -230,6 +236,11 @@ def raw_paths(source: str, home: Path, raw_dir: str | os.PathLike | None = None,
     cache = _home_raw_dir(home, source)
     found = {name: cache / name for name in files}
     missing = [name for name, path in found.items() if not path.is_file()]
+    for name in missing:
+        if found[name].is_dir():
+            raise DataError(f"{found[name]} is a folder, not the raw file {name}; remove it so that the file can be "
+                            f"downloaded there, or pass --raw-dir DIR (or set {RAW_DIR_ENV}) to a folder that holds "
+                            f"the raw files")
     if missing and offline:
         raise DataError(_offline_message(source, missing, cache))
     made = [d for d in (cache, *cache.parents) if not d.exists()]
@@ -442,12 +453,15 @@ def build_mnist(paths: dict[str, Path], seed: int, n_train: int = paper.N_TRAIN,
         images = parse_idx(paths[files["images"]], 3)
         labels = parse_idx(paths[files["labels"]], 1)
         if images.shape[1:] != (28, 28) or len(images) != len(labels):
-            raise DataError(f"{prefix} MNIST files disagree: {images.shape} images, {labels.shape} labels; "
-                            f"expected (N, 28, 28) images and N labels")
+            raise DataError(f"{paths[files['images']]} and {paths[files['labels']]} disagree: {images.shape} images, "
+                            f"{labels.shape} labels; expected (N, 28, 28) images and N labels")
         if len(images) < n:
-            raise DataError(f"{prefix} MNIST files hold {len(images)} images, need at least {n}")
+            raise DataError(f"{paths[files['images']]} holds {len(images)} images, need at least {n}; is it a "
+                            f"complete copy of {files['images']}?")
         if labels.max() >= paper.N_CLASSES:
-            raise DataError(f"{prefix} MNIST labels go up to {labels.max()}, expected digits 0..9")
+            at = int(np.argmax(labels >= paper.N_CLASSES))
+            raise DataError(f"{paths[files['labels']]}: label {labels[at]} (of example {at}) is not a digit 0..9; "
+                            f"point --raw-dir at an unmodified copy of {files['labels']}")
         for name, array in ((files["images"], images), (files["labels"], labels)):
             if not _published_md5("mnist", name, paths[name]):
                 modified |= _differs("mnist", name, paths[name], _sha256(array), allow_modified)
@@ -552,6 +566,20 @@ def _any_cache(home: Path, source: str, seed: int | None, allow_modified: bool) 
     return min(usable, key=lambda ds: ds.modified, default=None)
 
 
+def _refuse_damaged_cache(home: Path, source: str, seed: int | None) -> None:
+    """Offline, without the raw files, a processed cache that cannot be read or is not what it claims to
+    be is the cause to name (rather than the raw files alone), with the way to build it again."""
+    pattern = _cache_path(home, source, seed, "*")
+    damaged = [p for p in sorted(pattern.parent.glob(pattern.name)) if _read_cache(p, source, seed) is None]
+    if damaged:
+        raw = raw_source(source)
+        raise DataError(f"the processed cache {damaged[0]} is damaged (truncated, or not the verified {source} set "
+                        f"it names) and the raw files to rebuild it are missing: rebuild it with `lecun1989 data "
+                        f"{source}{'' if seed in (None, DEFAULT_DATA_SEED) else f' --data-seed {seed}'}` online (it "
+                        f"downloads them), or with --raw-dir DIR (or {RAW_DIR_ENV}) naming a folder that holds "
+                        f"{' and '.join(RAW_FILES[raw])}")
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a data set's files live, as the user gave it (--data-home, --raw-dir, --offline,
@@ -597,6 +625,8 @@ class Location:
             cached = _any_cache(home_path, source, seed, self.allow_modified)
             if cached is not None:
                 return cached
+            if offline:
+                _refuse_damaged_cache(home_path, source, seed)
         paths = raw_paths(source, home_path, raw_dir, offline)
         cache = _cache_path(home_path, source, seed, _raw_digest(paths))
         ds = _read_cache(cache, source, seed)

@@ -47,6 +47,12 @@ LOSSES = ("mse", "ce")
 
 INITS = ("sqrt", "linear")  # U(-2.4/sqrt(F), 2.4/sqrt(F)) or the literal U(-2.4/F, 2.4/F)
 
+# Trained weights stay within a few units (tens at most, even at ten times a recipe's learning rate);
+# weights this large saturate every unit they feed, so the outputs no longer depend on the input,
+# nothing can be learned any more (f' is 0 everywhere), and float32 overflows a few steps later. The
+# trainer stops a run whose weights pass it (train.py), and no weight may start beyond it.
+EXPLODED = 1e4
+
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -66,6 +72,10 @@ class NetConfig:
                 raise LecunError(f"unknown {field} {value!r}; choose one of {', '.join(allowed)}")
         if not math.isfinite(self.output_bias):
             raise LecunError(f"--output-bias must be a finite number, got {self.output_bias}")
+        if abs(self.output_bias) > EXPLODED:
+            raise LecunError(f"--output-bias {self.output_bias:g} is outside -{EXPLODED:g} .. {EXPLODED:g}: a bias that "
+                             f"large saturates every output, so nothing can be learned (the trainer stops a run whose "
+                             f"weights pass it as exploded); the recipes start at -1 or 0")
         if not 0 <= self.dropout < 1:
             raise LecunError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.shift <= 2:

@@ -95,6 +95,12 @@ class OptimConfig:
         parse_schedule(self.schedule)
 
     @property
+    def largest_factor(self) -> float:
+        """The schedule's largest learning-rate factor over any number of passes."""
+        steps = parse_schedule(self.schedule)
+        return max(1.0, steps[0][0]) if steps[0][1] == -1 else max(factor for factor, _ in steps)
+
+    @property
     def running(self) -> bool:
         return self.name == "sdlm" and self.hessian == "running"
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from . import __version__, paper
 from .data import Dataset
 from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
 from .errors import Diverged, LecunError, interrupt_behind
-from .model import NetConfig
+from .model import EXPLODED, NetConfig   # EXPLODED: the largest |weight| of a run that has not diverged
 from .optim import OptimConfig
 from .results import stats
 from .store.atomic import commit, json_text, signals_deferred
@@ -62,6 +62,19 @@ class Recipe:
                 raise LecunError(f"{name} {min(twice):g} is given more than once; each run needs its own")
         if self.dtype not in DTYPES:
             raise LecunError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        # The engines compute in the run's precision: a setting it cannot hold would overflow to inf
+        # (a traceback in PyTorch's optimizers, steps of zero through a mu of inf).
+        top, factor = float(np.finfo(self.dtype).max), self.optim.largest_factor
+        for lr in self.lrs:
+            if lr * factor > top:
+                scheduled = f" times the schedule's largest factor {factor:g}" if factor != 1 else ""
+                raise LecunError(f"learning rate {lr:g}{scheduled} is more than {self.dtype} holds ({top:.3g}): no "
+                                 f"step that large can be taken; give a lower one" +
+                                 (" or smaller --schedule factors" if scheduled else ""))
+        for name, value, used in (("mu", self.optim.mu, self.optim.name == "sdlm"),
+                                  ("weight decay", self.optim.weight_decay, self.optim.name == "adamw")):
+            if used and value > top:
+                raise LecunError(f"{name} {value:g} is more than {self.dtype} holds ({top:.3g}); give a smaller one")
         if self.optim.name == "sdlm" and (self.net.activation == "relu" or self.net.loss != "mse"):
             raise LecunError("sdlm is the paper's method for its tanh network and MSE; use sgd or adamw with "
                              "--activation relu or --loss ce")
@@ -159,12 +172,6 @@ def _settings(config: dict) -> dict:
     return {k: v for k, v in json.loads(json_text(config)).items() if k not in SETTINGS_IGNORED}
 
 
-# Trained weights stay within a few units (tens at most, even at ten times a recipe's learning rate);
-# weights this large saturate every unit they feed, so the outputs no longer depend on the input,
-# nothing can be learned any more (f' is 0 everywhere), and float32 overflows a few steps later.
-EXPLODED = 1e4
-
-
 def _diverged_reason(ev: dict, params: dict[str, np.ndarray]) -> str | None:
     """Why a run's figures after a pass are not a result, or None when they are."""
     bad = [f"{split} loss {ev[split].loss}" for split in ("train", "test") if not math.isfinite(ev[split].loss)]
@@ -211,11 +218,22 @@ def _resume(dirs: list[Path], configs: list[dict], carried: bool) -> list[RunDir
     return rundirs
 
 
+def fitted(recipe: Recipe, data: Dataset) -> Recipe:
+    """The recipe as it trains on `data`: sdlm's curvature is averaged over at most the training examples
+    there are (a recipe's 500 on --train-size 100 is 100), and the log and config.json say so."""
+    n = len(data.train)
+    if recipe.optim.name == "sdlm" and recipe.optim.hessian_samples > n:
+        return replace(recipe, optim=replace(recipe.optim, hessian_samples=n))
+    return recipe
+
+
 def train(recipe: Recipe, data: Dataset, out: str | os.PathLike, force: bool = False, quiet: bool = False,
           echo=print, command: str = "repro", extra_config: dict | None = None, resume: bool = False) -> list[dict]:
-    """Train every run of `recipe` on `data` into `out` (a run directory, or one per run inside it);
-    return one summary per run. `resume` continues the runs an interrupted command left in `out`."""
+    """Train every run of `recipe` (fitted to `data`) on `data` into `out` (a run directory, or one per run
+    inside it); return one summary per run. `resume` continues the runs an interrupted command left in
+    `out`."""
     out = Path(out)
+    recipe = fitted(recipe, data)
     runs = recipe.runs()
     dirs = run_dirs(out, runs)
     check_memory(recipe, data)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .data import DEFAULT_DATA_SEED, Dataset, Location
 from .errors import LecunError
-from .store.rundir import completed, diverged_at, load_weights, read_config, read_metrics
+from .store.rundir import check_weights_pass, completed, diverged_at, load_weights, read_config, read_metrics
 
 
 def check_run_folder(run_dir: Path) -> None:
@@ -36,10 +36,7 @@ def check_run_folder(run_dir: Path) -> None:
     if passes != list(range(1, len(passes) + 1)):
         raise LecunError(f"{run_dir / 'metrics.jsonl'}: the passes are not numbered 1, 2, 3, ... in order; was it "
                          f"edited by hand? Read a run as its command left it")
-    held = load_weights(run_dir / "weights.safetensors")[1].get("pass")
-    if held is not None and held != str(len(passes)):
-        raise LecunError(f"{run_dir}'s files disagree: weights.safetensors holds pass {held} and metrics.jsonl ends "
-                         f"at pass {len(passes)}; was the folder edited by hand? Read a run as its command left it")
+    check_weights_pass(run_dir, rows)
 
 
 def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):

@@ -168,22 +168,24 @@ def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
                         f"momentum: dw = momentum dw - lr g, w += dw (Rumelhart, Hinton & Williams 1986); "
                         f"adamw (default {optim.name})")
     p.add_argument("--lr", type=finite_float, help=f"learning rate; eps for sdlm (default {lr:g})")
-    p.set_defaults(default_lr=lr)
+    # The optimizer's own settings default to None, so that one given for an optimizer that does not
+    # use it is refused (optim_from_args), and take the recipe's values (default_optim) otherwise.
+    p.set_defaults(default_lr=lr, default_optim=optim)
     p.add_argument("--lrs", type=parse_float_list, help="several learning rates, e.g. 0.01,0.03 (one run each)")
     p.add_argument("--schedule", default=optim.schedule,
                    help=f"per-pass factor of the learning rate: {' or '.join(SCHEDULES)} (LeNet-5's eps "
                         f"schedule), or factor:passes,...,last factor, e.g. 1:2,0.4:3,0.2 (default {optim.schedule})")
-    p.add_argument("--mu", type=finite_float, default=optim.mu, help=f"sdlm: the step is lr / (mu + h) (default {optim.mu:g})")
-    p.add_argument("--hessian-samples", type=positive_int, default=optim.hessian_samples,
+    p.add_argument("--mu", type=finite_float, help=f"sdlm: the step is lr / (mu + h) (default {optim.mu:g})")
+    p.add_argument("--hessian-samples", type=positive_int,
                    help=f"sdlm: examples h is averaged over before each pass (default {optim.hessian_samples})")
-    p.add_argument("--hessian", default=optim.hessian, choices=HESSIAN_MODES,
+    p.add_argument("--hessian", choices=HESSIAN_MODES,
                    help="sdlm: re-estimate h before each pass (pass), or keep a running average updated "
                         f"after every example (running); default {optim.hessian}")
-    p.add_argument("--hessian-decay", type=finite_float, default=optim.decay,
+    p.add_argument("--hessian-decay", type=finite_float,
                    help=f"sdlm --hessian running: weight of the newest example (default {optim.decay:g})")
-    p.add_argument("--momentum", type=finite_float, default=optim.momentum,
+    p.add_argument("--momentum", type=finite_float,
                    help=f"momentum: the fraction of the last change kept (default {optim.momentum:g})")
-    p.add_argument("--weight-decay", type=finite_float, default=optim.weight_decay,
+    p.add_argument("--weight-decay", type=finite_float,
                    help=f"adamw: decoupled weight decay (default {optim.weight_decay:g}, PyTorch's)")
 
 
@@ -224,16 +226,39 @@ def add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+# The settings of one optimizer only (args' name -> the flag, the optimizer, OptimConfig's field): given
+# for another optimizer they would be ignored without a word, so they are refused.
+OPTIMIZER_SETTINGS = {"mu": ("--mu", "sdlm", "mu"), "hessian_samples": ("--hessian-samples", "sdlm", "hessian_samples"),
+                      "hessian": ("--hessian", "sdlm", "hessian"), "hessian_decay": ("--hessian-decay", "sdlm", "decay"),
+                      "momentum": ("--momentum", "momentum", "momentum"),
+                      "weight_decay": ("--weight-decay", "adamw", "weight_decay")}
+
+
+def optim_from_args(args):
+    """The optimizer's settings: the recipe's, with those given on the command line; a setting given for
+    an optimizer that does not use it is refused."""
+    from dataclasses import replace
+    given = {name: getattr(args, name) for name in OPTIMIZER_SETTINGS if getattr(args, name) is not None}
+    for name in given:
+        flag, owner, _ = OPTIMIZER_SETTINGS[name]
+        if args.optimizer != owner:
+            raise LecunError(f"{flag} is a setting of the {owner} optimizer, not of {args.optimizer}; drop it or add "
+                             f"--optimizer {owner}")
+    if "hessian_decay" in given and given.get("hessian", args.default_optim.hessian) != "running":
+        raise LecunError("--hessian-decay is a setting of sdlm's running curvature, not of its estimate before each "
+                         "pass; drop it or add --hessian running")
+    return replace(args.default_optim, name=args.optimizer, schedule=args.schedule,
+                   **{OPTIMIZER_SETTINGS[name][2]: value for name, value in given.items()})
+
+
 def recipe_from_args(args, default_seeds=(paper.REPRO_SEED,)):
-    from ..optim import OptimConfig
     from ..train import Recipe
     if getattr(args, "seed", None) is not None and args.seeds is not None:
         raise LecunError("give --seed or --seeds, not both")
     if args.lr is not None and args.lrs is not None:
         raise LecunError("give --lr or --lrs, not both")
     seeds = args.seeds or ((args.seed,) if getattr(args, "seed", None) is not None else default_seeds)
-    optim = OptimConfig(args.optimizer, args.schedule, args.mu, args.hessian_samples, args.hessian,
-                        args.hessian_decay, weight_decay=args.weight_decay, momentum=args.momentum)
+    optim = optim_from_args(args)
     lrs = args.lrs or (args.default_lr if args.lr is None else args.lr,)
     return Recipe(passes=args.passes, lrs=lrs, seeds=seeds, optim=optim, engine=args.engine, dtype=args.dtype,
                   net=net_from_args(args))
@@ -248,6 +273,12 @@ def data_from_args(args):
             raise LecunError(f"{flag} {n} is more than the {len(split)} examples there are")
     if args.train_size or args.test_size:
         ds = ds.subset(args.train_size, args.test_size)
+    # The recipe's count is cut to the training examples there are (train.fitted: the log and config.json
+    # say so); a count given is what the user asked for, and cannot be had.
+    samples = getattr(args, "hessian_samples", None)
+    if samples is not None and samples > len(ds.train):
+        raise LecunError(f"--hessian-samples {samples} is more than the {len(ds.train)} training examples there are; "
+                         f"give at most {len(ds.train)}")
     return ds
 
 

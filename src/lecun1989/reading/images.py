@@ -33,9 +33,12 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    When reading (`read_image`), the network judges the cut: it is kept only if both parts' margins
    (step 7) exceed the whole part's margin, so that a wide 0 is not cut in two; a kept part is
    split again by the same rule. With `digits=N` (a known count, e.g. 5 for a zip code) the rule
-   above is not used: while there are fewer than N groups, the one with the largest w / h (ties:
-   leftmost) of width >= 4 is cut by the same cut, unjudged; while there are more, the one with the
-   fewest pixels (ties: leftmost) joins its neighbour in x0 order whose box is nearest (the
+   above is not used: while there are fewer than N groups, and fewer than the ink can hold (the sum
+   over the groups of max(1, floor(w / D)), D = min(S, NARROWEST (0.25) Href), S the stroke width:
+   the median length of the runs of mask pixels along the rows; a digit is at least one stroke wide,
+   so a row of five upright strokes holds five digits, however many are asked), the one with the
+   largest w / h (ties: leftmost) of width >= 4 is cut by the same cut, unjudged; while there are
+   more, the one with the fewest pixels (ties: leftmost) joins its neighbour in x0 order whose box is nearest (the
    horizontal gap between the boxes, negative when they overlap; ties: the left one). Digits are read in the order
    of their box's x0 (ties: y0).
 6. A digit's image: `ink` inside its box where its own mask is set, 0 elsewhere (so a neighbour's
@@ -79,6 +82,7 @@ SIZE = 16
 MASK_LEVEL = 0.25
 SPECK = 0.1
 SPLIT_RATIO = 0.9        # chosen on strips of training digits (docs/READING.md)
+NARROWEST = 0.25         # no digit but a 1 (one stroke wide) is narrower than a quarter of its height
 MAX_SLANT = 1.0
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
@@ -227,6 +231,22 @@ def _split(part: Part, ink: np.ndarray) -> list[Part]:
     return [Part.of(m) for m in (left, right) if m.any()]
 
 
+def stroke_width(mask: np.ndarray) -> float:
+    """The width of the ink's strokes: the median length of the runs of set pixels along the mask's
+    rows (0 for an empty mask)."""
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]   # row by row, in order
+    return float(np.median(ends - starts)) if len(starts) else 0.0
+
+
+def capacity(parts: list[Part], mask: np.ndarray, height: float) -> int:
+    """The most digits the parts can be cut into: a part W wide holds at most W // D of them (and at
+    least itself), D the narrowest a digit can be: one stroke (a 1), or NARROWEST times the row's
+    `height` where that is less (ink in solid blocks, whose rows are one run as wide as the digit)."""
+    narrowest = min(stroke_width(mask), NARROWEST * height)
+    return sum(max(1, int(p.width // narrowest)) if narrowest > 0 else 1 for p in parts)
+
+
 def segment(ink: np.ndarray, digits: int | None = None, judge=None) -> list[Part]:
     """The digits of a row, left to right (steps 3-5 of the module doc). `judge(parts) -> margins`,
     when given, vetoes a split whose pieces the network is less sure of than the whole."""
@@ -261,7 +281,10 @@ def segment(ink: np.ndarray, digits: int | None = None, judge=None) -> list[Part
                 continue
         done.append(p)
     if digits is not None:
-        while len(done) < digits:
+        # No more digits than the ink can hold: cutting a one-stroke-wide part (a 1, a bar) into more would
+        # invent digits out of halves of strokes.
+        most = min(digits, capacity(done, ink >= MASK_LEVEL, href))
+        while len(done) < most:
             wide = [p for p in done if p.width >= 4]
             if not wide:
                 break

@@ -284,6 +284,36 @@ class Runs:
         return len(self.rows[0])
 
 
+def weights_pass(path: Path) -> str | None:
+    """The pass a weights file of this program says it holds (its metadata only: the tensors are not
+    read), or None when it says none."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+        if META_KEY in metadata:
+            metadata = json.loads(metadata[META_KEY])
+    except Exception as e:   # safetensors raises its own error types for damaged files
+        raise LecunError(f"cannot read {path} ({e}); is it a file of a lecun1989 run?") from None
+    held = metadata.get("pass") if isinstance(metadata, dict) else None
+    return held if isinstance(held, str) else None
+
+
+def check_weights_pass(run_dir: Path, rows: list[dict]) -> None:
+    """A run's weights.safetensors, where it has one, holds the last pass its metrics.jsonl (`rows`)
+    completed: a folder whose files were edited or mixed by hand would otherwise be read with figures
+    of one pass beside weights of another. Every reader checks it: trained.check_run_folder for the
+    network it loads, read_runs for every run whose figures it reads."""
+    path = Path(run_dir) / "weights.safetensors"
+    if not path.is_file():
+        return
+    done = len(completed(rows))
+    held = weights_pass(path)
+    if held is not None and held != str(done):
+        raise LecunError(f"{run_dir}'s files disagree: weights.safetensors holds pass {held} and metrics.jsonl ends "
+                         f"at pass {done}; was the folder edited by hand? Read a run as its command left it")
+
+
 def read_runs(folder: Path) -> Runs:
     dirs = run_dirs_under([folder])
     configs = {d: read_config(d) for d in dirs}
@@ -291,9 +321,10 @@ def read_runs(folder: Path) -> Runs:
     for d in dirs:
         metrics = read_metrics(d)
         at = diverged_at(metrics)
-        if at is not None:
+        if at is not None:   # only its pass is read
             diverged[d] = at
             continue
+        check_weights_pass(d, metrics)   # its figures are read beside the first kept run's network
         path = d / "metrics.jsonl"
         if not metrics:
             raise LecunError(f"{path} holds no pass; did the run finish its first pass?")
