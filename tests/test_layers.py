@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lecun1989"
 
 # Bottom to top: (layer, the files and folders in it, relative to the package). README.md's Layout
-# section is this table.
+# section draws this table, and docs/LAYOUT.md says what each module does.
 LAYERS = (
     ("ground", ("__init__.py", "paper.py", "errors.py")),
     ("store", ("store/",)),
@@ -95,7 +95,7 @@ def violations(root: Path = PACKAGE) -> list[str]:
         rel = path.relative_to(root.parent).as_posix()
         layer = layer_of(root, path)
         if layer is None:
-            found.append(f"{rel} is in no layer: add it to LAYERS in tests/test_layers.py (and the README's Layout)")
+            found.append(f"{rel} is in no layer: add it to LAYERS in tests/test_layers.py (and to docs/LAYOUT.md)")
             continue
         me = module_name(root, path)
         graph.setdefault(me, set())

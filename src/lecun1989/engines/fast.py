@@ -52,7 +52,7 @@ def shift_indices(idx1: np.ndarray, rolls: np.ndarray) -> np.ndarray:
 # The lane kernels sum in another order than the single-run kernels, so which set trains a run must
 # not depend on the machine (its core or thread count): a fixed number of runs decides. A core trains
 # a group of LANES runs on the lane kernels in about the time the single-run kernels take for 3.7 runs
-# (55 against 15 us per step on the README's machine), so on two cores, one run per core at a time,
+# (55 against 15 us per step on the machine of docs/SPEED.md), so on two cores, one run per core at a time,
 # the groups finish sooner from 7 runs up; with more cores the rule gives away some speed, not numbers.
 LANES_FROM = 7
 KERNELS = ("single", "lanes")

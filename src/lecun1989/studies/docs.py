@@ -35,7 +35,8 @@ from ..train import final_lines
 from ..trained import load_run
 from .rows import RESULT, STUDIES
 
-DOCS = ("README.md", "docs/FIDELITY.md", "docs/MODERN.md", "docs/READING.md")
+DOCS = ("README.md", "docs/COMMANDS.md", "docs/DATA.md", "docs/FIDELITY.md", "docs/MODERN.md", "docs/READING.md",
+        "docs/SPEED.md")
 TABLE = re.compile(r"^<!-- table (?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- /table -->$", re.M | re.S)
 FIG = re.compile(r"<!-- fig (?P<spec>[^>]+?) -->(?P<body>.*?)<!-- /fig -->", re.S)
 

@@ -92,7 +92,7 @@ STUDIES = {s.name: s for s in (
     Study("validation", "the grid the open choices were made on, the last 1,000 USPS training digits held out "
                         "(docs/FIDELITY.md)", _validation()),
     Study("sweep", "a learning-rate grid of the paper's configuration chosen on validation and retrained "
-                   "(README, Speed)", (Row("paper", "lecun1989 sweep --recipe paper --lr-grid 1e-4:1e-2:5"),)),
+                   "(docs/SPEED.md)", (Row("paper", "lecun1989 sweep --recipe paper --lr-grid 1e-4:1e-2:5"),)),
     Study("modern", "the modern ladder on USPS, on the MNIST approximation, and on the reproduction's published "
                     "draw (docs/MODERN.md)",
           _ladder("usps", _STEPS) + _ladder("mnist", (*_STEPS, "baseline50k", "data50k"))
