@@ -221,7 +221,7 @@ class Lock:
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
-    """Put all of `files` (name -> bytes) into `folder` together, or none of them (io.commit); folders
+    """Put all of `files` (name -> bytes) into `folder` together, or none of them (atomic.commit); folders
     made for them are removed again on failure, which is one LecunError line naming the cause."""
     real = Path(folder).resolve()
     refuse_running(folder)

@@ -98,7 +98,7 @@ def _events(rows: list[dict]) -> bytes:
 
 
 class RunDir:
-    """One run's files, kept in memory and handed to io.commit after each pass (`files`)."""
+    """One run's files, kept in memory and handed to atomic.commit after each pass (`files`)."""
 
     def __init__(self, path: Path, config: dict, lines: list[str] | None = None, rows: list[dict] | None = None):
         self.path = path

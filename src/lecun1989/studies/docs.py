@@ -1,4 +1,4 @@
-"""Every measured table and figure of the docs, written from the saved results (studies.py), and checked.
+"""Every measured table and figure of the docs, written from the saved results (rows.py), and checked.
 
 In a document, a generated table sits between two markers, and a figure quoted in the text between
 two more (HTML comments: invisible once rendered):

@@ -182,7 +182,7 @@ def live_panel(run_dir: Path, where: Location) -> str:
 
 
 def rejection(path: Path, where: Location) -> str:
-    """The share of test digits the runs must reject for 1% error (reject.py), by each criterion, or
+    """The share of test digits the runs must reject for 1% error (reading/rejection.py), by each criterion, or
     why it was not measured (an unfinished run): the rest of the page stands without it."""
     try:
         result = reject.measure([path], reject.NIPS_ERROR, where)

@@ -1,4 +1,4 @@
-// The page's copy of reading.py (`lecun1989 predict`): the same steps, numbered as in reading.py's
+// The page's copy of reading/images.py (`lecun1989 predict`): the same steps, numbered as in its
 // module docstring, in the same float64 arithmetic, so that a drawn row of digits is cut and
 // normalized as predict cuts and normalizes an image file (tests/test_demo.py checks both).
 (function (api) {
