@@ -1864,3 +1864,86 @@ def test_predict_finds_no_more_digits_than_the_ink_holds(here, finished_run):
     assert boxes == [[20 + 35 * k, 10, 26 + 35 * k, 50] for k in range(5)]
     r = cli("predict", finished_run, image, "--digits", "5")
     assert r.rc == 0 and len(r.out.splitlines()[-1].split("[")[1].split(",")) == 5 and "only" not in r.out
+
+
+# --- the second fresh-clone trial's findings ----------------------------------------------------
+
+def test_the_rejection_picture_takes_criteria_whose_curves_end_apart(tmp_path):
+    """Saturated outputs tie, so one criterion can stop rejecting long before another (repro --lr 10 drew
+    a traceback in reject and report): each curve is cut to the picture's range on its own."""
+    import numpy as np
+    from lecun1989.reading import rejection
+    from lecun1989.views.rejection import picture
+    rng = np.random.default_rng(0)
+    correct = rng.random(200) < 0.8
+    margin = rng.random(200)
+    runs = [rejection.RunResult(tmp_path, {"data": {"held_out": 0, "source": "usps"}}, None, correct,
+                                {"margin": margin, "top": np.ones(200), "softmax": margin ** 2})]
+    at = {c: [rejection.confidence.rejection_at(runs[0].scores[c], correct, 0.01)] for c in rejection.CRITERIA}
+    result = rejection.Rejection(0.01, runs, {}, at)
+    assert len(rejection.curves(result, "top")[0]) < len(rejection.curves(result, "margin")[0])
+    assert picture(result)["reject.png"].startswith(b"\x89PNG")
+
+
+def test_resume_refuses_a_finished_run_whose_metrics_were_cut_back(finished_run, tmp_path):
+    out = copy(finished_run, tmp_path)
+    metrics = out / "metrics.jsonl"
+    metrics.write_text(metrics.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    before = tree(out)
+    r = cli("repro", *SMALL, "--passes", "2", "--seed", "3", "--out", out, "--resume")
+    assert_one_line_error(r, "cannot be resumed", "weights.safetensors holds pass 2", command="repro")
+    assert tree(out) == before
+
+
+def test_another_commands_folder_is_named_whatever_the_flags(finished_paper, tmp_path):
+    out = copy(finished_paper, tmp_path)
+    before = tree(out)
+    for flags in ((), ("--resume",)):
+        r = cli("repro", *SMALL, "--passes", "1", "--seeds", "0-1", "--out", out, *flags)
+        assert_one_line_error(r, "holds what `lecun1989 paper` made", "choose another --out", command="repro")
+    assert tree(out) == before
+
+
+def test_sweep_takes_lrs_or_a_grid_not_both(here):
+    r = cli(*FAST_SWEEP, "--lrs", "0.01,0.03", "--lr-grid", "1e-3:1e-1:3", "--out", "s")
+    assert_one_line_error(r, "give --lrs or --lr-grid, not both", command="sweep")
+    assert not (here / "s").exists()
+
+
+def test_a_study_folder_given_for_one_run_names_its_runs(finished_paper, here):
+    from PIL import Image
+    Image.new("L", (40, 20), 255).save(here / "x.png")
+    for command in (["demo", finished_paper, "-o", "d.html"], ["predict", finished_paper, "x.png"]):
+        r = cli(*command)
+        assert_one_line_error(r, "holds 2 runs, not one", "e.g.", command=command[0])
+    assert not (here / "d.html").exists()
+
+
+def test_a_truth_file_naming_a_nul_byte_is_one_line(finished_run, here):
+    (here / "zipcodes.json").write_text(json.dumps({"zips": [{"file": "a\u0000.png", "zip": "12345"}]}),
+                                        encoding="utf-8")
+    r = cli("predict", finished_run, "--truth", here / "zipcodes.json")
+    assert_one_line_error(r, "not a file in its folder", command="predict")
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", "null", '"x"'])
+def test_docs_check_names_a_study_result_of_another_shape(tmp_path, content):
+    root = tmp_path / "repo"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results", root / "results")
+    for name in ("README.md", "docs"):
+        src = Path(__file__).resolve().parents[1] / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    (root / "results/paper/usps/study.json").write_text(content, encoding="utf-8")
+    r = cli("docs", "--check", "--root", root)
+    assert_one_line_error(r, str(root / "results/paper/usps/study.json"), command="docs")
+
+
+def test_an_interrupt_as_the_command_returns_is_one_line(monkeypatch, capsys):
+    """SIGINT after main's own handler let go (it restores SIGTERM's handler on the way out)."""
+    from lecun1989 import __main__ as entry
+
+    def interrupted_on_the_way_out(argv=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_module, "main", interrupted_on_the_way_out)
+    assert entry.run() == 130
+    assert capsys.readouterr().err == "lecun1989: interrupted\n"

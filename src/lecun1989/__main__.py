@@ -1,5 +1,6 @@
 """`python -m lecun1989` and the `lecun1989` command: an interrupt even while the command line
-module loads is one line, not a traceback, and so is a character the terminal cannot show."""
+module loads, or as the command returns, is one line, not a traceback, and so is a character the
+terminal cannot show."""
 
 import sys
 
@@ -13,11 +14,11 @@ def run() -> int:
             stream.reconfigure(errors="backslashreplace")
     try:
         from .cli import main
-    except KeyboardInterrupt as e:
+        return main()
+    except KeyboardInterrupt as e:   # while the module loads, or after main's own handler has let go
         line, status = interrupted_line("lecun1989", e)
         print(line, file=sys.stderr)
         return status
-    return main()
 
 
 if __name__ == "__main__":

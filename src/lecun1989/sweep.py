@@ -94,7 +94,7 @@ def sweep(base: Recipe, recipe_name: str, lrs: tuple[float, ...], mus: tuple[flo
           echo=print) -> dict:
     out = Path(out)
     if mus and base.optim.name != "sdlm":
-        raise LecunError("--mus is a setting of the sdlm optimizer; drop it or use a recipe with --optimizer sdlm")
+        raise LecunError("--mus is a setting of the sdlm optimizer; drop it or sweep a recipe that uses sdlm (--recipe paper)")
     val_data = data.validation(n_val)   # refuses a split that does not fit, before anything is written
     recipes = [replace(base, lrs=lrs, seeds=seeds, optim=base.optim if mu is None else replace(base.optim, mu=mu))
                for mu in (mus or (None,))]   # each checks its settings here, before anything is written

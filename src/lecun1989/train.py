@@ -207,7 +207,8 @@ def _resume(dirs: list[Path], configs: list[dict], carried: bool) -> list[RunDir
             changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             raise LecunError(f"{d} was started with other settings ({', '.join(changed)} differ); give the same "
                              f"command to resume it, or start over with --force")
-        told = disagreement(rd, carried) if rd.summary is None else []
+        # a finished run is checked too: its figures go into the study's files again
+        told = disagreement(rd, carried) if rd.summary is None else [] if rd.diverged else disagreement(rd)
         if told:
             raise LecunError(f"{rd.path} cannot be resumed: {'; '.join(told)}; start over with --force")
         rundirs.append(rd)

@@ -28,6 +28,10 @@ def check_run_folder(run_dir: Path) -> None:
         if (run_dir / "config.json").is_file() and at is not None:
             raise LecunError(f"{run_dir} diverged at pass {at} before completing a pass, so it has no weights to "
                              f"read; give a run that did not diverge")
+        inside = sorted(m.parent for m in run_dir.glob("**/weights.safetensors"))
+        if inside:   # a study's or a sweep's folder: its runs are in folders of their own
+            raise LecunError(f"{run_dir} holds {len(inside)} run{'s' * (len(inside) > 1)}, not one: give one of "
+                             f"them, e.g. {inside[0]}")
         raise LecunError(f"{run_dir} is not a run folder (it lacks config.json or weights.safetensors); "
                          f"give one of the folders a training command wrote")
     if not has_metrics:
@@ -46,8 +50,14 @@ def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
     from .model import Net1989, NetConfig   # torch
     run_dir = Path(run_dir)
     check_run_folder(run_dir)
-    if (run_dir / "metrics.jsonl").is_file() and not (run_dir / "summary.json").is_file():
-        note(f"note: {run_dir} has not finished training; reading with the weights of its last completed pass")
+    if (run_dir / "metrics.jsonl").is_file():
+        rows = read_metrics(run_dir)
+        at = diverged_at(rows)
+        if at is not None:
+            note(f"note: {run_dir} diverged at pass {at}; reading with the weights of pass {at - 1}, the last it "
+                 f"completed")
+        elif not (run_dir / "summary.json").is_file():
+            note(f"note: {run_dir} has not finished training; reading with the weights of its last completed pass")
     config = read_config(run_dir)
     try:
         net = Net1989(NetConfig(**config["net"])).double()

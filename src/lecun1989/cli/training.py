@@ -133,6 +133,8 @@ def cmd_sweep(args) -> None:
         recipes.STEPS[args.recipe].recipe
     if args.recipe in recipes.STEPS and recipes.STEPS[args.recipe].data is not None:
         args.data = recipes.STEPS[args.recipe].data
+    if args.lrs and args.lr_grid:
+        raise LecunError("give --lrs or --lr-grid, not both")
     lrs = args.lrs or (log_grid(args.lr_grid) if args.lr_grid else None)
     if not lrs:
         raise LecunError("give the learning rates to sweep: --lrs 0.01,0.03 or --lr-grid 1e-3:1e-1:10")

@@ -140,7 +140,7 @@ def read_truth(path: Path) -> list[dict]:
         raise LecunError(f"{path} is not a zipcodes.json written by `lecun1989 zipcodes`")
     folder = path.parent.resolve()
     for z in zips:
-        if Path(z["file"]).is_absolute() or folder not in (folder / z["file"]).resolve().parents:
+        if "\0" in z["file"] or Path(z["file"]).is_absolute() or folder not in (folder / z["file"]).resolve().parents:
             raise LecunError(f"{path} names {z['file']!r}, which is not a file in its folder; give a zipcodes.json "
                              f"written by `lecun1989 zipcodes`, beside its images")
     return zips

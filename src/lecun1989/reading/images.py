@@ -67,6 +67,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -100,13 +101,16 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.exists():
         raise LecunError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            im.seek(0)
-            if im.width * im.height > MAX_PIXELS:
-                raise LecunError(f"{path} has {im.width}x{im.height} pixels; scale it below "
-                                 f"{MAX_PIXELS:,} pixels first")
-            im = ImageOps.exif_transpose(im)
-            return image_array(im)
+        # MAX_PIXELS refuses a huge image in one line; Pillow's own warning about it would come first
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.seek(0)
+                if im.width * im.height > MAX_PIXELS:
+                    raise LecunError(f"{path} has {im.width}x{im.height} pixels; scale it below "
+                                     f"{MAX_PIXELS:,} pixels first")
+                im = ImageOps.exif_transpose(im)
+                return image_array(im)
     except UnidentifiedImageError:
         raise LecunError(f"{path} is not an image file Pillow can read (PNG, JPEG, BMP, TIFF, ...)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

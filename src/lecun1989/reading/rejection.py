@@ -161,7 +161,8 @@ def measure(paths: list[Path], error: float = 0.01, where: Location = Location()
     found = find_runs(paths)
     if not found.finished:
         n = len(found.diverged)
-        raise LecunError(("the run diverged" if n == 1 else f"all {n} runs diverged") +
+        where = ", ".join(map(str, paths))
+        raise LecunError((f"the run in {where} diverged" if n == 1 else f"all {n} runs in {where} diverged") +
                          "; there is no rejection to measure")
     check_same_digits(found.finished)
     runs = [measure_run(d, where) for d in found.finished]

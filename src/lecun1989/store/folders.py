@@ -74,6 +74,8 @@ def check_output(path: Path, force: bool = False, resume: bool = False, resumabl
     if empty:
         return "new"
     kind = marked(path)
+    theirs = marked_command(path)
+    other = theirs if command and theirs and theirs != command else None   # another command's folder
     if force or resume:
         if _is_cwd_or_parent(path):
             raise LecunError(f"{path} is the current folder or one of its parents; choose another --out")
@@ -84,11 +86,14 @@ def check_output(path: Path, force: bool = False, resume: bool = False, resumabl
             wanted = ", ".join(_WORDS[k] for k in kinds[:-1]) + " or " * (len(kinds) > 1) + _WORDS[kinds[-1]]
             raise LecunError(f"{path} holds {_WORDS[kind]} lecun1989 made, not {wanted}, so "
                              f"{'--force' if force else '--resume'} leaves it as it is: choose another --out")
-        theirs = marked_command(path)
-        if force and command and theirs and theirs != command:
-            raise LecunError(f"{path} holds what `lecun1989 {theirs}` made, and --force starts only the same command "
-                             f"over, so `lecun1989 {command}` leaves it as it is: choose another --out")
+        if other:
+            flag, does = ("--force", "starts only the same command over") if force else ("--resume", "continues only "
+                                                                                           "the same command")
+            raise LecunError(f"{path} holds what `lecun1989 {other}` made, and {flag} {does}, so `lecun1989 "
+                             f"{command}` leaves it as it is: choose another --out")
         return "replace" if force else "resume"
+    if other:
+        raise LecunError(f"{path} holds what `lecun1989 {other}` made; choose another --out")
     if kind:
         raise LecunError(f"{path} already exists; pass --force to replace it" +
                          (" or --resume to continue it," if resumable else ",") + " or choose another --out")
@@ -145,12 +150,12 @@ def writer(folder: Path) -> dict | None:
     return None
 
 
-_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")   # io's: .NAME.XXXXXXXX.tmp, beside NAME
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")   # atomic's: .NAME.XXXXXXXX.tmp, beside NAME
 
 
 def _remove_leftovers(folder: Path) -> int:
     """The temporary files a killed command (kill -9, a power cut) left in a folder it had marked:
-    io's own names, nothing else, and only in this program's folders."""
+    atomic's own names, nothing else, and only in this program's folders."""
     if marked(folder) is None:
         return 0
     left = [p for p in folder.rglob(".*.tmp") if _TEMPORARY.fullmatch(p.name) and p.is_file() and not p.is_symlink()]

@@ -30,7 +30,7 @@ from ..reading.rejection import stats_line
 from ..recipes import LADDER, STEPS
 from ..results import comparison_lines, format_int_list
 from ..store.atomic import commit, write_text
-from ..store.rundir import eval_line, read_json
+from ..store.rundir import eval_line, read_json, require
 from ..train import final_lines
 from ..trained import load_run
 from .rows import RESULT, STUDIES
@@ -40,6 +40,9 @@ DOCS = ("README.md", "docs/COMMANDS.md", "docs/DATA.md", "docs/FIDELITY.md", "do
 TABLE = re.compile(r"^<!-- table (?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- /table -->$", re.M | re.S)
 FIG = re.compile(r"<!-- fig (?P<spec>[^>]+?) -->(?P<body>.*?)<!-- /fig -->", re.S)
 
+
+# The keys of a row's study.json that the tables and figures read, and their types.
+ROW_KEYS = {"study": str, "row": str, "command": str, "runs": list, "by_lr": list, "data": dict, "net": dict}
 
 class Results:
     """The rows' study.json files under a results folder, read once each."""
@@ -54,7 +57,8 @@ class Results:
             if not path.is_file():
                 study = key.split("/")[0]
                 raise LecunError(f"{path} is missing: run `lecun1989 study {study} --out {self.root}`")
-            self._rows[key] = read_json(path)
+            # what runner.collect writes, checked: a file of another shape is one line, not a traceback
+            self._rows[key] = require(read_json(path), ROW_KEYS, str(path))
         return self._rows[key]
 
     def group(self, key: str, lr: float | None = None) -> dict:

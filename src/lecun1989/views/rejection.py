@@ -30,8 +30,8 @@ def picture(result: Rejection) -> dict[str, bytes]:
     # Well past the rejection at the target, and no further: beyond, a few confidently wrong digits (the
     # set's mislabelled ones among them) decide the line; reject.json holds the whole curve.
     x_end = min(100.0, max(3 * s["max"] * 100, 20.0))
-    shown = x * 100 <= x_end
-    for criterion, (x, errs) in drawn.items():
+    for criterion, (x, errs) in drawn.items():   # each its own length: ties end the criteria's curves apart
+        shown = x * 100 <= x_end
         x, errs = x[shown] * 100, errs[:, shown] * 100
         mean = errs.mean(0)
         sc = result.stats(criterion)
