@@ -12,7 +12,7 @@ from ..store.folders import MARKER, check_picture_folder, marker, write_files
 from .args import add_data_location_args, finite_float, given_out, location
 
 
-def default_out(paths: list[Path]) -> Path:
+def reject_folder(paths: list[Path]) -> Path:
     """FOLDER/reject, beside what `lecun1989 plot` draws into FOLDER/plots; several folders pool their
     runs into one figure, which belongs to none of them."""
     if len(paths) > 1:
@@ -29,7 +29,7 @@ def reject(paths: list[Path], out: Path | None = None, error: float = 0.01, wher
     from ..store.atomic import json_text
     from ..views.rejection import picture
     error = check_error(error)
-    target = Path(out) if out is not None else default_out(paths)
+    target = Path(out) if out is not None else reject_folder(paths)
     if target.exists() and not target.is_dir():   # said before the work, not after
         raise LecunError(f"{target} is a file, not a folder; choose another --out")
     check_picture_folder(target)
