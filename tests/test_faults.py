@@ -1947,3 +1947,10 @@ def test_an_interrupt_as_the_command_returns_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli_module, "main", interrupted_on_the_way_out)
     assert entry.run() == 130
     assert capsys.readouterr().err == "lecun1989: interrupted\n"
+
+
+def test_a_study_works_in_no_folder_another_command_made(finished_paper, here):
+    for flag, folder in (("--work", finished_paper), ("--out", finished_paper / "lr0.001-seed0" / "more")):
+        r = cli("study", "paper", flag, folder)
+        assert_one_line_error(r, f"{flag} {folder}", "another lecun1989 command made", command="study")
+    assert not (finished_paper / "lr0.001-seed0" / "more").exists() and not (here / "results").exists()

@@ -22,15 +22,21 @@ from ..reading.benchmark import make_zipcodes, measure_mnist, score_zipcodes
 from ..reading.rejection import measure
 from ..results import curves, final_stats, finished_runs, stats
 from ..store.atomic import commit, file_in_the_way, json_text
+from ..store.folders import marked
 from ..store.rundir import completed, diverged_at, read_json, read_metrics, run_dirs_under
 from .rows import DEFAULT_WORK, RESULT, Row, Study, done, result_path
 
 
 def _check_folder(path: Path, flag: str) -> None:
-    """Refuse, before any training, a folder that cannot be one: a file, or under a file."""
+    """Refuse, before any training, a folder that cannot be one: a file, or under a file; or a folder
+    another command made, or inside one (that command's --force would delete the study's work)."""
     in_the_way = file_in_the_way(path)
     if in_the_way:
         raise LecunError(f"{flag} {path}: {in_the_way} is a file, not a folder; choose another {flag}")
+    owner = next((p for p in (Path(path), *Path(path).resolve().parents) if marked(p)), None)
+    if owner is not None:
+        raise LecunError(f"{flag} {path}: {owner} holds {marked(owner)} files another lecun1989 command made; "
+                         f"choose another {flag}")
 
 
 def _by_lr(configs: dict[Path, dict], metrics: dict[Path, list[dict]]) -> list[dict]:
