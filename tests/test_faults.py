@@ -456,13 +456,15 @@ def test_force_replaces_a_marked_run_but_not_what_a_link_inside_points_at(here, 
     assert check_folder(out) == 1 and strict_json(out / "config.json")["seed"] == 5
 
 
-@pytest.mark.parametrize("command", ["repro", "sweep"])
-def test_without_force_an_existing_marked_folder_is_left_as_it_is(here, finished_run, command):
+@pytest.mark.parametrize("command, said", [("repro", "already exists; pass --force to replace it"),
+                                           ("sweep", "holds what `lecun1989 repro` made; choose another --out")])
+def test_without_force_an_existing_marked_folder_is_left_as_it_is(here, finished_run, command, said):
+    """The same command's folder: --force or --resume would take it; another command's: neither would."""
     out = copy(finished_run, here)
     before = tree(out)
     argv = FORCE_COMMANDS[command]
     r = cli(*argv, "--out", out)
-    assert_one_line_error(r, "already exists")
+    assert_one_line_error(r, said)
     assert tree(out) == before
 
 

@@ -21,7 +21,7 @@ from . import paper
 from .data import Dataset
 from .errors import LecunError
 from .engines import engine_class, initial_runs
-from .model import NetConfig
+from .config import NetConfig
 
 
 def _engine(name: str, net: NetConfig, n_runs: int, data: Dataset, dtype: str):

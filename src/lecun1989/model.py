@@ -10,8 +10,6 @@ with weights shared inside a plane and one bias per unit ("untied" biases). Each
 from __future__ import annotations
 
 import contextlib
-import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -19,75 +17,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import paper
-from .errors import LecunError
+from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig
 
-# H2 plane -> the 8 H1 planes it reads, in increasing order.
-TABLES = {
-    # The paper gives no pattern; the common assumption (and the best-known reproduction's):
-    # planes 0-3 read H1 planes 0-7, planes 4-7 read 4-11, planes 8-11 read 0-3 and 8-11.
-    "block": [list(range(0, 8))] * 4 + [list(range(4, 12))] * 4 + [[0, 1, 2, 3, 8, 9, 10, 11]] * 4,
-    # Each H2 plane reads its own 8 consecutive H1 planes, wrapping around (plane o reads o..o+7 mod
-    # 12): every H2 plane sees a different subset, in the spirit of LeNet-5's table (LeCun et al.
-    # 1998, table I), where each plane of C3 reads a different set of contiguous S2 planes.
-    "cyclic": [sorted((o + k) % 12 for k in range(8)) for o in range(12)],
-}
+__all__ = ["ACTIVATIONS", "ACTIVATION_SCALES", "EXPLODED", "INITS", "LOSSES", "TABLES", "Net1989", "NetConfig",
+           "connection_table", "one_thread", "table_groups", "training_noise"]
 
-# f(a) = A tanh(S a). The scaled one is LeCun's later papers' "scaled hyperbolic tangent":
-# f(+-1) = +-1, and f'' is largest near +-1.
-ACTIVATION_SCALES = {"tanh": (1.0, 1.0), "scaled_tanh": (1.7159, 2.0 / 3.0)}
 _A, _S = ACTIVATION_SCALES["scaled_tanh"]
 ACTIVATIONS = {
     "tanh": torch.tanh,
     "scaled_tanh": lambda a: _A * torch.tanh(a * _S),
-    "relu": torch.relu,   # the modern recipe's
+    "relu": torch.relu,
 }
-# The output layer and loss: the paper's tanh units with the MSE against +-1 targets, or the modern
-# linear outputs with softmax cross-entropy.
-LOSSES = ("mse", "ce")
-
-INITS = ("sqrt", "linear")  # U(-2.4/sqrt(F), 2.4/sqrt(F)) or the literal U(-2.4/F, 2.4/F)
-
-# Trained weights stay within a few units (tens at most, even at ten times a recipe's learning rate);
-# weights this large saturate every unit they feed, so the outputs no longer depend on the input,
-# nothing can be learned any more (f' is 0 everywhere), and float32 overflows a few steps later. The
-# trainer stops a run whose weights pass it (train.py), and no weight may start beyond it.
-EXPLODED = 1e4
-
-
-@dataclass(frozen=True)
-class NetConfig:
-    activation: str = "tanh"
-    init: str = "sqrt"
-    output_bias: float = 0.0
-    table: str = "block"
-    loss: str = "mse"
-    dropout: float = 0.0   # training only: the probability of dropping each of H2's outputs
-    shift: int = 0         # training only: roll each image by up to this many pixels in x and y
-
-    def __post_init__(self):
-        for field, value, allowed in (("activation", self.activation, ACTIVATIONS),
-                                      ("init", self.init, INITS), ("table", self.table, TABLES),
-                                      ("loss", self.loss, LOSSES)):
-            if value not in allowed:
-                raise LecunError(f"unknown {field} {value!r}; choose one of {', '.join(allowed)}")
-        if not math.isfinite(self.output_bias):
-            raise LecunError(f"--output-bias must be a finite number, got {self.output_bias}")
-        if abs(self.output_bias) > EXPLODED:
-            raise LecunError(f"--output-bias {self.output_bias:g} is outside -{EXPLODED:g} .. {EXPLODED:g}: a bias that "
-                             f"large saturates every output, so nothing can be learned (the trainer stops a run whose "
-                             f"weights pass it as exploded); the recipes start at -1 or 0")
-        if not 0 <= self.dropout < 1:
-            raise LecunError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.shift <= 2:
-            raise LecunError(f"--shift must be 0, 1 or 2 pixels, got {self.shift}")
-
-    @property
-    def noisy(self) -> bool:
-        """Whether training draws random numbers (dropout masks, shifts)."""
-        return self.dropout > 0 or self.shift > 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
 
 def training_noise(config: NetConfig, seed: int, pass_num: int, n: int):

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import paper
-from .model import NetConfig
-from .optim import OptimConfig
+from .config import NetConfig, OptimConfig
 from .train import Recipe
 
 REPRO = Recipe(passes=paper.PASSES, lrs=(paper.REPRO_LR,), seeds=(paper.REPRO_SEED,), optim=OptimConfig("sgd"),

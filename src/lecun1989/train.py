@@ -26,8 +26,7 @@ from . import __version__, paper
 from .data import Dataset
 from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
 from .errors import Diverged, LecunError, interrupt_behind
-from .model import EXPLODED, NetConfig   # EXPLODED: the largest |weight| of a run that has not diverged
-from .optim import OptimConfig
+from .config import EXPLODED, NetConfig, OptimConfig   # EXPLODED: the largest |weight| of a run that has not diverged
 from .results import stats
 from .store.atomic import commit, json_text, signals_deferred
 from .store.folders import MARKER, Lock, check_output, marked, marker, replace_contents

@@ -137,9 +137,9 @@ def load_data(args):
 
 
 def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
-    from ..model import ACTIVATIONS, INITS, LOSSES, TABLES, NetConfig
+    from ..config import ACTIVATION_NAMES, INITS, LOSSES, TABLES, NetConfig
     net = net or NetConfig()
-    p.add_argument("--activation", default=net.activation, choices=list(ACTIVATIONS),
+    p.add_argument("--activation", default=net.activation, choices=list(ACTIVATION_NAMES),
                    help=f"tanh, or scaled_tanh = 1.7159 tanh(2a/3) (default {net.activation})")
     p.add_argument("--init", default=net.init, choices=INITS,
                    help=f"weights ~ U(+-2.4/sqrt(F)) (sqrt) or U(+-2.4/F) (linear); default {net.init}")
@@ -157,12 +157,12 @@ def add_net_args(p: argparse.ArgumentParser, net=None) -> None:
 
 
 def net_from_args(args):
-    from ..model import NetConfig
+    from ..config import NetConfig
     return NetConfig(args.activation, args.init, args.output_bias, args.table, args.loss, args.dropout, args.shift)
 
 
 def add_optim_args(p: argparse.ArgumentParser, optim, lr: float) -> None:
-    from ..optim import HESSIAN_MODES, OPTIMIZERS, SCHEDULES
+    from ..config import HESSIAN_MODES, OPTIMIZERS, SCHEDULES
     p.add_argument("--optimizer", default=optim.name, choices=OPTIMIZERS,
                    help=f"sgd: w -= lr g; sdlm: the paper's diagonal Newton method, w -= lr / (mu + h) g; "
                         f"momentum: dw = momentum dw - lr g, w += dw (Rumelhart, Hinton & Williams 1986); "
