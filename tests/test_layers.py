@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,3 +216,12 @@ def test_a_function_level_import_that_defers_nothing_is_caught(planted):
     _plant(planted / "train.py", "from .results import stats")
     found = violations(planted)
     assert len(found) == 1 and "lecun1989/train.py:" in found[0] and "defers nothing heavy" in found[0], found
+
+
+def test_the_command_line_parses_without_torch_or_numba():
+    """--help, and every mistyped option, answer without loading the heavy libraries (config.py holds
+    the settings the parser offers)."""
+    code = ("import sys\nfrom lecun1989.cli import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('torch', 'numba', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
