@@ -10,13 +10,13 @@ import numpy as np
 
 from .data import DEFAULT_DATA_SEED, Dataset, Location
 from .errors import LecunError
-from .store.rundir import check_weights_pass, completed, diverged_at, load_weights, read_config, read_metrics
+from .store.rundir import check_passes, diverged_at, load_weights, read_config, read_metrics
 
 
-def check_run_folder(run_dir: Path) -> None:
-    """A folder a training command wrote, with weights to read. Where its metrics.jsonl is kept too (a
-    study's kept weights have none), the weights must be of the last pass it completed: a folder whose
-    files were edited or mixed by hand would be read with figures of one pass beside weights of another."""
+def check_run_folder(run_dir: Path) -> list[dict] | None:
+    """A folder a training command wrote, with weights to read; returns its metrics.jsonl's rows (None
+    for a study's kept weights, which have none). Where they are kept, the weights must be of the last
+    pass they completed (store.rundir.check_passes)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise LecunError(f"{run_dir} is not a folder; give a run folder (one holding config.json and "
@@ -35,12 +35,9 @@ def check_run_folder(run_dir: Path) -> None:
         raise LecunError(f"{run_dir} is not a run folder (it lacks config.json or weights.safetensors); "
                          f"give one of the folders a training command wrote")
     if not has_metrics:
-        return
-    passes = [r["pass"] for r in completed(rows)]
-    if passes != list(range(1, len(passes) + 1)):
-        raise LecunError(f"{run_dir / 'metrics.jsonl'}: the passes are not numbered 1, 2, 3, ... in order; was it "
-                         f"edited by hand? Read a run as its command left it")
-    check_weights_pass(run_dir, rows)
+        return None
+    check_passes(run_dir, rows)
+    return rows
 
 
 def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
@@ -49,9 +46,8 @@ def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
     run has not finished training."""
     from .model import Net1989, NetConfig   # torch
     run_dir = Path(run_dir)
-    check_run_folder(run_dir)
-    if (run_dir / "metrics.jsonl").is_file():
-        rows = read_metrics(run_dir)
+    rows = check_run_folder(run_dir)
+    if rows is not None:
         at = diverged_at(rows)
         if at is not None:
             note(f"note: {run_dir} diverged at pass {at}; reading with the weights of pass {at - 1}, the last it "

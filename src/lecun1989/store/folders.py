@@ -27,12 +27,17 @@ TRAINED = ("run", "study", "sweep")   # what a training command's --force may re
 _WORDS = {"run": "a run", "study": "a study", "sweep": "a sweep", "plots": "pictures", "zipcodes": "zip codes"}
 
 
-def marked(path: Path) -> str | None:
-    """The kind of folder this program made at `path` (run, study, sweep), or None."""
+def _marker_field(path: Path, key: str):
+    """A field of the marker of the folder at `path`, or None (no marker, or not one of this program's)."""
     try:
-        kind = json.loads((path / MARKER).read_text(encoding="utf-8")).get("kind")
+        return json.loads((path / MARKER).read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def marked(path: Path) -> str | None:
+    """The kind of folder this program made at `path` (run, study, sweep), or None."""
+    kind = _marker_field(path, "kind")
     return kind if kind in KINDS else None
 
 
@@ -46,10 +51,7 @@ def marker(path: Path, kind: str, command: str | None = None) -> dict[Path, str]
 
 def marked_command(path: Path) -> str | None:
     """The command that made a marked folder, where its marker says (older markers do not)."""
-    try:
-        command = json.loads((path / MARKER).read_text(encoding="utf-8")).get("command")
-    except (OSError, ValueError, AttributeError):
-        return None
+    command = _marker_field(path, "command")
     return command if isinstance(command, str) else None
 
 

@@ -64,16 +64,23 @@ def tensors_blob(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> by
 def load_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The tensors and metadata of a .safetensors file this program wrote, checked against the
     checksum it carries."""
+    tensors, metadata = _read_tensors(path, with_tensors=True)
+    if "sha256" in metadata and metadata["sha256"] != tensors_digest(tensors):
+        raise LecunError(f"{path} is damaged: its tensors do not match the checksum written with them")
+    return tensors, metadata
+
+
+def _read_tensors(path: Path, with_tensors: bool) -> tuple[dict[str, np.ndarray], dict]:
+    """(the tensors, when asked for, and the metadata) of a .safetensors file this program wrote."""
     from safetensors import safe_open
     try:
         with safe_open(str(path), framework="numpy") as f:
-            tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
+            metadata = dict(f.metadata() or {})
         if META_KEY in metadata:
             metadata = json.loads(metadata[META_KEY])
     except Exception as e:   # safetensors raises its own error types for damaged files
         raise LecunError(f"cannot read {path} ({e}); is it a file of a lecun1989 run?") from None
-    if "sha256" in metadata and metadata["sha256"] != tensors_digest(tensors):
-        raise LecunError(f"{path} is damaged: its tensors do not match the checksum written with them")
     return tensors, metadata
 
 
@@ -287,27 +294,24 @@ class Runs:
 def weights_pass(path: Path) -> str | None:
     """The pass a weights file of this program says it holds (its metadata only: the tensors are not
     read), or None when it says none."""
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = dict(f.metadata() or {})
-        if META_KEY in metadata:
-            metadata = json.loads(metadata[META_KEY])
-    except Exception as e:   # safetensors raises its own error types for damaged files
-        raise LecunError(f"cannot read {path} ({e}); is it a file of a lecun1989 run?") from None
+    metadata = _read_tensors(path, with_tensors=False)[1]
     held = metadata.get("pass") if isinstance(metadata, dict) else None
     return held if isinstance(held, str) else None
 
 
-def check_weights_pass(run_dir: Path, rows: list[dict]) -> None:
-    """A run's weights.safetensors, where it has one, holds the last pass its metrics.jsonl (`rows`)
-    completed: a folder whose files were edited or mixed by hand would otherwise be read with figures
-    of one pass beside weights of another. Every reader checks it: trained.check_run_folder for the
-    network it loads, read_runs for every run whose figures it reads."""
+def check_passes(run_dir: Path, rows: list[dict]) -> None:
+    """A run's completed passes in metrics.jsonl (`rows`) are numbered 1, 2, 3, ..., and its
+    weights.safetensors, where it has one, holds the last of them: a folder whose files were edited or
+    mixed by hand would otherwise be read with figures of one pass beside weights of another. Every
+    reader checks it: trained.check_run_folder for the network it loads, read_runs for every run whose
+    figures it reads."""
+    done = len(completed(rows))
+    if [r["pass"] for r in completed(rows)] != list(range(1, done + 1)):
+        raise LecunError(f"{Path(run_dir) / 'metrics.jsonl'}: the passes are not numbered 1, 2, 3, ... in order; "
+                         f"was it edited by hand? Read a run as its command left it")
     path = Path(run_dir) / "weights.safetensors"
     if not path.is_file():
         return
-    done = len(completed(rows))
     held = weights_pass(path)
     if held is not None and held != str(done):
         raise LecunError(f"{run_dir}'s files disagree: weights.safetensors holds pass {held} and metrics.jsonl ends "
@@ -324,12 +328,10 @@ def read_runs(folder: Path) -> Runs:
         if at is not None:   # only its pass is read
             diverged[d] = at
             continue
-        check_weights_pass(d, metrics)   # its figures are read beside the first kept run's network
+        check_passes(d, metrics)   # its figures are read beside the first kept run's network
         path = d / "metrics.jsonl"
         if not metrics:
             raise LecunError(f"{path} holds no pass; did the run finish its first pass?")
-        if [r["pass"] for r in metrics] != list(range(1, len(metrics) + 1)):
-            raise LecunError(f"{path}: the passes are not numbered 1, 2, 3, ... in order")
         for r in metrics:
             bad = [m for m in METRICS if not (isinstance(r.get(m), NUMBER) and math.isfinite(r[m]))]
             if bad:
