@@ -88,14 +88,44 @@ def test_the_page_reads_an_image_as_predict_does(browser, run, usps):
     want = reading.read_image(run, grey)
     got = browser.execute_script(
         "const r = lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
-        "return r.map(d => ({label: d.label, margin: d.margin, box: d.box, char: d.char, input: Array.from(d.input)}));",
+        "return [r.text, r.countSure, r.digits.map(d => ({label: d.label, margin: d.margin, box: d.box, char: d.char, "
+        "input: Array.from(d.input)}))];",
         grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+    text, sure, got = got
+    assert (text, sure) == (want.text, want.count_sure)
     assert len(got) == len(want.digits) >= 4
     for g, w in zip(got, want.digits):
         assert tuple(g["box"]) == tuple(w.box)
         assert np.abs(np.array(g["input"]) - w.input.reshape(-1)).max() <= 1e-5
         assert (g["label"], g["char"]) == (w.label, w.char) and abs(g["margin"] - w.margin) <= 1e-5
-    assert "".join(g["char"] for g in got) == want.text
+    assert ("" if sure else "?") + "".join(g["char"] for g in got) == want.text
+
+
+def test_the_page_reads_photographs_of_touching_digits_as_predict_does(browser, run, usps):
+    """Shadows, tinted paper and touching pairs: the local paper, the cut paths and the cheapest reading
+    in the page's JavaScript give predict's reading, box for box and input for input."""
+    from PIL import Image
+    from lecun1989.reading import benchmark
+    digits = benchmark.test_digits()
+    checked = 0
+    for index in range(12):
+        rgb, meta = benchmark.make_zip(digits, 11, index, photo=True)
+        if not any(meta["touching"]):
+            continue
+        grey = reading.image_array(Image.fromarray(rgb, "RGB"))
+        want = reading.read_image(run, grey)
+        text, sure, got = browser.execute_script(
+            "const r = lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
+            "return [r.text, r.countSure, r.digits.map(d => ({label: d.label, margin: d.margin, box: d.box, "
+            "input: Array.from(d.input)}))];", grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+        assert [tuple(g["box"]) for g in got] == [tuple(w.box) for w in want.digits], index
+        assert [round(g["margin"], 6) for g in got] == [round(w.margin, 6) for w in want.digits], (index, want.threshold)
+        assert (text, sure) == (want.text, want.count_sure), index
+        for g, w in zip(got, want.digits):
+            assert np.abs(np.array(g["input"]) - w.input.reshape(-1)).max() <= 1e-5
+            assert g["label"] == w.label and abs(g["margin"] - w.margin) <= 1e-5
+        checked += 1
+    assert checked >= 4
 
 
 def test_strokes_drawn_on_the_canvas_are_read(browser, run):

@@ -114,9 +114,11 @@ class Split:
 
     @property
     def targets(self) -> np.ndarray:
-        """float32 (N, 10): +1 for the class, -1 elsewhere (the paper's tanh targets)."""
+        """float32 (N, 10): +1 for the class, -1 elsewhere (the paper's tanh targets); all -1 for an
+        example labelled N_CLASSES, which is no digit (the reader's training set, reader_data.py)."""
         t = np.full((len(self.labels), paper.N_CLASSES), -1.0, dtype=np.float32)
-        t[np.arange(len(self.labels)), self.labels] = 1.0
+        digit = np.flatnonzero(self.labels < paper.N_CLASSES)
+        t[digit, self.labels[digit]] = 1.0
         return t
 
     def __len__(self) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DEFAULT_DATA_SEED, Dataset, Location
+from . import reader_data
+from .data import DEFAULT_DATA_SEED, Dataset, Location, Split
 from .errors import LecunError
 from .store.rundir import check_passes, diverged_at, load_weights, read_config, read_metrics
 
@@ -76,8 +77,13 @@ def run_data(run_dir: Path, where: Location = Location()) -> Dataset:
     """The digits a run was trained and evaluated on (its held-out split and subset included), checked
     against the SHA-256 in its config.json: figures of other digits than the run saw would be
     silently wrong."""
-    d = read_config(run_dir)["data"]
-    ds = where.load(d["source"], d["seed"] if d["seed"] is not None else DEFAULT_DATA_SEED)
+    config = read_config(run_dir)
+    d = config["data"]
+    if d["source"] == "reader":
+        sizes = config.get("reader") if isinstance(config.get("reader"), dict) else {}
+        ds = reader_data.load(where, d["seed"], sizes.get("usps_digits"), sizes.get("mnist_digits"))
+    else:
+        ds = where.load(d["source"], d["seed"] if d["seed"] is not None else DEFAULT_DATA_SEED)
     if d["held_out"]:
         ds = ds.validation(d["held_out"])
     ds = ds.subset(d["n_train"], d["n_test"])
@@ -86,6 +92,21 @@ def run_data(run_dir: Path, where: Location = Location()) -> Dataset:
                          f"{run_dir} was trained on ({d['sha256'][:12]}); were the raw files or their "
                          f"processing changed?")
     return ds
+
+
+def run_test_split(run_dir: Path, where: Location = Location()) -> Split:
+    """The digits a run was tested on (run_data's test split). A reader run's are the USPS test digits,
+    checked against the digest its config.json keeps of them alone: reading with it never builds its
+    drawn training set again."""
+    config = read_config(run_dir)
+    reader = config.get("reader") if isinstance(config.get("reader"), dict) else {}
+    if config["data"]["source"] != "reader" or "test_sha256" not in reader:
+        return run_data(run_dir, where).test
+    test = where.load("usps").test
+    if reader_data.test_digest(test) != reader["test_sha256"]:
+        raise LecunError(f"the USPS test digits loaded now are not those {run_dir} was tested on; were the raw "
+                         f"files or their processing changed?")
+    return test
 
 
 def load_run(run_dir: Path, where: Location = Location(), note=lambda line: None):

@@ -302,4 +302,4 @@ def default_out(args, name: str, source: str) -> Path:
         return out
     if args.resume:
         raise LecunError("--resume continues the command in --out DIR: name the folder")
-    return Path("runs") / time.strftime(f"{name}-{source}-%Y%m%d-%H%M%S")
+    return Path("runs") / time.strftime(f"{name}-{source}-%Y%m%d-%H%M%S" if source != name else f"{name}-%Y%m%d-%H%M%S")

@@ -39,6 +39,8 @@ def add_commands(sub) -> None:
     p.add_argument("--n", type=at_most(MAX_ZIPCODES), default=1000,
                    help=f"how many zip codes, at most {MAX_ZIPCODES:,} (default 1000)")
     p.add_argument("--seed", type=seed, default=0, help="the benchmark's seed (default 0)")
+    p.add_argument("--photo", action="store_true", help="photographs of the strips instead: colour JPEG, tinted "
+                                                        "paper, a shadow, a gradient of light, blur and noise")
     p.add_argument("--force", action="store_true", help="replace a folder this command made before")
     add_data_location_args(p)
     p.set_defaults(func=cmd_zipcodes)
@@ -80,10 +82,14 @@ def cmd_predict(args) -> None:
         pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
         print(f"{args.truth}: {scores['zips']} zip codes, margin threshold "
               f"{'none' if scores['threshold'] is None else format(scores['threshold'], '.4f')}")
-        print(f"digit accuracy {pct(scores['digit_accuracy'])}, whole-zip accuracy {pct(scores['zip_accuracy'])}, "
-              f"cut into the wrong number of digits {pct(scores['miscounted_zips'])}")
-        print(f"zips with no rejected digit {pct(scores['accepted_zips'])}, of which right "
-              f"{pct(scores['accepted_zip_accuracy'])}; error of accepted digits {pct(scores['accepted_digit_error'])}")
+        for name, f in (("all", scores), ("separated digits", scores["separated"]),
+                        ("a touching pair", scores["touching"])):
+            print(f"  {name} ({f['zips']}): whole-zip accuracy {pct(f['zip_accuracy'])}, digit accuracy "
+                  f"{pct(f['digit_accuracy'])}, cut into the wrong number of digits {pct(f['miscounted_zips'])}; "
+                  f"shown with no '?' {pct(f['accepted_zips'])}, of which right {pct(f['accepted_zip_accuracy'])}")
+        rate = lambda v: "n/a" if v is None else f"{v:.0f}"
+        print(f"speed: {rate(scores['digits_per_second'])} digits a second read from the image (the paper: 10-12), "
+              f"{rate(scores['network_digits_per_second'])} by the network once normalized (the paper: 30)")
         return
     read, failed = [], []   # an image that cannot be read (no ink) does not keep the others from being read
     for path, g in zip(args.images, greys):
@@ -123,5 +129,5 @@ def cmd_predict(args) -> None:
 
 def cmd_zipcodes(args) -> None:
     from ..reading.benchmark import make_zipcodes
-    path = make_zipcodes(Path(args.out), args.n, args.seed, location(args), force=args.force)
+    path = make_zipcodes(Path(args.out), args.n, args.seed, location(args), force=args.force, photo=args.photo)
     print(f"{args.n} zip codes written to {args.out}; their true codes in {path}")

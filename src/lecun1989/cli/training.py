@@ -1,4 +1,4 @@
-"""The commands that get data and train: data, info, repro, paper, modern, sweep."""
+"""The commands that get data and train: data, info, repro, paper, modern, reader, sweep."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from .. import paper
 from ..errors import LecunError
-from .args import (MAX_PASSES, add_data_args, add_net_args, add_run_args, add_train_args, at_most, data_from_args,
+from .args import (MAX_PASSES, add_data_args, add_data_location_args, add_net_args, add_run_args, add_train_args, at_most, data_from_args,
                    default_out, given_out, load_data, location, net_from_args, parse_float_list, positive_int,
-                   recipe_from_args, seed_list)
+                   recipe_from_args, seed, seed_list)
 
 
 def cmd_data(args) -> None:
@@ -64,7 +64,8 @@ def cmd_repro(args) -> None:
     raise_if_diverged(summaries)
 
 
-def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True, table_lines=None) -> dict:
+def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True, table_lines=None,
+              extra_config: dict | None = None) -> dict:
     """Train every run of the recipe, then write curves.csv and study.json and print the final
     figures beside the paper's (when `compare`), with the lines `table_lines(out)` gives below them.
     The folder stays locked until the last of them is read: nothing replaces it under the command."""
@@ -76,7 +77,7 @@ def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True,
     check_output(out, args.force, args.resume, command=args.command)   # before the lock makes the folder
     with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         summaries = train(recipe, ds, out, force=args.force, resume=args.resume, quiet=args.quiet,
-                          command=args.command)
+                          command=args.command, extra_config=extra_config)
         study = write_study(out, run_dirs(out, recipe.runs()), {"command": args.command_line, "data": ds.source,
                                                                   "held_out": ds.held_out})
         print()
@@ -125,6 +126,23 @@ def cmd_modern(args) -> None:
                if published else []), compare=False)
 
 
+def cmd_reader(args) -> None:
+    from dataclasses import replace
+    from .. import reader_data
+    from ..recipes import READER
+    recipe = replace(READER, seeds=args.seeds or READER.seeds, passes=args.passes or READER.passes,
+                     engine=args.engine, dtype=args.dtype)
+    where = location(args)
+    t0 = time.perf_counter()
+    ds = reader_data.load(where, args.data_seed, args.usps_digits, args.mnist_digits)
+    print(f"reader data: {len(ds.train):,} training examples ({int((ds.train.labels == reader_data.NONE).sum()):,} "
+          f"of them not a digit), built or read in {time.perf_counter() - t0:.1f}s; tested on the "
+          f"{len(ds.test):,} USPS test digits", file=sys.stderr)
+    run_study(args, recipe, ds, "reader", compare=False, table_lines=lambda out: [reject_table_line(out, where)],
+              extra_config={"reader": {"usps_digits": args.usps_digits, "mnist_digits": args.mnist_digits,
+                                       "test_sha256": reader_data.test_digest(ds.test)}})
+
+
 def cmd_sweep(args) -> None:
     from dataclasses import replace
     from .. import recipes
@@ -146,7 +164,7 @@ def cmd_sweep(args) -> None:
 
 
 def add_commands(sub) -> None:
-    """data, info, repro, paper, modern, sweep."""
+    """data, info, repro, paper, modern, reader, sweep."""
     from .. import recipes
     from ..engines import ENGINE_NAMES
     p = sub.add_parser("data", help="get, check and summarize a data set")
@@ -179,6 +197,28 @@ def add_commands(sub) -> None:
     p.add_argument("--seeds", type=seed_list, help="seeds of the initial weights and the noise (default 0-4)")
     add_run_args(p, "study directory (default runs/modern-STEP-DATA-DATE-TIME)")
     p.set_defaults(func=cmd_modern)
+
+    p = sub.add_parser("reader", help="train the paper's network for reading images: on every USPS and MNIST "
+                                      "training digit, drawn with many pens and poses, and on ink that is no digit",
+                       description="Train the paper's network (the same 9,760 parameters and optimizer) for "
+                                   "`predict`: on the 7,291 USPS and 60,000 MNIST training digits, each drawn again "
+                                   "with another pen, rotation, slant, width and blur, and on pieces of ink that "
+                                   "are not a digit (halves, pairs, dots), over 3 seeds. Tested, and its "
+                                   "rejection threshold set, on the 2,007 USPS test digits (docs/READING.md).")
+    p.add_argument("--seeds", type=seed_list, help="seeds of the initial weights (default 0-2)")
+    p.add_argument("--passes", type=at_most(MAX_PASSES), help=f"passes (default {recipes.READER.passes})")
+    p.add_argument("--data-seed", type=seed, default=0, help="the seed of the drawn training set (default 0)")
+    p.add_argument("--usps-digits", type=positive_int, metavar="N", help="use only the first N USPS training digits")
+    p.add_argument("--mnist-digits", type=positive_int, metavar="N", help="use only the first N MNIST training digits")
+    p.add_argument("--engine", default="fast", choices=ENGINE_NAMES)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--out", help="study directory, one run directory per seed inside (default runs/reader-DATE-TIME)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder (only one this program made)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted command in its output folder from its last completed pass")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_location_args(p)
+    p.set_defaults(func=cmd_reader)
 
     p = sub.add_parser("sweep", help="a learning-rate (and mu) x seed grid, chosen on a validation split, "
                                      "the choice retrained and tested")

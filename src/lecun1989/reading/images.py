@@ -12,37 +12,45 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    are divided by 255, 16-bit ones by 65535. Colour: grey = 0.299 R + 0.587 G + 0.114 B. Alpha a
    (in [0, 1]) is composited over white: grey = a * grey + (1 - a), so strokes drawn on a
    transparent canvas read as dark ink on light paper.
-2. Polarity and ink. paper = the median of the border pixels (first and last row, first and last
-   column, each pixel once; numpy's median: the mean of the two middle values for an even count).
-   If paper >= 0.5 the ink is dark on light paper: ink = 1 - grey, p = 1 - paper; else ink = grey,
-   p = paper. Then ink = clip((ink - p) / (1 - p), 0, 1) (the paper becomes 0), and ink = ink /
-   max(ink) (the strongest ink is 1). An image with no ink left (max 0, or p = 1) is refused.
+2. Paper and ink. The paper is estimated locally, so that a shadow, a gradient of light or tinted
+   paper is not taken for ink: W = 2 (min(H, W_img) // 6) + 1 (odd, about a third of the image's shorter
+   side; far wider than a stroke). max_W and min_W are the largest and smallest value in the W x W
+   square centred on each pixel, the square clipped to the image. bright = min_W(max_W(grey)) (a
+   grey closing: every dark feature narrower than W filled in with the paper around it) is the paper
+   under dark ink; dark = max_W(min_W(grey)) (an opening) the paper under light ink. The paper is the
+   smoother of the two, since the other one jumps between paper and ink: the image is dark on light
+   paper if V(bright) <= V(dark), else light on dark, V the total variation (the sum of |a[i, j + 1] -
+   a[i, j]| over the rows, then of |a[i + 1, j] - a[i, j]| over the columns). Dark on light: ink = (bright - grey) / bright (0 where
+   bright = 0), which is 1 - grey / paper, the ink's contrast whatever light falls on it; light on
+   dark: ink = (grey - dark) / (1 - dark) (0 where dark = 1). Then ink = clip(ink, 0, 1) and
+   ink = ink / max(ink) (the strongest ink is 1). An image with no ink left (max 0) is refused. On
+   a flat paper (a clean canvas) this is the global rule: paper the same level everywhere.
 3. Components. mask = ink >= MASK_LEVEL (0.25). Connected components of the mask, 8-connected.
    A component's box is (x0, y0, x1, y1) with x1, y1 exclusive; its height y1 - y0, width x1 - x0.
+   A component that touches the image's edge and whose strongest ink is below FAINT (0.75) is
+   dropped: where a shadow's edge meets the image's edge the shadow is as thin as a stroke, but
+   fainter than ink.
 4. Grouping. Hmax = the tallest component's height. A component at least Hmax / 2 tall
    (2 * height >= Hmax) starts a group. Every shorter one joins the group whose starting
    component's column range shares the most columns with its own (ties: the group whose start has
-   the smaller x0, then smaller y0); one that shares no column with any is a digit of its own if it
-   has at least SPECK (0.1) times the median pixel count of the starting components, else it is
-   dropped as a speck.
-5. Splitting touching digits. Href = the median height of the groups (numpy's median). A group is
-   split while its width w > SPLIT_RATIO (0.9) times Href, and w >= 4. The cut column c is, among the columns x0 + k for k = w // 4 ..
-   w - 1 - w // 4, the one with the least ink (the sum of `ink` over the group's mask in that
-   column); ties: the one nearest the middle (|2 k - (w - 1)| smallest), then the leftmost. Columns
-   < c form the left part, columns >= c the right one; each part's box is recomputed from its mask.
-   When reading (`read_image`), the network judges the cut: it is kept only if both parts' margins
-   (step 7) exceed the whole part's margin, so that a wide 0 is not cut in two; a kept part is
-   split again by the same rule. With `digits=N` (a known count, e.g. 5 for a zip code) the rule
-   above is not used: while there are fewer than N groups, and fewer than the ink can hold (the sum
-   over the groups of max(1, floor(w / D)), D = min(S, NARROWEST (0.25) Href), S the stroke width:
-   the median length of the runs of mask pixels along the rows; a digit is at least one stroke wide,
-   so a row of five upright strokes holds five digits, however many are asked), the one with the
-   largest w / h (ties: leftmost) of width >= 4 is cut by the same cut, unjudged; while there are
-   more, the one with the fewest pixels (ties: leftmost) joins its neighbour in x0 order whose box is nearest (the
-   horizontal gap between the boxes, negative when they overlap; ties: the left one). Digits are read in the order
-   of their box's x0 (ties: y0).
-6. A digit's image: `ink` inside its box where its own mask is set, 0 elsewhere (so a neighbour's
-   strokes inside the box are left out), then `normalize`:
+   the smaller x0, then smaller y0); one that shares no column with any is dropped: a dot, a speck
+   or a dash beside the digits is never a digit. Groups are ordered by (x0, y0).
+5. Candidates. Href = the median height of the groups (numpy's median). A group narrower than
+   CUT_RATIO (0.75) Href, or than 4 pixels, is one atom. A wider one is cut into atoms at columns
+   x0 + k: col[k] is the sum of `ink` over the group's mask in column x0 + k; its local minima
+   (col[k] <= col[k - 1] and col[k] < col[k + 1]) for e <= k < w - e, e = max(1, ceil(MIN_PIECE
+   (0.15) Href)), taken least ink first (ties: |2k - (w - 1)| smallest, then smallest k) while fewer
+   than max(2, floor(CUTS_PER_HEIGHT (2) w / Href + 0.5)) are taken, each at least MIN_PIECE Href
+   from those taken; then, while the widest piece between consecutive cuts (0 and w included;
+   ties: the leftmost) is wider than WIDEST_PIECE (0.6) Href and at least 4 pixels, it is cut at its
+   column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4 (ties: |2k - (a + b - 1)|
+   smallest, then smallest k). An atom is the group's mask in columns [c_i, c_i+1) (an empty one is
+   left out); atoms are numbered left to right, group after group. A candidate digit is a run of
+   atoms i .. j - 1: every single atom, and every longer run at most MAX_WIDTH (1.5) Href wide (the
+   union of the atoms' boxes) that stays within one group or passes into the next one only where the
+   gap between its two atoms there (next x0 minus previous x1) is at most JOIN_GAP (0.3) Href.
+6. A candidate's image: `ink` inside its box where its atoms' masks are set, 0 elsewhere (so a
+   neighbour's strokes inside the box are left out), then `normalize` (digits.py):
    a. crop to the box of the pixels > 0;
    b. deslant (on by default; the public USPS digits are deslanted): with v the pixel values, m =
       sum v, cx = sum v (j + 0.5) / m, cy = sum v (i + 0.5) / m, vyy = sum v (i + 0.5 - cy)^2,
@@ -58,15 +66,30 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
       each output pixel is the mean of the input over its square, the whole of every thin stroke
       kept as a lighter grey; the box is centred and fills 16 pixels in its longer direction.
    d. grey levels: x = 2 out / max(out) - 1: ink up to +1, background exactly -1.
-7. The network reads each 16x16 input; the label is the largest output, the confidence the margin
-   (largest minus second largest output, `confidence.margin`). A digit whose margin is below the
-   threshold is shown as `?`. A run's threshold is the margin at which its own test digits err at
-   1% (`confidence.rejection_at`), computed once per run and process, or given.
+7. Reading. The network (or a committee: its networks' outputs averaged) reads every candidate.
+   Its unlikeness u (`unlikeness`): for a network trained with cross-entropy, -log of the top
+   class's softmax probability; for one trained with MSE towards +1 / -1, max(0, (sum_k (y_k + 1)^2 -
+   4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
+   DIGIT_COST (0.1) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
+   cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one. For every count k
+   the cheapest reading of all atoms as k consecutive candidates is found (`best_paths`: candidates
+   relaxed in order of j, then i; a cost replaces another only when smaller). Without a known
+   count the reading is the cheapest over all k (ties: the fewer digits), and the count is sure
+   only if every other count's cheapest reading costs more than COUNT_MARGIN (1.0) above it; an
+   unsure count puts '?' before the text (and count_sure false in --json). With `digits=N` the
+   reading has N digits; where no reading has N, the candidates are made again, with finer cuts
+   (every group cut, WIDEST_PIECE halved) when every reading has fewer, or with joins across any gap
+   when some have more; then N, else the most below N, else the fewest (predict says so). Each digit's label is its
+   largest output and its confidence the margin (largest minus second largest output,
+   `confidence.margin`); a digit whose margin is below the threshold is shown as `?`. A run's
+   threshold is the margin at which its own test digits err at 1% (`confidence.rejection_at`),
+   computed once per run (or study) and process, or given.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -75,16 +98,28 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Location, resize_bilinear
+from ..digits import SIZE, normalize
 from ..errors import LecunError
-from ..trained import load_net, run_data
+from ..store.rundir import read_config
+from ..trained import load_net, run_test_split
 from .confidence import margin, rejection_at
 
-SIZE = 16
 MASK_LEVEL = 0.25
-SPECK = 0.1
-SPLIT_RATIO = 0.9        # chosen on strips of training digits (docs/READING.md)
-NARROWEST = 0.25         # no digit but a 1 (one stroke wide) is narrower than a quarter of its height
-MAX_SLANT = 1.0
+FAINT = 0.75             # a component at the image's edge whose strongest ink is below this is a shadow's
+CUT_RATIO = 0.75         # a part narrower than this many digit heights is never cut
+CUTS_PER_HEIGHT = 2      # columns of least ink tried per digit height of a part's width (at least 2)
+WIDEST_PIECE = 0.6       # digit heights a piece between two cuts may span
+BAND = 0.2               # digit heights a cut may wander from its column
+DRIFT = 0.02             # a cut's cost for moving one column, in ink: straight where the ink allows
+MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part's edge
+MAX_WIDTH = 1.5          # digit heights a candidate digit of several atoms may span
+JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
+DIGIT_COST = 0.1         # each digit's cost besides its own: of equally sure readings, the one of fewer digits
+JOIN_COST = 0.5          # the cost of one digit made of two groups: apart, they are two digits unless they read worse
+WIDEST_DIGIT = 1.0       # digit heights a single digit is seldom wider than; two touching are
+WIDE_COST = 4.0          # the cost of each digit height of width beyond it
+CUT_COST = 0.5           # the cost of a cut through a connected group: a group is one digit unless it reads worse
+COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
 MAX_PIXELS = 40_000_000
@@ -138,24 +173,34 @@ def image_array(im) -> np.ndarray:
     return grey
 
 
+def paper_window(shape: tuple[int, int]) -> int:
+    """The side of the square the paper is estimated over (step 2): odd, about half the shorter side."""
+    return 2 * (min(shape) // 6) + 1
+
+
+def variation(a: np.ndarray) -> float:
+    """The total variation: the sum of the absolute differences between neighbours along rows and columns."""
+    return float(np.abs(np.diff(a, axis=1)).sum() + np.abs(np.diff(a, axis=0)).sum())
+
+
 def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
     """Grey levels (1 = white) -> ink in [0, 1] with the paper at 0 and the strongest ink at 1, and the
     polarity found ('dark-on-light' or 'light-on-dark'); step 2 of the module doc."""
+    from scipy.ndimage import maximum_filter, minimum_filter
     grey = np.asarray(grey, dtype=np.float64)
     if grey.ndim != 2 or grey.shape[0] < 1 or grey.shape[1] < 1:
         raise LecunError(f"an image must be a 2-D array of grey levels, not shape {grey.shape}")
     if not np.isfinite(grey).all():
         raise LecunError("the image holds values that are not finite numbers")
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]]) if min(grey.shape) > 1 \
-        else grey.ravel()
-    paper = float(np.median(border))
-    if paper >= 0.5:
-        ink, p, polarity = 1.0 - grey, 1.0 - paper, "dark-on-light"
+    # mode="nearest" repeats the edge, which for a max or a min is the square clipped to the image
+    w = paper_window(grey.shape)
+    bright = minimum_filter(maximum_filter(grey, w, mode="nearest"), w, mode="nearest")
+    dark = maximum_filter(minimum_filter(grey, w, mode="nearest"), w, mode="nearest")
+    if variation(bright) <= variation(dark):
+        ink, polarity = np.divide(bright - grey, bright, out=np.zeros_like(grey), where=bright > 0), "dark-on-light"
     else:
-        ink, p, polarity = grey, paper, "light-on-dark"
-    if p >= 1.0:
-        raise LecunError("the image holds no ink (it is one flat grey)")
-    ink = np.clip((ink - p) / (1.0 - p), 0.0, 1.0)
+        ink, polarity = np.divide(grey - dark, 1.0 - dark, out=np.zeros_like(grey), where=dark < 1), "light-on-dark"
+    ink = np.clip(ink, 0.0, 1.0)
     top = ink.max()
     if top <= 0:
         raise LecunError("the image holds no ink (it is one flat grey)")
@@ -221,48 +266,50 @@ class Part:
         return self.box[3] - self.box[1]
 
 
-def _split(part: Part, ink: np.ndarray) -> list[Part]:
-    """Cut a part at its column of least ink in its middle half (step 5)."""
+def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False) -> list[int]:
+    """The columns a part may be cut at (step 5), left to right: none for a part narrower than
+    CUT_RATIO times the row's `height`; else its columns of least ink (local minima of the column ink
+    at least MIN_PIECE heights from the part's edges and from each other, least ink first, at most
+    CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
+    WIDEST_PIECE heights, the widest (ties: leftmost) is cut at its column of least ink in its middle
+    half (ties: nearest its middle, then leftmost), so that every digit of a touching run can be made
+    of whole pieces."""
     x0, y0, x1, y1 = part.box
     w = x1 - x0
-    column_ink = (ink * part.mask)[y0:y1, x0:x1].sum(axis=0)
-    ks = np.arange(w // 4, w - w // 4)
-    best = min(ks, key=lambda k: (column_ink[k], abs(2 * k - (w - 1)), k))
-    c = x0 + int(best)
-    left, right = part.mask.copy(), part.mask.copy()
-    left[:, c:] = False
-    right[:, :c] = False
-    return [Part.of(m) for m in (left, right) if m.any()]
+    if w < 4 or (w <= CUT_RATIO * height and not finer):
+        return []
+    col = (ink * part.mask)[y0:y1, x0:x1].sum(axis=0)
+    edge = max(1, math.ceil(MIN_PIECE * height))
+    minima = [k for k in range(edge, w - edge) if col[k] <= col[k - 1] and col[k] < col[k + 1]]
+    minima.sort(key=lambda k: (col[k], abs(2 * k - (w - 1)), k))
+    picked, most = [], max(2, math.floor(CUTS_PER_HEIGHT * w / height + 0.5))
+    for k in minima:
+        if len(picked) < most and all(abs(k - q) >= MIN_PIECE * height for q in picked):
+            picked.append(k)
+    while True:
+        edges = [0, *sorted(picked), w]
+        a, b = max(zip(edges, edges[1:]), key=lambda g: (g[1] - g[0], -g[0]))
+        if b - a <= WIDEST_PIECE * height / (2 if finer else 1) or b - a < 4:
+            return sorted(x0 + k for k in picked)
+        picked.append(min(range(a + (b - a) // 4, b - (b - a) // 4),
+                          key=lambda k: (col[k], abs(2 * k - (a + b - 1)), k)))
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """The width of the ink's strokes: the median length of the runs of set pixels along the mask's
-    rows (0 for an empty mask)."""
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]   # row by row, in order
-    return float(np.median(ends - starts)) if len(starts) else 0.0
-
-
-def capacity(parts: list[Part], mask: np.ndarray, height: float) -> int:
-    """The most digits the parts can be cut into: a part W wide holds at most W // D of them (and at
-    least itself), D the narrowest a digit can be: one stroke (a 1), or NARROWEST times the row's
-    `height` where that is less (ink in solid blocks, whose rows are one run as wide as the digit)."""
-    narrowest = min(stroke_width(mask), NARROWEST * height)
-    return sum(max(1, int(p.width // narrowest)) if narrowest > 0 else 1 for p in parts)
-
-
-def segment(ink: np.ndarray, digits: int | None = None, judge=None) -> list[Part]:
-    """The digits of a row, left to right (steps 3-5 of the module doc). `judge(parts) -> margins`,
-    when given, vetoes a split whose pieces the network is less sure of than the whole."""
+def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float]:
+    """The row's pieces (steps 3-5): (the atoms left to right, the group each belongs to, Href); `finer`
+    (for a count the usual atoms cannot give) cuts every group and twice as finely."""
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
-        return []
+        return [], [], 0.0
     comps = [Part.of(labels == k) for k in range(1, n + 1)]
+    h, w = ink.shape
+    # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
+    comps = [c for c in comps if ink[c.mask].max() >= FAINT or (c.box[0] > 0 and c.box[1] > 0 and c.box[2] < w and c.box[3] < h)]
+    if not comps:
+        return [], [], 0.0
     hmax = max(c.height for c in comps)
     starts = sorted((c for c in comps if 2 * c.height >= hmax), key=lambda c: (c.box[0], c.box[1]))
     groups = [c.mask.copy() for c in starts]
-    typical = float(np.median([c.mask.sum() for c in starts]))
-    loose = []
     for c in comps:
         if 2 * c.height >= hmax:
             continue
@@ -270,107 +317,97 @@ def segment(ink: np.ndarray, digits: int | None = None, judge=None) -> list[Part
         best = int(np.argmax(shared))   # the first of equals: starts are in (x0, y0) order
         if shared[best] > 0:
             groups[best] |= c.mask
-        elif c.mask.sum() >= SPECK * typical:
-            loose.append(c.mask.copy())
-    parts = [Part.of(m) for m in groups + loose]
+        # else a dot, a speck or a dash beside the digits: never a digit
+    parts = sorted((Part.of(m) for m in groups), key=lambda p: (p.box[0], p.box[1]))
     # the height of a digit here: touching digits make a part wide, not tall
     href = float(np.median([p.height for p in parts]))
-    done, todo = [], parts
-    while todo:
-        p = todo.pop()
-        if digits is None and p.width > SPLIT_RATIO * href and p.width >= 4:
-            pieces = _split(p, ink)
-            if len(pieces) == 2 and (judge is None or min(judge(pieces)) > judge([p])[0]):
-                todo.extend(pieces)
-                continue
-        done.append(p)
-    if digits is not None:
-        # No more digits than the ink can hold: cutting a one-stroke-wide part (a 1, a bar) into more would
-        # invent digits out of halves of strokes.
-        most = min(digits, capacity(done, ink >= MASK_LEVEL, href))
-        while len(done) < most:
-            wide = [p for p in done if p.width >= 4]
-            if not wide:
+    pieces, group_of = [], []
+    columns = np.arange(ink.shape[1])[None, :]
+    for g, p in enumerate(parts):
+        cuts = [cut_path(p, ink, c, href) for c in cut_columns(p, ink, href, finer)]
+        edges = [np.zeros(ink.shape[0], dtype=np.int64), *cuts, np.full(ink.shape[0], ink.shape[1])]
+        for k in range(1, len(edges)):   # cuts never cross: each starts where the one before it ends
+            edges[k] = np.maximum(edges[k], edges[k - 1])
+        for a, b in zip(edges, edges[1:]):
+            m = p.mask & (columns >= a[:, None]) & (columns < b[:, None])
+            if m.any():
+                pieces.append(Part.of(m))
+                group_of.append(g)
+    return pieces, group_of, href
+
+
+def cut_path(part: Part, ink: np.ndarray, c: int, height: float) -> np.ndarray:
+    """The cut through a part near column c (step 5): for every row of the image, the first column right
+    of the cut. Within the part's rows it is the path from top to bottom that crosses the least ink,
+    moving at most one column a row (a move costs DRIFT) within BAND heights of c and inside the part's
+    box; the cut column c above and below them."""
+    x0, y0, x1, y1 = part.box
+    band = max(1, math.ceil(BAND * height))
+    lo, hi = max(x0 + 1, c - band), min(x1 - 1, c + band)
+    cost = (ink * part.mask)[y0:y1, lo:hi + 1]
+    n = hi + 1 - lo
+    total = cost[0].copy()
+    back = np.zeros((y1 - y0, n), dtype=np.int64)
+    for y in range(1, y1 - y0):
+        # from the column above (-1, 0, +1), straight first, then left: ties go to the straighter, then the left
+        up = np.full((3, n), np.inf)
+        up[0] = total
+        up[1, 1:] = total[:-1] + DRIFT
+        up[2, :-1] = total[1:] + DRIFT
+        pick = np.argmin(up, axis=0)
+        back[y] = np.arange(n) + np.array([0, -1, 1])[pick]
+        total = up[pick, np.arange(n)] + cost[y]
+    x = int(min(range(n), key=lambda k: (total[k], abs(lo + k - c), k)))
+    path = np.full(ink.shape[0], c, dtype=np.int64)
+    for y in range(y1 - y0 - 1, -1, -1):
+        path[y0 + y] = lo + x
+        x = back[y, x]
+    return path
+
+
+def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float = JOIN_GAP) -> list[tuple[int, int]]:
+    """The candidate digits (step 5): runs i .. j - 1 of consecutive atoms, (i, j): every atom; every
+    run within one group or two at most MAX_WIDTH Href wide, where passing from one group to the
+    next only across a gap of at most JOIN_GAP Href between their atoms. In order of j, then i."""
+    out = set()
+    for i in range(len(pieces)):
+        x0, x1 = pieces[i].box[0], pieces[i].box[2]
+        for j in range(i, len(pieces)):
+            x0, x1 = min(x0, pieces[j].box[0]), max(x1, pieces[j].box[2])
+            if j > i and group_of[j] != group_of[j - 1] and (group_of[j] - group_of[i] > 1 or
+                                                              pieces[j].box[0] - pieces[j - 1].box[2] > join_gap * href):
                 break
-            p = max(wide, key=lambda p: (p.width / p.height, -p.box[0]))
-            pieces = _split(p, ink)
-            if len(pieces) < 2:
-                break
-            done = [q for q in done if q is not p] + pieces
-        while len(done) > digits:
-            done.sort(key=lambda p: (p.box[0], p.box[1]))
-            k = min(range(len(done)), key=lambda k: (done[k].mask.sum(), k))
-            gap = lambda j: max(done[j].box[0], done[k].box[0]) - min(done[j].box[2], done[k].box[2])
-            j = min((j for j in (k - 1, k + 1) if 0 <= j < len(done)), key=lambda j: (gap(j), j))
-            merged = Part.of(done[j].mask | done[k].mask)
-            done = [q for i, q in enumerate(done) if i not in (j, k)] + [merged]
-    return sorted(done, key=lambda p: (p.box[0], p.box[1]))
+            if j == i or x1 - x0 <= MAX_WIDTH * href:
+                out.add((i, j + 1))
+    return sorted(out, key=lambda c: (c[1], c[0]))
+
+
+def best_paths(n: int, cost: dict[tuple[int, int], float]) -> list[tuple[float, list[tuple[int, int]]] | None]:
+    """For every count k = 0 .. n of digits, the cheapest way to read atoms 0 .. n - 1 as k consecutive
+    candidates (cost, the candidates left to right), or None where no way has k (step 7)."""
+    inf = math.inf
+    best = [[inf] * (n + 1) for _ in range(n + 1)]   # best[j][k]: atoms 0 .. j - 1 as k digits
+    back = [[None] * (n + 1) for _ in range(n + 1)]
+    best[0][0] = 0.0
+    for (i, j), c in sorted(cost.items(), key=lambda item: (item[0][1], item[0][0])):
+        for k in range(1, j + 1):
+            if best[i][k - 1] + c < best[j][k]:   # strict: of equal costs the candidate met first stays
+                best[j][k], back[j][k] = best[i][k - 1] + c, i
+    out = []
+    for k in range(n + 1):
+        if best[n][k] == inf:
+            out.append(None)
+            continue
+        path, j, kk = [], n, k
+        while j > 0:
+            i = back[j][kk]
+            path.append((i, j))
+            j, kk = i, kk - 1
+        out.append((best[n][k], path[::-1]))
+    return out
 
 
 # --- 6: one digit to a 16x16 input -----------------------------------------------------------------
-
-def crop(v: np.ndarray) -> np.ndarray:
-    rows, cols = np.flatnonzero((v > 0).any(1)), np.flatnonzero((v > 0).any(0))
-    return v[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
-def slant(v: np.ndarray) -> float:
-    """The slant s = cov(x, y) / var(y) of the ink (step 6b), clipped to [-MAX_SLANT, MAX_SLANT]."""
-    h, w = v.shape
-    y, x = np.arange(h)[:, None] + 0.5, np.arange(w)[None, :] + 0.5
-    m = v.sum()
-    cx, cy = (v * x).sum() / m, (v * y).sum() / m
-    vyy = (v * (y - cy) ** 2).sum()
-    if vyy <= 0:
-        return 0.0
-    s = (v * (x - cx) * (y - cy)).sum() / vyy
-    return float(min(MAX_SLANT, max(-MAX_SLANT, s)))
-
-
-def deslant(v: np.ndarray) -> np.ndarray:
-    """Shear the rows so that the ink's principal axis is vertical (step 6b); `v` cropped."""
-    s = slant(v)
-    if s == 0.0:
-        return v
-    h, w = v.shape
-    cy = (v * (np.arange(h)[:, None] + 0.5)).sum() / v.sum()
-    pad = math.ceil(abs(s) * h)
-    j = np.arange(w + 2 * pad)[None, :]
-    t = (j + 0.5 - pad + s * (np.arange(h)[:, None] + 0.5 - cy)) - 0.5
-    k = np.floor(t).astype(np.int64)
-    f = t - k
-    padded = np.pad(v, ((0, 0), (1, 1)))   # in[i, -1] = in[i, w] = 0
-    rows = np.arange(h)[:, None]
-
-    def at(kk):
-        inside = (kk >= -1) & (kk <= w)
-        return np.where(inside, padded[rows, np.clip(kk, -1, w) + 1], 0.0)
-
-    return crop((1.0 - f) * at(k) + f * at(k + 1))
-
-
-def area_weights(n: int, scale: float, offset: float) -> np.ndarray:
-    """(SIZE, n): entry [r, k] = the length of [offset + k scale, offset + (k + 1) scale) within [r, r + 1)."""
-    lo = offset + np.arange(n) * scale
-    r = np.arange(SIZE)[:, None]
-    return np.clip(np.minimum(lo + scale, r + 1.0) - np.maximum(lo, r), 0.0, None)
-
-
-def normalize(ink: np.ndarray, deslant_: bool = True) -> np.ndarray:
-    """One digit's ink (2-D, >= 0, 0 = paper) -> the network's 16x16 input in [-1, 1], background
-    exactly -1 (step 6 of the module doc)."""
-    v = np.asarray(ink, dtype=np.float64)
-    if v.ndim != 2 or not np.isfinite(v).all() or (v < 0).any():
-        raise LecunError("a digit's ink must be a 2-D array of finite values >= 0")
-    if not (v > 0).any():
-        raise LecunError("the digit holds no ink")
-    v = crop(v)
-    if deslant_:
-        v = deslant(v)
-    h, w = v.shape
-    scale = SIZE / max(h, w)
-    out = area_weights(h, scale, (SIZE - h * scale) / 2) @ v @ area_weights(w, scale, (SIZE - w * scale) / 2).T
-    return 2.0 * out / out.max() - 1.0
 
 
 def resize_naive(images: np.ndarray) -> np.ndarray:
@@ -404,9 +441,11 @@ class Reading:
     polarity: str
     shape: tuple[int, int]
     image: np.ndarray = field(repr=False)   # the ink, for pictures
+    count_sure: bool = True                  # False: a reading of another number of digits was nearly as good
+    network_seconds: float = 0.0             # of the reading's time, the network's forward passes
 
     def to_json(self, name: str | None = None) -> dict:
-        out = {"text": self.text, "threshold": self.threshold if math.isfinite(self.threshold) else None,
+        out = {"text": self.text, "count_sure": self.count_sure, "threshold": self.threshold if math.isfinite(self.threshold) else None,
                "polarity": self.polarity, "height": self.shape[0], "width": self.shape[1],
                "digits": [{"label": d.label, "margin": round(float(d.margin), 6), "accepted": d.accepted,
                            "box": list(d.box)} for d in self.digits]}
@@ -415,29 +454,60 @@ class Reading:
 
 @dataclass
 class Reader:
-    """A network and the margin its digits need to be accepted."""
-    net: object
+    """A network, or a committee of networks whose outputs are averaged, and the margin its digits need
+    to be accepted."""
+    net: object                           # a Net1989, or a tuple of them (a committee)
     threshold: float
     run_dir: Path | None = None
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
 
+    @property
+    def nets(self) -> tuple:
+        return self.net if isinstance(self.net, tuple) else (self.net,)
+
     def outputs(self, inputs: np.ndarray) -> np.ndarray:
-        return self.net.outputs(np.asarray(inputs, dtype=np.float64))
+        x = np.asarray(inputs, dtype=np.float64)
+        return np.mean([net.outputs(x) for net in self.nets], axis=0)
+
+    @property
+    def loss(self) -> str:
+        return self.nets[0].config.loss
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """The runs to read with: a run folder itself, or every run of a study folder (a folder of run
+    folders, as `paper`, `modern` and `reader` write), which then read as one committee; they must be of
+    one network and one data set."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() or not folder.is_dir():
+        return [folder]
+    runs = sorted(m.parent for m in folder.glob("*/weights.safetensors"))
+    if len(runs) < 2:
+        return runs or [folder]
+    first = read_config(runs[0])
+    for run in runs[1:]:
+        config = read_config(run)
+        for key, what in (("net", "network"), ("data", "training data")):
+            if config.get(key) != first.get(key):
+                raise LecunError(f"{run} and {runs[0]} differ in their {what}, so they do not read as one committee; "
+                                 f"give one of them")
+    return runs
 
 
 def run_threshold(net, run_dir: Path, where: Location = Location()) -> tuple[float, float]:
-    """(the margin at which the run's own test digits err at 1%, the share of them rejected there)."""
-    ds = run_data(run_dir, where)
-    reader = Reader(net, 0.0)
-    out = reader.outputs(ds.test.images)
-    correct = out.argmax(1) == ds.test.labels
+    """(the margin at which the run's own test digits err at 1%, the share of them rejected there); `net`
+    a network or a tuple of them, `run_dir` a run or study folder."""
+    test = run_test_split(run_folders(run_dir)[0], where)
+    out = Reader(net, 0.0).outputs(test.images)
+    correct = out.argmax(1) == test.labels
     share, threshold = rejection_at(margin(out), correct, REJECT_ERROR)
     return threshold, share
 
 
 @lru_cache(maxsize=None)
 def _reader(run_dir: Path, threshold: float | None, where: Location) -> Reader:
-    net = load_net(run_dir)
+    nets = tuple(load_net(run) for run in run_folders(run_dir))
+    net = nets if len(nets) > 1 else nets[0]
     if threshold is not None:
         return Reader(net, threshold, run_dir)
     t, share = run_threshold(net, run_dir, where)
@@ -445,8 +515,9 @@ def _reader(run_dir: Path, threshold: float | None, where: Location) -> Reader:
 
 
 def reader(net_or_run, threshold: float | None = None, where: Location = Location()) -> Reader:
-    """A Reader from a Reader, a network (threshold None: accept every digit) or a run folder
-    (threshold None: the run's 1%-error margin, computed once per run and process)."""
+    """A Reader from a Reader, a network (threshold None: accept every digit), a run folder or a study
+    folder, whose runs read as a committee (threshold None: the 1%-error margin on the run's test digits,
+    computed once per folder and process)."""
     if isinstance(net_or_run, Reader):
         return net_or_run if threshold is None else Reader(net_or_run.net, threshold, net_or_run.run_dir)
     if isinstance(net_or_run, (str, Path)):
@@ -454,22 +525,85 @@ def reader(net_or_run, threshold: float | None = None, where: Location = Locatio
     return Reader(net_or_run, -math.inf if threshold is None else threshold)
 
 
+def unlikeness(outputs: np.ndarray, loss: str) -> np.ndarray:
+    """(n, 10) outputs -> (n,) how far each candidate is from reading as a digit, >= 0 (step 7): for a
+    network trained with cross-entropy, -log of the top class's softmax probability; for one trained with
+    MSE towards +1 for the class and -1 elsewhere, half the squared distance to the nearest such target
+    (the MSE as a Gaussian's -log likelihood): it grows when two outputs are high, as for two digits in
+    one, or none is, as for a piece of one."""
+    y = np.asarray(outputs, dtype=np.float64)
+    if loss == "ce":
+        top = y.max(axis=1)
+        return np.log(np.exp(y - top[:, None]).sum(axis=1))
+    return np.maximum(0.0, (((y + 1.0) ** 2).sum(axis=1) - 4.0 * y.max(axis=1)) / 2.0)
+
+
+@dataclass
+class Candidates:
+    """A row's atoms (step 5) and its candidate digits read by the network (steps 6, 7)."""
+    pieces: list[Part]
+    group_of: list[int]
+    spans: list[tuple[int, int]]
+    boxes: list[tuple[int, int, int, int]]
+    inputs: np.ndarray       # (n, 16, 16)
+    outputs: np.ndarray      # (n, 10)
+    network_seconds: float
+    href: float
+
+    def paths(self, loss: str) -> list:
+        """best_paths over the candidates' costs (step 7)."""
+        g = self.group_of
+        cost = dict(zip(self.spans, DIGIT_COST + unlikeness(self.outputs, loss) + np.array(
+            [CUT_COST * (i > 0 and g[i - 1] == g[i]) + JOIN_COST * (g[j - 1] - g[i])
+             + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT) for (i, j), b in zip(self.spans, self.boxes)])))
+        return best_paths(len(self.pieces), cost)
+
+
+def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = False,
+               join_gap: float = JOIN_GAP) -> Candidates:
+    """Steps 3-6 and the network's outputs for every candidate, in one batch."""
+    pieces, group_of, href = atoms(ink, finer)
+    runs = spans(pieces, group_of, href, join_gap)
+    boxes, inputs = [], []
+    for i, j in runs:
+        mask = np.logical_or.reduce([p.mask for p in pieces[i:j]])
+        part = Part.of(mask)
+        x0, y0, x1, y1 = part.box
+        boxes.append(part.box)
+        inputs.append(normalize(np.where(mask, ink, 0.0)[y0:y1, x0:x1], deslant))
+    inputs = np.array(inputs).reshape(-1, SIZE, SIZE)
+    t0 = time.perf_counter()
+    out = r.outputs(inputs) if len(inputs) else np.zeros((0, 10))
+    return Candidates(pieces, group_of, runs, boxes, inputs, out, time.perf_counter() - t0, href)
+
+
 def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, deslant: bool = True,
                digits: int | None = None, where: Location = Location()) -> Reading:
     """Read a row of digits: `image` is a 2-D array of grey levels in [0, 1] (either polarity), or a
-    path to an image file. `net_or_run`: a Net1989, a run folder or a Reader."""
+    path to an image file. `net_or_run`: a Net1989, a run or study folder, or a Reader."""
     r = reader(net_or_run, threshold, where)
     grey = load_image(image) if isinstance(image, (str, Path)) else image
     ink, polarity = to_ink(grey)
-
-    def inputs_of(parts):
-        return np.array([normalize(np.where(p.mask, ink, 0.0)[p.box[1]:p.box[3], p.box[0]:p.box[2]], deslant)
-                         for p in parts]).reshape(-1, SIZE, SIZE)
-
-    parts = segment(ink, digits, judge=lambda ps: margin(r.outputs(inputs_of(ps))))
-    inputs = inputs_of(parts)
-    out = r.outputs(inputs) if len(parts) else np.zeros((0, 10))
-    margins = margin(out) if len(parts) else np.zeros(0)
-    found = [Digit(int(o.argmax()), float(m), bool(m >= r.threshold), p.box, x, o)
-             for p, x, o, m in zip(parts, inputs, out, margins)]
-    return Reading("".join(d.char for d in found), found, r.threshold, polarity, ink.shape, ink)
+    c = candidates(r, ink, deslant)
+    paths, network = c.paths(r.loss), c.network_seconds
+    if digits is not None and (len(paths) <= digits or paths[digits] is None):
+        # a count the usual candidates cannot give: finer cuts give more digits, joins across any gap fewer
+        finer = all(p is None for p in paths[digits:])
+        c = candidates(r, ink, deslant, finer, JOIN_GAP if finer else math.inf)
+        paths, network = c.paths(r.loss), network + c.network_seconds
+    found = [k for k, p in enumerate(paths) if p is not None and k > 0]
+    if not found:
+        return Reading("", [], r.threshold, polarity, ink.shape, ink, True, network)
+    if digits is None:
+        count = min(found, key=lambda k: (paths[k][0], k))
+        others = [paths[k][0] for k in found if k != count]
+        sure = bool(not others or min(others) > paths[count][0] + COUNT_MARGIN)
+    else:   # as many as asked, or as near as the atoms allow
+        count, sure = max((k for k in found if k <= digits), default=min(found)), True
+    index = {span: n for n, span in enumerate(c.spans)}
+    chosen = [index[span] for span in paths[count][1]]
+    margins = margin(c.outputs[chosen])
+    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold), c.boxes[n], c.inputs[n],
+                  c.outputs[n]) for n, m in zip(chosen, margins)]
+    text = ("" if sure else "?") + "".join(d.char for d in read)
+    return Reading(text, read, r.threshold, polarity, ink.shape, ink, sure, network)

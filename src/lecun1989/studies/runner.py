@@ -18,7 +18,8 @@ from typing import Callable
 
 from ..data import Location
 from ..errors import Diverged, LecunError, interrupt_behind
-from ..reading.benchmark import make_zipcodes, measure_mnist, score_zipcodes
+from ..reading.benchmark import accepted_error, make_zipcodes, measure_mnist, score_zipcodes
+from ..reading.images import reader
 from ..reading.rejection import measure
 from ..results import curves, final_stats, finished_runs, stats
 from ..store.atomic import commit, file_in_the_way, json_text
@@ -82,9 +83,41 @@ def _zipcodes(runs: list[Path], work_row: Path, where: Location) -> dict:
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
         scores = list(pool.map(_score, jobs))
     for i, (mode, _) in enumerate(modes):
-        per_run = scores[i * len(runs):(i + 1) * len(runs)]
-        out[mode] = {k: stats([p[k] for p in per_run]) for k in per_run[0]
-                     if k != "zips" and all(p[k] is not None for p in per_run)}
+        out[mode] = _score_stats(scores[i * len(runs):(i + 1) * len(runs)])
+    return out
+
+
+# A scoring's speeds are timings: left out of a row's figures, which are the same bytes on every machine.
+SPEEDS = ("digits_per_second", "network_digits_per_second")
+
+
+def _score_stats(per_run: list[dict]) -> dict:
+    """score_zipcodes' figures over runs: per figure (and per part, separated and touching), stats."""
+    out = {}
+    for k, v in per_run[0].items():
+        if isinstance(v, dict):
+            out[k] = _score_stats([p[k] for p in per_run])
+        elif k not in ("zips", *SPEEDS) and all(p[k] is not None for p in per_run):
+            out[k] = stats([p[k] for p in per_run])
+    return out
+
+
+def _reading(runs: list[Path], work_row: Path, where: Location) -> dict:
+    """The row's runs read together as a committee, as `lecun1989 predict FOLDER` reads a study folder:
+    the zip-code benchmark and its photographs (1,000 strips each, seed 0), without a count and with
+    `--digits 5`, and MNIST's test digits accepted at the committee's threshold."""
+    out = {"zipcodes": ZIPCODES, "seed": ZIP_SEED}
+    jobs = []
+    for name, photo in (("plain", False), ("photo", True)):
+        truth = make_zipcodes(work_row.parent / f"{work_row.name}-{name}", ZIPCODES, ZIP_SEED, where, force=True,
+                              photo=photo)
+        jobs += [(work_row, truth, digits, where) for digits in (None, 5)]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        scores = list(pool.map(_score, jobs))
+    for (name, _), pair in zip((("plain", False), ("photo", True)), (scores[:2], scores[2:])):
+        out[name] = {mode: {k: v for k, v in score.items() if k not in SPEEDS}
+                     for mode, score in zip(("count", "digits5"), pair)}
+    out["mnist"] = accepted_error(reader(work_row, where=where), where)
     return out
 
 
@@ -99,7 +132,7 @@ def _score(job) -> dict:
 
 
 # What a row may measure on its runs once trained, under the same key in its study.json.
-MEASURES = {"reject": _reject, "reading_mnist": _reading_mnist, "zipcodes": _zipcodes}
+MEASURES = {"reject": _reject, "reading_mnist": _reading_mnist, "zipcodes": _zipcodes, "reading": _reading}
 
 
 def collect(work_row: Path, study: Study, row: Row, wall_s: float, measured: dict | None = None) -> dict:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from .. import paper
 from ..data import Location
-from ..reading.images import run_threshold
+from ..reading.images import reader, run_folders
 from ..store.rundir import read_config
-from ..trained import load_net
 
 HEAD = "<!DOCTYPE html>\n<html lang=\"en\">\n<!-- lecun1989 demo:"
 
@@ -26,24 +25,28 @@ def _template(name: str) -> str:
     return resources.files("lecun1989.views").joinpath("web", name).read_text(encoding="utf-8")
 
 
+def _params(net) -> dict:
+    return {name: {"shape": list(getattr(net, name).shape),
+                   "data": base64.b64encode(getattr(net, name).detach().numpy().astype("<f8").tobytes()).decode()}
+            for name in net.PARAMS}
+
+
 def model_data(run_dir: Path, where: Location = Location(), threshold: float | None = None) -> dict:
-    """What the page needs of a run: its weights and settings, and the margin its digits need."""
-    net = load_net(run_dir)
-    config = read_config(run_dir)
-    if threshold is None:
-        threshold, share = run_threshold(net, run_dir, where)
-        note = f"digits with a smaller margin are rejected: {share * 100:.1f}% of its test digits"
-    else:
-        note = "threshold given"
-    params = {name: {"shape": list(getattr(net, name).shape),
-                     "data": base64.b64encode(getattr(net, name).detach().numpy().astype("<f8").tobytes()).decode()}
-              for name in net.PARAMS}
-    n = config["net"]
-    d = config.get("data", {})
-    info = (f"run {Path(run_dir).resolve().name}, trained on {d.get('source', '?')} "
-            f"({n['activation']}, {n['loss']} loss); {note}")
-    return {"params": params, "activation": n["activation"], "loss": n["loss"], "pad": paper.PAD_VALUE,
-            "table": net.table.numpy().reshape(-1).tolist(), "threshold": float(threshold), "info": info}
+    """What the page needs of a run (or of a study's runs, read as a committee): the weights and settings,
+    and the margin its digits need."""
+    r = reader(run_dir, threshold, where)
+    runs = run_folders(run_dir)
+    note = ("threshold given" if threshold is not None else
+            f"digits with a smaller margin are rejected: {r.test_rejection * 100:.1f}% of its test digits")
+    config = read_config(runs[0])
+    n, d = config["net"], config.get("data", {})
+    who = (f"run {Path(run_dir).resolve().name}" if len(runs) == 1 else
+           f"the {len(runs)} runs of {Path(run_dir).resolve().name}, their outputs averaged")
+    info = f"{who}, trained on {d.get('source', '?')} ({n['activation']}, {n['loss']} loss); {note}"
+    first, *others = r.nets
+    return {"params": _params(first), "committee": [_params(net) for net in others],
+            "activation": n["activation"], "loss": n["loss"], "pad": paper.PAD_VALUE,
+            "table": first.table.numpy().reshape(-1).tolist(), "threshold": float(r.threshold), "info": info}
 
 
 def page(run_dir: Path, where: Location = Location(), threshold: float | None = None) -> str:

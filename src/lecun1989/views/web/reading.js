@@ -3,7 +3,10 @@
 // normalized as predict cuts and normalizes an image file (tests/test_demo.py checks both).
 (function (api) {
   "use strict";
-  const SIZE = 16, MASK_LEVEL = 0.25, SPECK = 0.1, SPLIT_RATIO = 0.9, MAX_SLANT = 1.0;
+  const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
+  const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 2, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
+  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75;
+  const DIGIT_COST = 0.1, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 4.0, COUNT_MARGIN = 1.0;
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -20,27 +23,49 @@
     return grey;
   }
 
-  // 2. polarity from the border's median; ink in [0, 1], the paper at 0, the strongest ink at 1
+  // 2. the paper estimated locally: a grey closing (under dark ink) and opening (under light ink) over
+  // W x W squares clipped to the image; the paper is the smoother of the two
+  function slide(src, w, h, size, isMax, alongRows) {   // the max (min) over a window of `size`, clipped
+    const out = new Float64Array(w * h), r = (size - 1) / 2, n = alongRows ? w : h, lines = alongRows ? h : w;
+    const at = (line, i) => alongRows ? line * w + i : i * w + line;
+    const better = isMax ? (a, b) => a >= b : (a, b) => a <= b;
+    const queue = new Int32Array(n);
+    for (let line = 0; line < lines; line++) {
+      let head = 0, tail = 0, next = 0;
+      for (let i = 0; i < n; i++) {
+        const hi = Math.min(n - 1, i + r);
+        for (; next <= hi; next++) {
+          const v = src[at(line, next)];
+          while (tail > head && better(v, src[at(line, queue[tail - 1])])) tail--;
+          queue[tail++] = next;
+        }
+        while (queue[head] < i - r) head++;
+        out[at(line, i)] = src[at(line, queue[head])];
+      }
+    }
+    return out;
+  }
+  function filter2(src, w, h, size, isMax) { return slide(slide(src, w, h, size, isMax, true), w, h, size, isMax, false); }
   function toInk(grey, w, h) {
-    let border = [];
-    if (Math.min(w, h) > 1) {
-      for (let x = 0; x < w; x++) border.push(grey[x]);
-      for (let x = 0; x < w; x++) border.push(grey[(h - 1) * w + x]);
-      for (let y = 1; y < h - 1; y++) border.push(grey[y * w]);
-      for (let y = 1; y < h - 1; y++) border.push(grey[y * w + w - 1]);
-    } else border = Array.from(grey);
-    const paper = median(border), dark = paper >= 0.5, p = dark ? 1 - paper : paper;
-    if (p >= 1) return null;
-    const ink = new Float64Array(w * h);
+    const size = 2 * Math.floor(Math.min(w, h) / 6) + 1;
+    const bright = filter2(filter2(grey, w, h, size, true), w, h, size, false);
+    const dark = filter2(filter2(grey, w, h, size, false), w, h, size, true);
+    const variation = a => {   // the sum of |differences| along the rows, then along the columns
+      let v = 0;
+      for (let y = 0; y < h; y++) for (let x = 0; x + 1 < w; x++) v += Math.abs(a[y * w + x + 1] - a[y * w + x]);
+      for (let y = 0; y + 1 < h; y++) for (let x = 0; x < w; x++) v += Math.abs(a[(y + 1) * w + x] - a[y * w + x]);
+      return v;
+    };
+    const darkInk = variation(bright) <= variation(dark), ink = new Float64Array(w * h);
     let top = 0;
     for (let i = 0; i < w * h; i++) {
-      const v = dark ? 1 - grey[i] : grey[i];
-      ink[i] = Math.min(1, Math.max(0, (v - p) / (1 - p)));
+      let v = darkInk ? (bright[i] > 0 ? (bright[i] - grey[i]) / bright[i] : 0) : (dark[i] < 1 ? (grey[i] - dark[i]) / (1 - dark[i]) : 0);
+      ink[i] = Math.min(1, Math.max(0, v));
       top = Math.max(top, ink[i]);
     }
     if (top <= 0) return null;
     for (let i = 0; i < w * h; i++) ink[i] /= top;
-    return { ink, polarity: dark ? "dark-on-light" : "light-on-dark" };
+    return { ink, polarity: darkInk ? "dark-on-light" : "light-on-dark" };
   }
 
   // 3. 8-connected components of the mask, labelled in the order of their first run, row by row
@@ -90,56 +115,144 @@
     return { mask, box: [x0, y0, x1 + 1, y1 + 1], width: x1 + 1 - x0, height: y1 + 1 - y0, pixels: n };
   }
 
-  // 5. cut a part at its column of least ink in its middle half
-  function split(p, ink, w, h) {
-    const [x0, y0, x1, y1] = p.box, pw = x1 - x0, colInk = new Float64Array(pw);
+  // 5. the columns a part may be cut at: its columns of least ink, then the widest piece's, until none is too wide
+  function cutColumns(p, ink, w, height) {
+    const [x0, y0, x1, y1] = p.box, pw = x1 - x0;
+    if (pw < 4 || pw <= CUT_RATIO * height) return [];
+    const col = new Float64Array(pw);
     for (let y = y0; y < y1; y++)
-      for (let k = 0; k < pw; k++) colInk[k] += p.mask[y * w + x0 + k] ? ink[y * w + x0 + k] : 0;
-    let best = -1;
-    for (let k = Math.floor(pw / 4); k < pw - Math.floor(pw / 4); k++) {
-      if (best < 0) { best = k; continue; }
-      const a = [colInk[k], Math.abs(2 * k - (pw - 1)), k], b = [colInk[best], Math.abs(2 * best - (pw - 1)), best];
-      if (a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] < b[2])))) best = k;
+      for (let k = 0; k < pw; k++) col[k] += p.mask[y * w + x0 + k] ? ink[y * w + x0 + k] : 0;
+    const lexLess = (a, b) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i]; return false; };
+    const keyOf = (k, mid2) => [col[k], Math.abs(2 * k - mid2), k];
+    const edge = Math.max(1, Math.ceil(MIN_PIECE * height)), minima = [];
+    for (let k = edge; k < pw - edge; k++) if (col[k] <= col[k - 1] && col[k] < col[k + 1]) minima.push(k);
+    minima.sort((a, b) => lexLess(keyOf(a, pw - 1), keyOf(b, pw - 1)) ? -1 : lexLess(keyOf(b, pw - 1), keyOf(a, pw - 1)) ? 1 : 0);
+    const picked = [], most = Math.max(2, Math.floor(CUTS_PER_HEIGHT * pw / height + 0.5));
+    for (const k of minima)
+      if (picked.length < most && picked.every(q => Math.abs(k - q) >= MIN_PIECE * height)) picked.push(k);
+    for (;;) {
+      const edges = [0, ...picked.slice().sort((a, b) => a - b), pw];
+      let a = 0, b = 0;
+      for (let i = 0; i + 1 < edges.length; i++) if (edges[i + 1] - edges[i] > b - a) { a = edges[i]; b = edges[i + 1]; }
+      if (b - a <= WIDEST_PIECE * height || b - a < 4) return picked.sort((u, v) => u - v).map(k => x0 + k);
+      let best = -1;
+      for (let k = a + Math.floor((b - a) / 4); k < b - Math.floor((b - a) / 4); k++)
+        if (best < 0 || lexLess(keyOf(k, a + b - 1), keyOf(best, a + b - 1))) best = k;
+      picked.push(best);
     }
-    const c = x0 + best, left = Uint8Array.from(p.mask), right = Uint8Array.from(p.mask);
-    for (let y = 0; y < h; y++) { left.fill(0, y * w + c, y * w + w); right.fill(0, y * w, y * w + c); }
-    return [part(left, w, h), part(right, w, h)].filter(Boolean);
   }
 
-  // 3-5. the digits of a row, left to right; judge(parts) -> margins vetoes unsure cuts
-  function segment(ink, w, h, judge) {
+  // 5. the cut through a part near column c: per image row, the first column right of the cut; within the
+  // part's rows the path crossing the least ink, one column a row at most (DRIFT a move), near c
+  function cutPath(p, ink, w, h, c, height) {
+    const [x0, y0, x1, y1] = p.box, band = Math.max(1, Math.ceil(BAND * height));
+    const lo = Math.max(x0 + 1, c - band), hi = Math.min(x1 - 1, c + band), n = hi + 1 - lo, rows = y1 - y0;
+    const cost = (y, k) => { const i = (y0 + y) * w + lo + k; return p.mask[i] ? ink[i] : 0; };
+    let total = new Float64Array(n);
+    for (let k = 0; k < n; k++) total[k] = cost(0, k);
+    const back = new Int32Array(rows * n);
+    for (let y = 1; y < rows; y++) {
+      const next = new Float64Array(n);
+      for (let k = 0; k < n; k++) {   // straight first, then from the left, then from the right
+        let best = total[k], from = k;
+        if (k > 0 && total[k - 1] + DRIFT < best) { best = total[k - 1] + DRIFT; from = k - 1; }
+        if (k + 1 < n && total[k + 1] + DRIFT < best) { best = total[k + 1] + DRIFT; from = k + 1; }
+        next[k] = best + cost(y, k);
+        back[y * n + k] = from;
+      }
+      total = next;
+    }
+    let x = 0;
+    for (let k = 1; k < n; k++) {
+      const a = [total[k], Math.abs(lo + k - c), k], b = [total[x], Math.abs(lo + x - c), x];
+      if (a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])) x = k;
+    }
+    const path = new Int32Array(h).fill(c);
+    for (let y = rows - 1; y >= 0; y--) { path[y0 + y] = lo + x; x = back[y * n + x]; }
+    return path;
+  }
+
+  // 3-5. the row's atoms left to right, the group of each, and Href; a component beside the groups is dropped
+  function atoms(ink, w, h) {
     const mask = new Uint8Array(w * h);
     for (let i = 0; i < w * h; i++) mask[i] = ink[i] >= MASK_LEVEL ? 1 : 0;
-    const comps = components(mask, w, h).map(m => part(m, w, h));
-    if (!comps.length) return [];
+    const comps = components(mask, w, h).map(m => part(m, w, h)).filter(c => {
+      if (c.box[0] > 0 && c.box[1] > 0 && c.box[2] < w && c.box[3] < h) return true;
+      let top = 0;   // a faint piece at the image's edge is the corner of a shadow, not ink
+      for (let i = 0; i < w * h; i++) if (c.mask[i] && ink[i] > top) top = ink[i];
+      return top >= FAINT;
+    });
+    if (!comps.length) return { pieces: [], groupOf: [], href: 0 };
     const hmax = Math.max(...comps.map(c => c.height));
     const byBox = (a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1];
     const starts = comps.filter(c => 2 * c.height >= hmax).sort(byBox);   // Array.sort is stable
     const groups = starts.map(c => Uint8Array.from(c.mask));
-    const typical = median(starts.map(c => c.pixels)), loose = [];
     for (const c of comps) {
       if (2 * c.height >= hmax) continue;
       const shared = starts.map(s => Math.max(0, Math.min(c.box[2], s.box[2]) - Math.max(c.box[0], s.box[0])));
       let best = 0;
       shared.forEach((v, i) => { if (v > shared[best]) best = i; });
       if (shared[best] > 0) { for (let i = 0; i < w * h; i++) if (c.mask[i]) groups[best][i] = 1; }
-      else if (c.pixels >= SPECK * typical) loose.push(Uint8Array.from(c.mask));
     }
-    const parts = groups.concat(loose).map(m => part(m, w, h));
-    const href = median(parts.map(p => p.height));
-    const done = [], todo = parts;
-    while (todo.length) {
-      const p = todo.pop();
-      if (p.width > SPLIT_RATIO * href && p.width >= 4) {
-        const pieces = split(p, ink, w, h);
-        if (pieces.length === 2 && (!judge || Math.min(...judge(pieces)) > judge([p])[0])) {
-          todo.push(...pieces);
-          continue;
-        }
+    const parts = groups.map(m => part(m, w, h)).sort(byBox);
+    const href = median(parts.map(p => p.height)), pieces = [], groupOf = [];
+    parts.forEach((p, g) => {
+      const edges = [new Int32Array(h), ...cutColumns(p, ink, w, href).map(c => cutPath(p, ink, w, h, c, href)),
+                     new Int32Array(h).fill(w)];
+      for (let e = 1; e < edges.length; e++)   // cuts never cross
+        for (let y = 0; y < h; y++) edges[e][y] = Math.max(edges[e][y], edges[e - 1][y]);
+      for (let e = 0; e + 1 < edges.length; e++) {
+        const m = new Uint8Array(w * h);
+        for (let y = 0; y < h; y++)
+          for (let x = edges[e][y]; x < edges[e + 1][y]; x++) m[y * w + x] = p.mask[y * w + x];
+        const q = part(m, w, h);
+        if (q) { pieces.push(q); groupOf.push(g); }
       }
-      done.push(p);
+    });
+    return { pieces, groupOf, href };
+  }
+
+  // 5. the candidate digits: runs [i, j) of atoms, in order of j, then i
+  function spans(pieces, groupOf, href) {
+    const out = [];
+    for (let i = 0; i < pieces.length; i++) {
+      let x0 = pieces[i].box[0], x1 = pieces[i].box[2];
+      for (let j = i; j < pieces.length; j++) {
+        x0 = Math.min(x0, pieces[j].box[0]); x1 = Math.max(x1, pieces[j].box[2]);
+        if (j > i && groupOf[j] !== groupOf[j - 1] &&
+            (groupOf[j] - groupOf[i] > 1 || pieces[j].box[0] - pieces[j - 1].box[2] > JOIN_GAP * href)) break;
+        if (j === i || x1 - x0 <= MAX_WIDTH * href) out.push([i, j + 1]);
+      }
     }
-    return done.sort(byBox);
+    return out.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  }
+
+  // 7. for every count k of digits, the cheapest reading of all atoms as k candidates
+  function bestPaths(n, candidates, cost) {
+    const best = [], back = [];
+    for (let j = 0; j <= n; j++) { best.push(new Array(n + 1).fill(Infinity)); back.push(new Array(n + 1).fill(-1)); }
+    best[0][0] = 0;
+    candidates.forEach(([i, j], c) => {
+      for (let k = 1; k <= j; k++)
+        if (best[i][k - 1] + cost[c] < best[j][k]) { best[j][k] = best[i][k - 1] + cost[c]; back[j][k] = i; }
+    });
+    const out = [];
+    for (let k = 0; k <= n; k++) {
+      if (best[n][k] === Infinity) { out.push(null); continue; }
+      const path = [];
+      for (let j = n, kk = k; j > 0; kk--) { const i = back[j][kk]; path.push([i, j]); j = i; }
+      out.push({ cost: best[n][k], path: path.reverse() });
+    }
+    return out;
+  }
+
+  function unlikeness(y, loss) {
+    let top = -Infinity;
+    for (const v of y) top = Math.max(top, v);
+    let s = 0;
+    if (loss === "ce") { for (const v of y) s += Math.exp(v - top); return Math.log(s); }
+    for (const v of y) s += (v + 1) ** 2;
+    return Math.max(0, (s - 4 * top) / 2);
   }
 
   // 6. one digit's ink (rows x cols, row-major) -> the network's 16x16 input
@@ -206,25 +319,40 @@
     return out;
   }
 
-  // 6-7. read a grey image (w x h, row-major, 1 = white)
+  // 6-7. read a grey image (w x h, row-major, 1 = white): the cheapest reading through the candidates, its
+  // count not known (the page's drawing has any number of digits)
   function readGrey(grey, w, h) {
     const found = toInk(grey, w, h);
-    if (!found) return [];
-    const { ink } = found;
-    const inputOf = p => {
-      const [x0, y0, x1, y1] = p.box, pw = x1 - x0, ph = y1 - y0, v = new Float64Array(pw * ph);
+    if (!found) return { text: "", countSure: true, digits: [] };
+    const { ink } = found, { pieces, groupOf, href } = atoms(ink, w, h);
+    const candidates = spans(pieces, groupOf, href);
+    const read = candidates.map(([i, j]) => {
+      const m = new Uint8Array(w * h);
+      for (let a = i; a < j; a++) for (let q = 0; q < w * h; q++) if (pieces[a].mask[q]) m[q] = 1;
+      const p = part(m, w, h), [x0, y0, x1, y1] = p.box, pw = x1 - x0, ph = y1 - y0, v = new Float64Array(pw * ph);
       for (let y = 0; y < ph; y++)
-        for (let x = 0; x < pw; x++) { const i = (y + y0) * w + x + x0; v[y * pw + x] = p.mask[i] ? ink[i] : 0; }
-      return normalize(v, ph, pw);
-    };
-    const judge = ps => ps.map(p => api.margin(api.forward(inputOf(p)).out));
-    return segment(ink, w, h, judge).map(p => {
-      const input = inputOf(p), layers = api.forward(input), m = api.margin(layers.out), label = api.argmax(layers.out);
-      const accepted = m >= api.threshold;
-      return { label, margin: m, accepted, char: accepted ? String(label) : "?", box: p.box, input, layers };
+        for (let x = 0; x < pw; x++) { const q = (y + y0) * w + x + x0; v[y * pw + x] = m[q] ? ink[q] : 0; }
+      const input = normalize(v, ph, pw), layers = api.forward(input);
+      return { box: p.box, input, layers };
     });
+    const cost = candidates.map(([i, j], c) => DIGIT_COST + unlikeness(read[c].layers.out, api.loss) +
+      CUT_COST * (i > 0 && groupOf[i - 1] === groupOf[i] ? 1 : 0) + JOIN_COST * (groupOf[j - 1] - groupOf[i]) +
+      WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT));
+    const paths = bestPaths(pieces.length, candidates, cost);
+    const counts = paths.map((p, k) => k).filter(k => k > 0 && paths[k]);
+    if (!counts.length) return { text: "", countSure: true, digits: [] };
+    const count = counts.reduce((a, k) => paths[k].cost < paths[a].cost ? k : a, counts[0]);
+    let sure = true;
+    for (const k of counts) if (k !== count && !(paths[k].cost > paths[count].cost + COUNT_MARGIN)) sure = false;
+    const index = new Map(candidates.map(([i, j], c) => [i + "," + j, c]));
+    const out = paths[count].path.map(([i, j]) => {
+      const r = read[index.get(i + "," + j)], m = api.margin(r.layers.out), label = api.argmax(r.layers.out);
+      const accepted = m >= api.threshold;
+      return { label, margin: m, accepted, char: accepted ? String(label) : "?", box: r.box, input: r.input, layers: r.layers };
+    });
+    return { text: (sure ? "" : "?") + out.map(d => d.char).join(""), countSure: sure, digits: out };
   }
 
-  Object.assign(api, { greyOfRGBA, toInk, segment, normalize, readGrey,
+  Object.assign(api, { greyOfRGBA, toInk, atoms, normalize, readGrey,
     readRGBA: (rgba, w, h) => readGrey(greyOfRGBA(rgba, w, h), w, h) });
 })(window.lecun1989);

@@ -1,0 +1,81 @@
+"""One digit's ink to the network's 16x16 input: step 6 of reading/images.py's algorithm (crop,
+deslant, area resample, grey levels), written down exactly there and in docs/READING.md. It lives
+in the science layer because two sides need the same function: `predict` reads a digit through
+it, and the reader's training set (reader_data.py) is made of digits passed through it, so that
+the network trains on exactly what it will read."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import LecunError
+
+
+SIZE = 16
+MAX_SLANT = 1.0
+
+
+def crop(v: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero((v > 0).any(1)), np.flatnonzero((v > 0).any(0))
+    return v[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def slant(v: np.ndarray) -> float:
+    """The slant s = cov(x, y) / var(y) of the ink (step 6b), clipped to [-MAX_SLANT, MAX_SLANT]."""
+    h, w = v.shape
+    y, x = np.arange(h)[:, None] + 0.5, np.arange(w)[None, :] + 0.5
+    m = v.sum()
+    cx, cy = (v * x).sum() / m, (v * y).sum() / m
+    vyy = (v * (y - cy) ** 2).sum()
+    if vyy <= 0:
+        return 0.0
+    s = (v * (x - cx) * (y - cy)).sum() / vyy
+    return float(min(MAX_SLANT, max(-MAX_SLANT, s)))
+
+
+def deslant(v: np.ndarray) -> np.ndarray:
+    """Shear the rows so that the ink's principal axis is vertical (step 6b); `v` cropped."""
+    s = slant(v)
+    if s == 0.0:
+        return v
+    h, w = v.shape
+    cy = (v * (np.arange(h)[:, None] + 0.5)).sum() / v.sum()
+    pad = math.ceil(abs(s) * h)
+    j = np.arange(w + 2 * pad)[None, :]
+    t = (j + 0.5 - pad + s * (np.arange(h)[:, None] + 0.5 - cy)) - 0.5
+    k = np.floor(t).astype(np.int64)
+    f = t - k
+    padded = np.pad(v, ((0, 0), (1, 1)))   # in[i, -1] = in[i, w] = 0
+    rows = np.arange(h)[:, None]
+
+    def at(kk):
+        inside = (kk >= -1) & (kk <= w)
+        return np.where(inside, padded[rows, np.clip(kk, -1, w) + 1], 0.0)
+
+    return crop((1.0 - f) * at(k) + f * at(k + 1))
+
+
+def area_weights(n: int, scale: float, offset: float) -> np.ndarray:
+    """(SIZE, n): entry [r, k] = the length of [offset + k scale, offset + (k + 1) scale) within [r, r + 1)."""
+    lo = offset + np.arange(n) * scale
+    r = np.arange(SIZE)[:, None]
+    return np.clip(np.minimum(lo + scale, r + 1.0) - np.maximum(lo, r), 0.0, None)
+
+
+def normalize(ink: np.ndarray, deslant_: bool = True) -> np.ndarray:
+    """One digit's ink (2-D, >= 0, 0 = paper) -> the network's 16x16 input in [-1, 1], background
+    exactly -1 (step 6 of the module doc)."""
+    v = np.asarray(ink, dtype=np.float64)
+    if v.ndim != 2 or not np.isfinite(v).all() or (v < 0).any():
+        raise LecunError("a digit's ink must be a 2-D array of finite values >= 0")
+    if not (v > 0).any():
+        raise LecunError("the digit holds no ink")
+    v = crop(v)
+    if deslant_:
+        v = deslant(v)
+    h, w = v.shape
+    scale = SIZE / max(h, w)
+    out = area_weights(h, scale, (SIZE - h * scale) / 2) @ v @ area_weights(w, scale, (SIZE - w * scale) / 2).T
+    return 2.0 * out / out.max() - 1.0

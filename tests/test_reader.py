@@ -1,0 +1,223 @@
+"""Reading real images: the paper estimated locally (shadows, gradients, tints), candidate cuts read
+by the network and the cheapest reading through them, the count flagged when unsure, the reader's
+training set and command, committees, and the photo-like benchmark."""
+
+import hashlib
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lecun1989 import reader_data
+from lecun1989.cli import main
+from lecun1989.reading import benchmark, images as reading
+
+
+def bars(shape=(60, 200), lefts=(20, 60, 100), top=10, h=40, w=10) -> np.ndarray:
+    """Ink (0 = paper): upright bars h x w at the given columns."""
+    ink = np.zeros(shape)
+    for x in lefts:
+        ink[top:top + h, x:x + w] = 1.0
+    return ink
+
+
+# --- paper and ink ------------------------------------------------------------------------------------
+
+def test_a_shadow_or_a_gradient_is_not_ink():
+    ink = bars()
+    y, x = np.mgrid[0:60, 0:200]
+    light = np.where(x + 0.5 * y > 120, 0.45, 1.0) * (0.8 + 0.2 * x / 200)   # a hard shadow and a gradient
+    grey = light * (0.9 - 0.8 * ink)
+    found, polarity = reading.to_ink(grey)
+    assert polarity == "dark-on-light"
+    # the ink is the stroke's contrast with the paper around it, as strong in the shadow as in the light
+    # (within 0.01 away from the shadow's edge; a stroke across the edge loses at most a sixth there)
+    assert found[ink > 0].min() > 0.8 and np.allclose(found[:, :95][ink[:, :95] > 0], 1.0, atol=0.01)
+    # away from the image's edge nothing else is ink; at the edge, where the shadow's corner is as thin as
+    # a stroke, it is fainter than ink and dropped
+    inside = np.zeros_like(ink, dtype=bool)
+    inside[1:-1, 1:-1] = True
+    assert ((found >= reading.MASK_LEVEL) == (ink > 0))[inside[:, :] & (np.arange(60)[:, None] < 45)].all()
+    pieces, _, _ = reading.atoms(found)
+    assert [p.box for p in pieces] == [(20, 10, 30, 50), (60, 10, 70, 50), (100, 10, 110, 50)]
+
+
+def test_a_flat_paper_reads_as_the_global_rule_either_polarity():
+    ink = bars()
+    for grey, polarity in ((0.9 - 0.8 * ink, "dark-on-light"), (0.1 + 0.8 * ink, "light-on-dark")):
+        found, got = reading.to_ink(grey)
+        assert got == polarity
+        assert np.allclose(found, ink, atol=1e-12)
+
+
+def test_a_faint_shadow_corner_at_the_edge_is_dropped_ink_is_kept():
+    ink = bars()
+    ink[0:8, 150:200] = 0.5            # a faint dark sliver along the top edge, as a shadow's corner
+    ink[52:60, 20:30] = 1.0            # a strong stroke at the bottom edge: ink, kept
+    pieces, _, _ = reading.atoms(ink)
+    assert not any(p.box[1] == 0 for p in pieces)
+    assert any(p.box[3] == 60 for p in pieces)
+
+
+# --- candidates and the cheapest reading --------------------------------------------------------------
+
+def test_dots_and_dashes_beside_the_digits_are_never_digits():
+    ink = bars()
+    ink[45:49, 140:144] = 1.0          # a dot
+    ink[30:32, 150:170] = 1.0          # a dash
+    pieces, groups, href = reading.atoms(ink)
+    assert [p.box for p in pieces] == [(20, 10, 30, 50), (60, 10, 70, 50), (100, 10, 110, 50)]
+    assert groups == [0, 1, 2] and href == 40
+
+
+def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
+    ink = bars(lefts=(20, 44))
+    ink[28:31, 30:44] = 1.0            # a thin bridge joins the two bars: one group 34 wide
+    ink[10:50, 10:19] = 1.0            # and a third bar touching the first: 44 columns in all
+    ink[28:31, 19:20] = 1.0
+    pieces, groups, href = reading.atoms(ink)
+    assert len(set(groups)) == 1 and len(pieces) >= 3
+    cuts = sorted({p.box[0] for p in pieces} - {10})
+    assert all(19 <= c <= 20 or 30 <= c <= 44 for c in cuts), cuts
+    spans = reading.spans(pieces, groups, href)
+    assert (0, len(pieces)) not in spans or pieces[-1].box[2] - pieces[0].box[0] <= reading.MAX_WIDTH * href
+    assert all((i, i + 1) in spans for i in range(len(pieces)))
+
+
+def test_best_paths_per_count():
+    cost = {(0, 1): 1.0, (1, 2): 1.0, (0, 2): 1.5, (2, 3): 0.2, (1, 3): 0.1}
+    paths = reading.best_paths(3, cost)
+    assert paths[0] is None
+    assert paths[1] is None                                    # no candidate spans all three atoms
+    assert paths[2] == (1.1, [(0, 1), (1, 3)])
+    assert paths[3] == (2.2, [(0, 1), (1, 2), (2, 3)])
+
+
+class FixedNet:
+    """A stand-in network: every input reads as `label` with outputs +1 / -1 (MSE targets)."""
+    config = SimpleNamespace(loss="mse")
+
+    def __init__(self, label):
+        self.label = label
+
+    def outputs(self, x):
+        out = -np.ones((len(x), 10))
+        out[:, self.label] = 1.0
+        return out
+
+
+def test_a_count_the_network_cannot_tell_apart_is_flagged():
+    ink = bars(lefts=(20, 60, 100))
+    grey = 1.0 - 0.9 * ink
+    sure = reading.read_image(FixedNet(1), grey)
+    assert (sure.text, sure.count_sure) == ("111", True)   # apart, three groups: three digits
+    # two bars 8 pixels apart: read as one digit or as two, equally well for this network
+    near = bars(lefts=(20, 38, 100))
+    unsure = reading.read_image(FixedNet(1), 1.0 - 0.9 * near)
+    assert not unsure.count_sure and unsure.text.startswith("?")
+    assert unsure.to_json()["count_sure"] is False
+    # a known count is never unsure
+    known = reading.read_image(FixedNet(1), 1.0 - 0.9 * near, digits=3)
+    assert known.count_sure and len(known.digits) == 3
+
+
+def test_unlikeness():
+    digit = -np.ones((1, 10))
+    digit[0, 4] = 1.0
+    nothing = -np.ones((1, 10))
+    two = digit.copy()
+    two[0, 7] = 1.0
+    u = lambda y: float(reading.unlikeness(y, "mse")[0])
+    assert u(digit) == 0.0 and u(nothing) == 2.0 and u(two) == 2.0
+    assert reading.unlikeness(np.array([[0.0] * 9 + [100.0]]), "ce")[0] < 1e-12
+
+
+# --- the reader's training set and command -------------------------------------------------------------
+
+def test_the_reader_set_is_digits_and_not_digits_the_same_bytes_for_a_seed(usps):
+    inks, labels = reader_data.source_digits(n_usps=20, n_mnist=30)
+    assert len(inks) == 20 * reader_data.USPS_COPIES + 30
+    a = reader_data.build(inks, labels, seed=3)
+    b = reader_data.build(inks, labels, seed=3, start=40, stop=reader_data.total(len(inks)))
+    assert np.array_equal(a.images[40:], b.images) and np.array_equal(a.labels[40:], b.labels)
+    assert len(a) == reader_data.total(len(inks)) and (a.labels == reader_data.NONE).sum() == len(a) - len(inks)
+    assert a.images.min() == -1.0 and np.isclose(a.images.max(axis=(1, 2, 3)), 1.0).all()
+    # a not-digit's targets are all -1: no output should rise
+    t = a.targets
+    assert (t[a.labels == reader_data.NONE] == -1).all() and (t[a.labels < 10].max(axis=1) == 1).all()
+    assert not np.array_equal(reader_data.build(inks, labels, seed=4).images, a.images)
+
+
+@pytest.fixture(scope="module")
+def reader_run(usps, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reader") / "reader"
+    assert main(["reader", "--usps-digits", "400", "--mnist-digits", "400", "--passes", "2", "--seeds", "0-1",
+                 "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_reader_trains_the_papers_network_and_predict_reads_with_its_committee(reader_run, capsys):
+    runs = sorted(p.parent for p in reader_run.glob("*/weights.safetensors"))
+    assert len(runs) == 2
+    config = json.loads((runs[0] / "config.json").read_text())
+    assert config["data"]["source"] == "reader" and {k: config["reader"][k] for k in ("usps_digits", "mnist_digits")} == {"usps_digits": 400, "mnist_digits": 400}
+    assert config["net"]["activation"] == "scaled_tanh" and config["optimizer"]["name"] == "sdlm"
+    r = reading.reader(reader_run)
+    assert len(r.nets) == 2 and math.isfinite(r.threshold)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16))
+    assert np.allclose(r.outputs(x), (r.nets[0].outputs(x) + r.nets[1].outputs(x)) / 2, atol=1e-15)
+    # one run reads alone, the folder as a committee: both through predict
+    grey = 1.0 - 0.9 * bars()
+    from PIL import Image
+    path = reader_run.parent / "bars.png"
+    Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(path)
+    for folder in (reader_run, runs[0]):
+        assert main(["predict", str(folder), str(path), "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert len(got["images"][0]["digits"]) == 3 and "count_sure" in got["images"][0]
+
+
+def test_a_study_whose_runs_differ_is_not_a_committee(reader_run, tmp_path):
+    import shutil
+    mixed = tmp_path / "mixed"
+    for k, run in enumerate(sorted(p.parent for p in reader_run.glob("*/weights.safetensors"))):
+        shutil.copytree(run, mixed / f"run{k}")
+    config = json.loads((mixed / "run1" / "config.json").read_text())
+    config["net"]["table"] = "cyclic"
+    (mixed / "run1" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(Exception, match="differ in their network"):
+        reading.reader(mixed)
+
+
+# --- the benchmark ------------------------------------------------------------------------------------
+
+def test_photo_strips_are_deterministic_jpegs_and_scored_apart(reader_run, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        assert main(["zipcodes", "--out", str(folder), "--n", "6", "--seed", "5", "--photo"]) == 0
+    files = sorted(p.name for p in a.iterdir() if p.suffix == ".jpg")
+    assert len(files) == 6 and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    truth = json.loads((a / "zipcodes.json").read_text())
+    assert truth["photo"] is True and all("shadow" in z["photo"] for z in truth["zips"])
+    capsys.readouterr()
+    assert main(["predict", str(reader_run), "--truth", str(a / "zipcodes.json"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    n_touching = sum(any(z["touching"]) for z in truth["zips"])
+    assert scores["touching"]["zips"] == n_touching and scores["separated"]["zips"] == 6 - n_touching
+    assert scores["digits_per_second"] > 0 and scores["network_digits_per_second"] > 0
+    assert main(["predict", str(reader_run), "--truth", str(a / "zipcodes.json")]) == 0
+    out = capsys.readouterr().out
+    assert "separated digits" in out and "a touching pair" in out and "digits a second" in out
+
+
+def test_plain_strips_keep_their_bytes(usps):
+    digits = benchmark.test_digits()
+    image, meta = benchmark.make_zip(digits, 0, 0)
+    # the strip of seed 0, index 0 as every earlier version made it
+    assert hashlib.sha256(image.tobytes()).hexdigest() == \
+        "4b83c9ff5ce4133f37588213cd3ba39d24ca2881cb0f162842df7ec0b5305739"
+    assert image.shape == (100, 264) and meta["zip"] == "45628" and "photo" not in meta
+    photo, pmeta = benchmark.make_zip(digits, 0, 0, photo=True)
+    assert photo.shape == (100, 264, 3) and pmeta["zip"] == "45628" and pmeta["polarity"] == "dark-on-light"
