@@ -128,3 +128,25 @@ def chromium():
     d = webdriver.Chrome(service=Service(driver), options=options)
     yield d
     d.quit()
+
+
+def draw_on_pad(browser, points) -> None:
+    """One stroke on a demo page's canvas through `points`, (x, y) as fractions of the pad's size, drawn
+    with the mouse as a person would."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    pad = browser.find_element(By.ID, "pad")
+    w, h = pad.size["width"], pad.size["height"]
+    chain = ActionChains(browser)
+    (x, y), rest = points[0], points[1:]
+    chain.move_to_element_with_offset(pad, round((x - 0.5) * w), round((y - 0.5) * h)).click_and_hold()
+    for nx, ny in rest:
+        chain.move_by_offset(round((nx - x) * w), round((ny - y) * h))
+        x, y = nx, ny
+    chain.release().perform()
+
+
+@pytest.fixture
+def draw():
+    """draw(browser, points): a stroke on the demo page's canvas (draw_on_pad)."""
+    return draw_on_pad

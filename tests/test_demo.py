@@ -128,21 +128,27 @@ def test_the_page_reads_photographs_of_touching_digits_as_predict_does(browser, 
     assert checked >= 4
 
 
-def test_strokes_drawn_on_the_canvas_are_read(browser, run):
-    from selenium.webdriver.common.action_chains import ActionChains
+def test_the_page_finds_the_paper_as_predict_does(browser):
+    """Step 2 in the page: a shadow and a gradient (the local paper), and a bold tight crop (one level)."""
+    ink = np.zeros((60, 200))
+    for x in (20, 60, 100):
+        ink[10:50, x:x + 10] = 1.0
+    y, x = np.mgrid[0:60, 0:200]
+    shadowed = np.where(x + 0.5 * y > 120, 0.45, 1.0) * (0.8 + 0.2 * x / 200) * (0.9 - 0.8 * ink)
+    for grey in (shadowed, np.pad(np.ones((16, 10)), 8), 1.0 - shadowed):
+        want, polarity = reading.to_ink(grey)
+        got = browser.execute_script(
+            "const r = lecun1989.toInk(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
+            "return [Array.from(r.ink), r.polarity];", grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+        assert got[1] == polarity and np.abs(np.array(got[0]) - want.reshape(-1)).max() <= 1e-12
+
+
+def test_strokes_drawn_on_the_canvas_are_read(browser, run, draw):
     from selenium.webdriver.common.by import By
     browser.find_element(By.ID, "clear").click()
-    pad = browser.find_element(By.ID, "pad")
-    w, h = pad.size["width"], pad.size["height"]
 
     def stroke(points):
-        chain = ActionChains(browser)
-        (x, y), rest = points[0], points[1:]
-        chain.move_to_element_with_offset(pad, round((x - 0.5) * w), round((y - 0.5) * h)).click_and_hold()
-        for nx, ny in rest:
-            chain.move_by_offset(round((nx - x) * w), round((ny - y) * h))
-            x, y = nx, ny
-        chain.release().perform()
+        draw(browser, points)
 
     stroke([(0.15, 0.15), (0.15, 0.5), (0.15, 0.85)])                                    # a 1
     stroke([(0.5 + 0.07 * math.sin(t * math.pi / 10), 0.5 - 0.35 * math.cos(t * math.pi / 10)) for t in range(21)])

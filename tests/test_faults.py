@@ -1912,13 +1912,18 @@ def test_sweep_takes_lrs_or_a_grid_not_both(here):
     assert not (here / "s").exists()
 
 
-def test_a_study_folder_given_for_one_run_names_its_runs(finished_paper, here):
+def test_a_study_folder_reads_as_a_committee_a_folder_of_studies_names_its_runs(finished_paper, here):
     from PIL import Image
     Image.new("L", (40, 20), 255).save(here / "x.png")
-    for command in (["demo", finished_paper, "-o", "d.html"], ["predict", finished_paper, "x.png"]):
+    r = cli("demo", finished_paper, "-o", "d.html")
+    assert r.rc == 0 and "the 2 runs of" in (here / "d.html").read_text(encoding="utf-8")
+    r = cli("predict", finished_paper, "x.png")
+    assert r.rc == 2 and "holds no ink" in r.err   # read with both runs; a blank page has nothing to read
+    shutil.copytree(finished_paper, here / "outer" / "study")
+    for command in (["demo", here / "outer", "-o", "e.html"], ["predict", here / "outer", "x.png"]):
         r = cli(*command)
         assert_one_line_error(r, "holds 2 runs, not one", "e.g.", command=command[0])
-    assert not (here / "d.html").exists()
+    assert not (here / "e.html").exists()
 
 
 def test_a_truth_file_naming_a_nul_byte_is_one_line(finished_run, here):

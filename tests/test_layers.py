@@ -56,7 +56,10 @@ def imports(root: Path, path: Path):
     name = module_name(root, path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    top = {id(node) for node in tree.body}
+    # at module level: not inside a function, though perhaps inside a module-level `with` or `try`
+    in_functions = {id(inner) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    for inner in ast.walk(node)}
+    top = {id(node) for node in ast.walk(tree) if id(node) not in in_functions}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:

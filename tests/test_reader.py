@@ -52,6 +52,13 @@ def test_a_flat_paper_reads_as_the_global_rule_either_polarity():
         assert np.allclose(found, ink, atol=1e-12)
 
 
+def test_a_bold_tight_crop_reads_with_one_paper_level():
+    # a bar 10 wide in a 26-pixel-wide image: no feature narrower than the window, so the border's level
+    grey = np.pad(np.ones((16, 10)), 8)
+    ink, polarity = reading.to_ink(grey)
+    assert polarity == "light-on-dark" and np.array_equal(ink, grey)
+
+
 def test_a_faint_shadow_corner_at_the_edge_is_dropped_ink_is_kept():
     ink = bars()
     ink[0:8, 150:200] = 0.5            # a faint dark sliver along the top edge, as a shadow's corner

@@ -12,9 +12,15 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+
+from .store.atomic import signals_deferred
+
+# Ctrl-C while torch loads its C++ core would raise inside a C++ callback and abort the process
+# ("terminate called ..."), not stop it with one line: held until torch is loaded, then delivered.
+with signals_deferred():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
 
 from . import paper
 from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig

@@ -20,8 +20,10 @@ All multiply the learning rate by a per-pass factor from the schedule.
 
 from __future__ import annotations
 
+from .store.atomic import signals_deferred
 
-import torch
+with signals_deferred():   # as in model.py: Ctrl-C inside torch's C++ import would abort the process
+    import torch
 
 from .config import HESSIAN_MODES, OPTIMIZERS, SCHEDULES, OptimConfig, parse_schedule
 

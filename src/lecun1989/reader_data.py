@@ -5,23 +5,26 @@ A digit cut from a page reaches the network through digits.normalize (crop, desl
 ink at +1). So each example here is made as such a digit is: its ink drawn at a reading scale
 (32 pixels tall), then changed, then normalized by the same function predict uses:
 
-- a digit, K times for USPS (USPS_COPIES) and once for MNIST, each time with a new draw of: a pen
-  (thin: only the ink above a level in U(0.35, 0.8), and for a third of them one pixel eroded;
-  heavy: dilated by 1 or 2 pixels; or as drawn, each a third), a rotation U(-12, 12) degrees, a
-  shear U(-0.35, 0.35), a width scaled by U(0.7, 1.35), a blur of sd U(0, 1) pixels, and after
-  normalizing a shift of up to one pixel (the cut around a digit is not always tight). Its
-  polarity needs no draw: the reader turns either polarity into ink before this step;
+- a digit, USPS_COPIES times for USPS and once for MNIST, each time with a new draw of: a pen
+  (a quarter thin: only the ink above a level U(0.35, 0.8), a third of those one pixel eroded; a
+  quarter heavy: dilated by 1 or 2 pixels; half as drawn), a rotation U(-8, 8) degrees, a shear
+  U(-0.25, 0.25), a width scaled by U(0.5, 1.3) (thin tall digits, drawn at a phone's width,
+  included), a blur of sd U(0, 0.8) pixels, and after normalizing, for SHIFT_SHARE of them, a shift
+  of up to one pixel (the cut around a digit is not always tight). Its polarity needs no draw: the
+  reader turns either polarity into ink before this step;
 - not a digit, labelled NONE (the targets all -1: no output should rise), NEGATIVE_SHARE of the
-  set, each of four kinds alike: a digit's left or right piece (cut at U(0.25, 0.75) of its width,
-  the piece a cut in the wrong place leaves; at least WIDE_PIECE of a height wide, as a 1 is not); two digits side by side, touching as the zip-code
-  benchmark makes them touch, or from 0.05 of a height overlapping to 0.15 apart (a cut missed); the right part of one digit beside the left part of the next (a
-  window between two cuts); a dot or a dash (an ellipse of 0.1-0.3 of a height, wide or round).
+  set, of four kinds drawn with the odds KINDS: a digit's left or right piece (cut at U(0.25, 0.75)
+  of its width, the piece a cut in the wrong place leaves; at least WIDE_PIECE of a height wide, as
+  a 1 is not); two digits side by side, three times in four touching as the zip-code benchmark makes
+  them touch, else from 0.05 of a height overlapping to 0.15 apart (a cut missed); the right part of
+  one digit beside the left part of the next (a window between two cuts); a dot or a dash (an
+  ellipse of 0.1-0.3 of a height, wide or round).
 
 Every draw comes from numpy's Generator(PCG64) seeded with [seed, k] for example k, so the set is
 the same bytes for the same seed and sizes, whatever built it before; the set is then shuffled once
-(numpy's Generator(PCG64) seeded with [seed, n], n its size), since it is trained in its order. The test split is the 2,007
-USPS test digits as they are: what the run's error and its rejection threshold are measured on,
-digits it never trained on.
+(numpy's Generator(PCG64) seeded with [seed, n], n its size), since it is trained in its order. The
+test split is the 2,007 USPS test digits as they are: what the run's error and its rejection
+threshold are measured on, digits it never trained on.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from .data import _raw_digest as raw_digest, _sha256 as sha256_of
 from .digits import normalize
 from .store.atomic import atomic_write
 
-FORMAT = 5                   # the cache's; raised whenever a draw below changes
+FORMAT = 6                   # the cache's; raised whenever a draw below changes
 NONE = paper.N_CLASSES       # the label of an example that is not a digit: every target -1
 HEIGHT = 32                  # pixels a digit is drawn at before it is changed and normalized
 USPS_COPIES = 3              # draws of each USPS digit: its writers are the zip codes' own
@@ -85,7 +88,7 @@ def _drawn(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             v = thin.astype(np.float64) if thin.any() else v
     elif pen == 1:
         v = ndimage.grey_dilation(v, size=(2 * grow + 1, 2 * grow + 1))
-    angle, shear, aspect = math.radians(rng.uniform(-8, 8)), rng.uniform(-0.25, 0.25), rng.uniform(0.75, 1.3)
+    angle, shear, aspect = math.radians(rng.uniform(-8, 8)), rng.uniform(-0.25, 0.25), rng.uniform(0.5, 1.3)
     c, s = math.cos(angle), math.sin(angle)
     forward = np.array([[c, -s], [s, c]]) @ np.array([[1.0, 0.0], [shear, 1.0]]) @ np.diag([1.0, aspect])
     h, w = v.shape

@@ -7,7 +7,7 @@ PAPER  the most faithful reading of the paper (`lecun1989 paper`): its optimizer
        the training set (docs/FIDELITY.md says how and what each choice does), over 10 seeds.
 READER the paper's network and optimizer trained for reading (`lecun1989 reader`): on every training
        digit there is, drawn the ways a reader meets them, and on pieces of ink that are not a digit
-       (reader_data.py), 3 seeds.
+       (reader_data.py), 8 seeds read as a committee.
 LADDER the same-size network modernized step by step, as the best-known reproduction published it
        (`lecun1989 modern --upto STEP`): each step keeps the ones before it.
 """
@@ -30,9 +30,11 @@ PAPER = Recipe(passes=paper.PASSES, lrs=(1e-3,), seeds=tuple(range(10)),
                optim=OptimConfig("sdlm", mu=0.02, hessian_samples=500, hessian="running"),
                net=NetConfig(activation="scaled_tanh", init="linear", output_bias=-1.0, table="block"))
 
-# The paper's network and settings, on about 15 times the examples a pass: 8 passes are about 120 of
-# the paper's (its 23 over 7,291 digits are 168,000 steps; these, 880,000).
-READER = replace(PAPER, passes=8, seeds=(0, 1, 2))
+# The paper's network and settings on about 17 times the examples a pass: 12 passes are about 280 of
+# the paper's (its 23 over 7,291 digits are 168,000 steps; these, 1.5 million). Eight seeds train
+# together on the lane kernels in about the time three take on the single-run ones, and read as a
+# committee: on MNIST's test digits 98.2% against 97.3% for one network alone (docs/READING.md).
+READER = replace(PAPER, passes=12, seeds=tuple(range(8)))
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,13 @@ def add_commands(sub) -> None:
     """predict, zipcodes."""
     from ..reading.benchmark import MAX_ZIPCODES
     p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
-                       description="Read a row of handwritten digits in each image with the network of RUN_DIR. "
-                                   "Digits less sure than the threshold (by default the margin at which the run's "
-                                   "test digits err at 1%) are shown as '?'.")
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder (config.json + weights.safetensors)")
+                       description="Read a row of handwritten digits in each image with the network of RUN_DIR "
+                                   "(a study folder's runs read together). Digits less sure than the threshold (by "
+                                   "default the margin at which the run's test digits err at 1%) are shown as '?', "
+                                   "and a '?' before the reading says its number of digits is unsure. The network "
+                                   "made for reading is `lecun1989 reader`'s (results/reader/reader holds one).")
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder (config.json + weights.safetensors), or a study "
+                                                  "folder of runs, read as a committee")
     p.add_argument("images", metavar="IMAGE", nargs="*", help="image files (PNG, JPEG, ...; either polarity)")
     p.add_argument("--json", action="store_true", help="print strict JSON instead of lines")
     p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
@@ -107,12 +110,13 @@ def cmd_predict(args) -> None:
         how = ("given" if args.threshold is not None else
                f"1% error on the run's test digits, where {100 * r.test_rejection:.1f}% of them are rejected")
         t = f"{r.threshold:.4f}" if math.isfinite(r.threshold) else "none (no margin reaches 1% error)"
-        print(f"margin threshold {t} ({how}); '?' marks a digit below it")
+        print(f"margin threshold {t} ({how}); '?' marks a digit below it, or one that reads as no single digit")
         for path, rd in read:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
                      f"cut)" if args.digits and len(rd.digits) < args.digits else "")
-            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}")
+            unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
+            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}")
     if args.show:
         from ..store.folders import MARKER, marker, write_files
         from ..views.reading import picture

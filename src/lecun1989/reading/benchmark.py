@@ -240,17 +240,21 @@ def score_zipcodes(net_or_run, truth_path: Path, threshold: float | None = None,
             "network_digits_per_second": n_digits / network if network > 0 else None}
 
 
-def accepted_error(r: Reader, where: Location = Location()) -> dict:
-    """MNIST's 10,000 test digits (other writers than any USPS digit, none in training) read through
-    predict's normalization at the reader's threshold: the error of all, the share rejected and the
-    error of the accepted. With a threshold set for 1% error on USPS test digits, how far that promise
-    travels."""
-    images, labels = test_digits(where)["mnist"]
-    out = r.outputs(np.array([normalize(x) for x in images]))
+def accepted_error(r: Reader, inputs: np.ndarray, labels: np.ndarray) -> dict:
+    """Digits (16x16 inputs) read at the reader's threshold: the error of all, the share rejected and the
+    error of the accepted."""
+    out = r.outputs(inputs)
     right = out.argmax(1) == labels
     accepted = margin(out) >= r.threshold
     return {"digits": int(len(labels)), "error": float(1 - right.mean()), "rejected": float(1 - accepted.mean()),
             "accepted_error": float(1 - right[accepted].mean()) if accepted.any() else None}
+
+
+def mnist_inputs(where: Location = Location()) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's 10,000 test digits through predict's normalization, and their labels: other writers than
+    any USPS digit, and none in any training set here."""
+    images, labels = test_digits(where)["mnist"]
+    return np.array([normalize(x) for x in images]), labels
 
 
 def measure_mnist(run_dirs: list[Path], where: Location = Location()) -> dict:

@@ -13,7 +13,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    (in [0, 1]) is composited over white: grey = a * grey + (1 - a), so strokes drawn on a
    transparent canvas read as dark ink on light paper.
 2. Paper and ink. The paper is estimated locally, so that a shadow, a gradient of light or tinted
-   paper is not taken for ink: W = 2 (min(H, W_img) // 6) + 1 (odd, about a third of the image's shorter
+   paper is not taken for ink: W = 2 (min(H, W_img) // 8) + 1 (odd, about a quarter of the image's shorter
    side; far wider than a stroke). max_W and min_W are the largest and smallest value in the W x W
    square centred on each pixel, the square clipped to the image. bright = min_W(max_W(grey)) (a
    grey closing: every dark feature narrower than W filled in with the paper around it) is the paper
@@ -22,9 +22,13 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    paper if V(bright) <= V(dark), else light on dark, V the total variation (the sum of |a[i, j + 1] -
    a[i, j]| over the rows, then of |a[i + 1, j] - a[i, j]| over the columns). Dark on light: ink = (bright - grey) / bright (0 where
    bright = 0), which is 1 - grey / paper, the ink's contrast whatever light falls on it; light on
-   dark: ink = (grey - dark) / (1 - dark) (0 where dark = 1). Then ink = clip(ink, 0, 1) and
-   ink = ink / max(ink) (the strongest ink is 1). An image with no ink left (max 0) is refused. On
-   a flat paper (a clean canvas) this is the global rule: paper the same level everywhere.
+   dark: ink = (grey - dark) / (1 - dark) (0 where dark = 1). Then ink = clip(ink, 0, 1). Where
+   that leaves no ink (no feature narrower than W: a tight crop of a bold digit), the paper is one
+   level (`border_ink`): the median of the border pixels (first and last row, first and last column,
+   each pixel once; numpy's median); if it is >= 0.5 the ink is dark, ink = 1 - grey and p =
+   1 - paper, else ink = grey and p = paper; ink = clip((ink - p) / (1 - p), 0, 1) (0 if p = 1).
+   Then ink = ink / max(ink) (the strongest ink is 1). An image with no ink left is refused. On a
+   flat paper (a clean canvas) the local rule is the global one: the paper the same level everywhere.
 3. Components. mask = ink >= MASK_LEVEL (0.25). Connected components of the mask, 8-connected.
    A component's box is (x0, y0, x1, y1) with x1, y1 exclusive; its height y1 - y0, width x1 - x0.
    A component that touches the image's edge and whose strongest ink is below FAINT (0.75) is
@@ -44,8 +48,13 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    from those taken; then, while the widest piece between consecutive cuts (0 and w included;
    ties: the leftmost) is wider than WIDEST_PIECE (0.6) Href and at least 4 pixels, it is cut at its
    column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4 (ties: |2k - (a + b - 1)|
-   smallest, then smallest k). An atom is the group's mask in columns [c_i, c_i+1) (an empty one is
-   left out); atoms are numbered left to right, group after group. A candidate digit is a run of
+   smallest, then smallest k). Each cut column c becomes a cut path (`cut_path`): from the group's
+   top row to its bottom, one column per row, moving at most one column a row (a move costs DRIFT,
+   0.02, in ink) within ceil(BAND (0.2) Href) of c and inside the box, the path crossing the least
+   ink (dynamic programming, ties: straight, then from the left; the end nearest c, then leftmost);
+   above and below the group it is c. A cut never crosses the one before it (per row, the larger).
+   An atom is the group's pixels between two consecutive cuts (an empty one is left out); atoms are
+   numbered left to right, group after group. A candidate digit is a run of
    atoms i .. j - 1: every single atom, and every longer run at most MAX_WIDTH (1.5) Href wide (the
    union of the atoms' boxes) that stays within one group or passes into the next one only where the
    gap between its two atoms there (next x0 minus previous x1) is at most JOIN_GAP (0.3) Href.
@@ -71,17 +80,20 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    class's softmax probability; for one trained with MSE towards +1 / -1, max(0, (sum_k (y_k + 1)^2 -
    4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
    DIGIT_COST (0.1) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
-   cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one. For every count k
-   the cheapest reading of all atoms as k consecutive candidates is found (`best_paths`: candidates
-   relaxed in order of j, then i; a cost replaces another only when smaller). Without a known
-   count the reading is the cheapest over all k (ties: the fewer digits), and the count is sure
-   only if every other count's cheapest reading costs more than COUNT_MARGIN (1.0) above it; an
-   unsure count puts '?' before the text (and count_sure false in --json). With `digits=N` the
-   reading has N digits; where no reading has N, the candidates are made again, with finer cuts
-   (every group cut, WIDEST_PIECE halved) when every reading has fewer, or with joins across any gap
-   when some have more; then N, else the most below N, else the fewest (predict says so). Each digit's label is its
-   largest output and its confidence the margin (largest minus second largest output,
-   `confidence.margin`); a digit whose margin is below the threshold is shown as `?`. A run's
+   cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (4) times
+   max(0, its width / Href - WIDEST_DIGIT (1)). An atom cut from a group (not a whole group) may be
+   left out of the reading at SKIP_COST (1.0): a stroke's tail that reads as no digit. For every count
+   k the cheapest reading of all atoms as k consecutive candidates is found (`best_paths`: for each
+   j in turn, leaving atom j - 1 out, then the candidates (i, j) in order of i; a cost replaces
+   another only when smaller). Without a known count the reading is the cheapest over all k (ties:
+   the fewer digits), and the count is sure only if every other count's cheapest reading costs more
+   than COUNT_MARGIN (1.0) above it; an unsure count puts '?' before the text (and count_sure false
+   in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
+   made again, with finer cuts (every group cut, WIDEST_PIECE halved) when every reading has fewer,
+   or with joins across any gap when some have more; then N, else the most below N, else the fewest
+   (predict says so). Each digit's label is its largest output and its margin the largest minus the
+   second largest output (`confidence.margin`); it is shown as `?` unless its margin is at least the
+   threshold and its unlikeness at most MAX_UNLIKENESS (0.25: it reads as one digit). A run's
    threshold is the margin at which its own test digits err at 1% (`confidence.rejection_at`),
    computed once per run (or study) and process, or given.
 """
@@ -119,6 +131,8 @@ JOIN_COST = 0.5          # the cost of one digit made of two groups: apart, they
 WIDEST_DIGIT = 1.0       # digit heights a single digit is seldom wider than; two touching are
 WIDE_COST = 4.0          # the cost of each digit height of width beyond it
 CUT_COST = 0.5           # the cost of a cut through a connected group: a group is one digit unless it reads worse
+MAX_UNLIKENESS = 0.25    # a digit shown needs this little unlikeness too: it reads as one digit, not a piece or two
+SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a mark that reads as no digit
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
@@ -174,8 +188,8 @@ def image_array(im) -> np.ndarray:
 
 
 def paper_window(shape: tuple[int, int]) -> int:
-    """The side of the square the paper is estimated over (step 2): odd, about half the shorter side."""
-    return 2 * (min(shape) // 6) + 1
+    """The side of the square the paper is estimated over (step 2): odd, about a quarter of the shorter side."""
+    return 2 * (min(shape) // 8) + 1
 
 
 def variation(a: np.ndarray) -> float:
@@ -201,10 +215,23 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
     else:
         ink, polarity = np.divide(grey - dark, 1.0 - dark, out=np.zeros_like(grey), where=dark < 1), "light-on-dark"
     ink = np.clip(ink, 0.0, 1.0)
+    if ink.max() <= 0:   # no feature narrower than the window: ink as wide as a quarter of the image
+        ink, polarity = border_ink(grey)
     top = ink.max()
     if top <= 0:
         raise LecunError("the image holds no ink (it is one flat grey)")
     return ink / top, polarity
+
+
+def border_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
+    """Step 2 where the window finds no ink: one paper level, the median of the border pixels."""
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]]) if min(grey.shape) > 1 \
+        else grey.ravel()
+    paper = float(np.median(border))
+    ink, p, polarity = (1.0 - grey, 1.0 - paper, "dark-on-light") if paper >= 0.5 else (grey, paper, "light-on-dark")
+    if p >= 1.0:
+        return np.zeros_like(grey), polarity
+    return np.clip((ink - p) / (1.0 - p), 0.0, 1.0), polarity
 
 
 # --- 3-5: components, groups, splits ---------------------------------------------------------------
@@ -382,17 +409,28 @@ def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float 
     return sorted(out, key=lambda c: (c[1], c[0]))
 
 
-def best_paths(n: int, cost: dict[tuple[int, int], float]) -> list[tuple[float, list[tuple[int, int]]] | None]:
+def best_paths(n: int, cost: dict[tuple[int, int], float],
+               skip: list[float] | None = None) -> list[tuple[float, list[tuple[int, int]]] | None]:
     """For every count k = 0 .. n of digits, the cheapest way to read atoms 0 .. n - 1 as k consecutive
-    candidates (cost, the candidates left to right), or None where no way has k (step 7)."""
+    candidates, atom a left out at the cost skip[a] (cost, the candidates left to right), or None where
+    no way has k (step 7). For each j = 1 .. n in turn: leaving atom j - 1 out, then the candidates
+    (i, j) in order of i; a cost replaces another only when smaller."""
+    skip = skip or [math.inf] * n
     inf = math.inf
     best = [[inf] * (n + 1) for _ in range(n + 1)]   # best[j][k]: atoms 0 .. j - 1 as k digits
-    back = [[None] * (n + 1) for _ in range(n + 1)]
+    back = [[None] * (n + 1) for _ in range(n + 1)]   # i, or -1: atom j - 1 left out
     best[0][0] = 0.0
-    for (i, j), c in sorted(cost.items(), key=lambda item: (item[0][1], item[0][0])):
-        for k in range(1, j + 1):
-            if best[i][k - 1] + c < best[j][k]:   # strict: of equal costs the candidate met first stays
-                best[j][k], back[j][k] = best[i][k - 1] + c, i
+    ending = {}
+    for (i, j), c in cost.items():
+        ending.setdefault(j, []).append((i, c))
+    for j in range(1, n + 1):
+        for k in range(j):
+            if best[j - 1][k] + skip[j - 1] < best[j][k]:
+                best[j][k], back[j][k] = best[j - 1][k] + skip[j - 1], -1
+        for i, c in sorted(ending.get(j, [])):
+            for k in range(1, j + 1):
+                if best[i][k - 1] + c < best[j][k]:
+                    best[j][k], back[j][k] = best[i][k - 1] + c, i
     out = []
     for k in range(n + 1):
         if best[n][k] == inf:
@@ -401,13 +439,16 @@ def best_paths(n: int, cost: dict[tuple[int, int], float]) -> list[tuple[float, 
         path, j, kk = [], n, k
         while j > 0:
             i = back[j][kk]
+            if i == -1:
+                j -= 1
+                continue
             path.append((i, j))
             j, kk = i, kk - 1
         out.append((best[n][k], path[::-1]))
     return out
 
 
-# --- 6: one digit to a 16x16 input -----------------------------------------------------------------
+# --- the comparison for MNIST's whole images -----------------------------------------------------
 
 
 def resize_naive(images: np.ndarray) -> np.ndarray:
@@ -427,6 +468,7 @@ class Digit:
     box: tuple[int, int, int, int]   # x0, y0, x1, y1 (exclusive) in the image's pixels
     input: np.ndarray                 # the 16x16 input the network read
     outputs: np.ndarray               # the network's 10 outputs
+    unlikeness: float = 0.0           # how far the outputs are from one digit's (step 7)
 
     @property
     def char(self) -> str:
@@ -447,7 +489,8 @@ class Reading:
     def to_json(self, name: str | None = None) -> dict:
         out = {"text": self.text, "count_sure": self.count_sure, "threshold": self.threshold if math.isfinite(self.threshold) else None,
                "polarity": self.polarity, "height": self.shape[0], "width": self.shape[1],
-               "digits": [{"label": d.label, "margin": round(float(d.margin), 6), "accepted": d.accepted,
+               "digits": [{"label": d.label, "margin": round(float(d.margin), 6),
+                           "unlikeness": round(float(d.unlikeness), 6), "accepted": d.accepted,
                            "box": list(d.box)} for d in self.digits]}
         return {"image": name, **out} if name is not None else out
 
@@ -556,7 +599,10 @@ class Candidates:
         cost = dict(zip(self.spans, DIGIT_COST + unlikeness(self.outputs, loss) + np.array(
             [CUT_COST * (i > 0 and g[i - 1] == g[i]) + JOIN_COST * (g[j - 1] - g[i])
              + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT) for (i, j), b in zip(self.spans, self.boxes)])))
-        return best_paths(len(self.pieces), cost)
+        # only a piece cut from a group may be left out (a stroke's tail), never a whole group
+        g = self.group_of
+        alone = [g.count(x) == 1 for x in g]
+        return best_paths(len(self.pieces), cost, [math.inf if a else SKIP_COST for a in alone])
 
 
 def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = False,
@@ -602,8 +648,8 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
         count, sure = max((k for k in found if k <= digits), default=min(found)), True
     index = {span: n for n, span in enumerate(c.spans)}
     chosen = [index[span] for span in paths[count][1]]
-    margins = margin(c.outputs[chosen])
-    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold), c.boxes[n], c.inputs[n],
-                  c.outputs[n]) for n, m in zip(chosen, margins)]
+    margins, far = margin(c.outputs[chosen]), unlikeness(c.outputs[chosen], r.loss)
+    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold and u <= MAX_UNLIKENESS), c.boxes[n],
+                  c.inputs[n], c.outputs[n], float(u)) for n, m, u in zip(chosen, margins, far)]
     text = ("" if sure else "?") + "".join(d.char for d in read)
     return Reading(text, read, r.threshold, polarity, ink.shape, ink, sure, network)

@@ -312,7 +312,7 @@ def reading_mnist(r: Results) -> list[str]:
 
 
 ZIP_SCORES = (("miscounted_zips", "strips cut into a wrong number of digits"), ("digit_accuracy", "digit accuracy"),
-              ("zip_accuracy", "whole-zip accuracy"), ("accepted_zips", "strips with no rejected digit"),
+              ("zip_accuracy", "whole-zip accuracy"), ("accepted_zips", "strips shown with no '?'"),
               ("accepted_zip_accuracy", "whole-zip accuracy among them"),
               ("accepted_digit_error", "error of the accepted digits"))
 
@@ -323,6 +323,37 @@ def zipcodes(r: Results) -> list[str]:
                             f"{z[mode][k]['mean'] * 100:.1f}% ± {z[mode][k]['std'] * 100:.1f}")
     return _table(["", "without a count", "`--digits 5`"],
                   [[label, cell("count", k), cell("digits5", k)] for k, label in ZIP_SCORES])
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v * 100:.1f}%"
+
+
+def reader_zipcodes(r: Results) -> list[str]:
+    """The reader's committee on the zip-code benchmark and its photographs, 1,000 strips each."""
+    z = r.row("reader/reader")["reading"]
+    parts = (("separated", "separated digits"), ("touching", "a touching pair"), (None, "all"))
+    head = [""] + [f"{kind}: {label} ({(z[name]['count'] if part is None else z[name]['count'][part])['zips']})"
+                   for name, kind in (("plain", "strips"), ("photo", "photographs")) for part, label in parts]
+    rows = []
+    for label, mode, key in (("whole zip right, no count given", "count", "zip_accuracy"),
+                             ("cut into a wrong number of digits", "count", "miscounted_zips"),
+                             ("shown with no '?'", "count", "accepted_zips"),
+                             ("right among those", "count", "accepted_zip_accuracy"),
+                             ("whole zip right, `--digits 5`", "digits5", "zip_accuracy")):
+        rows.append([label] + [_pct((z[name][mode] if part is None else z[name][mode][part])[key])
+                               for name in ("plain", "photo") for part, _ in parts])
+    return _table(head, rows)
+
+
+def reader_digits(r: Results) -> list[str]:
+    """The reader's committee on single digits at its threshold: its own test digits and other writers'."""
+    z = r.row("reader/reader")["reading"]
+    return _table(["", "USPS test digits (2,007: the threshold is set on them)",
+                   "MNIST test digits (10,000: other writers)"],
+                  [[label, _pct(z["usps"][key]), _pct(z["mnist"][key])]
+                   for label, key in (("error", "error"), ("rejected at the threshold", "rejected"),
+                                      ("error of the accepted", "accepted_error"))])
 
 
 TABLES = {
@@ -339,6 +370,8 @@ TABLES = {
     "rejection": rejection,
     "reading-mnist": reading_mnist,
     "zipcodes": zipcodes,
+    "reader-zipcodes": reader_zipcodes,
+    "reader-digits": reader_digits,
 }
 
 

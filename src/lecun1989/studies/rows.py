@@ -87,7 +87,7 @@ STUDIES = {s.name: s for s in (
            Row("repro-seeds", "lecun1989 repro --data usps --seeds 0-9"))),
     Study("reader", "the network trained for reading, read as a committee: the zip-code benchmark, its photographs, "
                     "MNIST's test digits (docs/READING.md)",
-          (Row("reader", "lecun1989 reader", measures=("reject", "reading")),)),
+          (Row("reader", "lecun1989 reader", measures=("reject", "reading"), keep=8),)),
     Study("ablation", "one choice of the paper's configuration at a time, on both data sets (docs/FIDELITY.md)",
           _ablation("usps") + _ablation("mnist")),
     Study("optimizers", "plain SGD and SGD with momentum in place of the paper's optimizer (docs/FIDELITY.md)",

@@ -18,13 +18,14 @@ from typing import Callable
 
 from ..data import Location
 from ..errors import Diverged, LecunError, interrupt_behind
-from ..reading.benchmark import accepted_error, make_zipcodes, measure_mnist, score_zipcodes
+from ..reading.benchmark import accepted_error, make_zipcodes, measure_mnist, mnist_inputs, score_zipcodes
 from ..reading.images import reader
 from ..reading.rejection import measure
 from ..results import curves, final_stats, finished_runs, stats
 from ..store.atomic import commit, file_in_the_way, json_text
 from ..store.folders import marked
 from ..store.rundir import completed, diverged_at, read_json, read_metrics, run_dirs_under
+from ..trained import run_test_split
 from .rows import DEFAULT_WORK, RESULT, Row, Study, done, result_path
 
 
@@ -105,7 +106,7 @@ def _score_stats(per_run: list[dict]) -> dict:
 def _reading(runs: list[Path], work_row: Path, where: Location) -> dict:
     """The row's runs read together as a committee, as `lecun1989 predict FOLDER` reads a study folder:
     the zip-code benchmark and its photographs (1,000 strips each, seed 0), without a count and with
-    `--digits 5`, and MNIST's test digits accepted at the committee's threshold."""
+    `--digits 5`; and the USPS test digits and MNIST's (other writers) at the committee's threshold."""
     out = {"zipcodes": ZIPCODES, "seed": ZIP_SEED}
     jobs = []
     for name, photo in (("plain", False), ("photo", True)):
@@ -117,7 +118,10 @@ def _reading(runs: list[Path], work_row: Path, where: Location) -> dict:
     for (name, _), pair in zip((("plain", False), ("photo", True)), (scores[:2], scores[2:])):
         out[name] = {mode: {k: v for k, v in score.items() if k not in SPEEDS}
                      for mode, score in zip(("count", "digits5"), pair)}
-    out["mnist"] = accepted_error(reader(work_row, where=where), where)
+    r = reader(work_row, where=where)
+    test = run_test_split(runs[0], where)
+    out["usps"] = accepted_error(r, test.images, test.labels)
+    out["mnist"] = accepted_error(r, *mnist_inputs(where))
     return out
 
 

@@ -42,7 +42,9 @@ def model_data(run_dir: Path, where: Location = Location(), threshold: float | N
     n, d = config["net"], config.get("data", {})
     who = (f"run {Path(run_dir).resolve().name}" if len(runs) == 1 else
            f"the {len(runs)} runs of {Path(run_dir).resolve().name}, their outputs averaged")
-    info = f"{who}, trained on {d.get('source', '?')} ({n['activation']}, {n['loss']} loss); {note}"
+    data = ("every USPS and MNIST training digit, drawn again, and ink that is no digit"
+            if d.get("source") == "reader" else d.get("source", "?"))
+    info = f"{who}, trained on {data} ({n['activation']}, {n['loss']} loss); {note}"
     first, *others = r.nets
     return {"params": _params(first), "committee": [_params(net) for net in others],
             "activation": n["activation"], "loss": n["loss"], "pad": paper.PAD_VALUE,

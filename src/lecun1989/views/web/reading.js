@@ -7,6 +7,7 @@
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 2, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75;
   const DIGIT_COST = 0.1, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 4.0, COUNT_MARGIN = 1.0;
+  const SKIP_COST = 1.0, MAX_UNLIKENESS = 0.25;
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -47,7 +48,7 @@
   }
   function filter2(src, w, h, size, isMax) { return slide(slide(src, w, h, size, isMax, true), w, h, size, isMax, false); }
   function toInk(grey, w, h) {
-    const size = 2 * Math.floor(Math.min(w, h) / 6) + 1;
+    const size = 2 * Math.floor(Math.min(w, h) / 8) + 1;
     const bright = filter2(filter2(grey, w, h, size, true), w, h, size, false);
     const dark = filter2(filter2(grey, w, h, size, false), w, h, size, true);
     const variation = a => {   // the sum of |differences| along the rows, then along the columns
@@ -63,9 +64,30 @@
       ink[i] = Math.min(1, Math.max(0, v));
       top = Math.max(top, ink[i]);
     }
-    if (top <= 0) return null;
+    if (top <= 0) return borderInk(grey, w, h);   // no feature narrower than the window
     for (let i = 0; i < w * h; i++) ink[i] /= top;
     return { ink, polarity: darkInk ? "dark-on-light" : "light-on-dark" };
+  }
+  // one paper level, the median of the border pixels
+  function borderInk(grey, w, h) {
+    let border = [];
+    if (Math.min(w, h) > 1) {
+      for (let x = 0; x < w; x++) border.push(grey[x]);
+      for (let x = 0; x < w; x++) border.push(grey[(h - 1) * w + x]);
+      for (let y = 1; y < h - 1; y++) border.push(grey[y * w]);
+      for (let y = 1; y < h - 1; y++) border.push(grey[y * w + w - 1]);
+    } else border = Array.from(grey);
+    const paper = median(border), dark = paper >= 0.5, p = dark ? 1 - paper : paper;
+    if (p >= 1) return null;
+    const ink = new Float64Array(w * h);
+    let top = 0;
+    for (let i = 0; i < w * h; i++) {
+      ink[i] = Math.min(1, Math.max(0, ((dark ? 1 - grey[i] : grey[i]) - p) / (1 - p)));
+      top = Math.max(top, ink[i]);
+    }
+    if (top <= 0) return null;
+    for (let i = 0; i < w * h; i++) ink[i] /= top;
+    return { ink, polarity: dark ? "dark-on-light" : "light-on-dark" };
   }
 
   // 3. 8-connected components of the mask, labelled in the order of their first run, row by row
@@ -227,20 +249,30 @@
     return out.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
   }
 
-  // 7. for every count k of digits, the cheapest reading of all atoms as k candidates
-  function bestPaths(n, candidates, cost) {
+  // 7. for every count k of digits, the cheapest reading of all atoms as k candidates, atom a left out at skip[a]
+  function bestPaths(n, candidates, cost, skip) {
     const best = [], back = [];
-    for (let j = 0; j <= n; j++) { best.push(new Array(n + 1).fill(Infinity)); back.push(new Array(n + 1).fill(-1)); }
+    for (let j = 0; j <= n; j++) { best.push(new Array(n + 1).fill(Infinity)); back.push(new Array(n + 1).fill(null)); }
     best[0][0] = 0;
-    candidates.forEach(([i, j], c) => {
-      for (let k = 1; k <= j; k++)
-        if (best[i][k - 1] + cost[c] < best[j][k]) { best[j][k] = best[i][k - 1] + cost[c]; back[j][k] = i; }
-    });
+    const ending = [];
+    for (let j = 0; j <= n; j++) ending.push([]);
+    candidates.forEach(([i, j], c) => ending[j].push([i, cost[c]]));
+    for (let j = 1; j <= n; j++) {
+      for (let k = 0; k < j; k++)
+        if (best[j - 1][k] + skip[j - 1] < best[j][k]) { best[j][k] = best[j - 1][k] + skip[j - 1]; back[j][k] = -1; }
+      for (const [i, c] of ending[j].sort((a, b) => a[0] - b[0]))
+        for (let k = 1; k <= j; k++)
+          if (best[i][k - 1] + c < best[j][k]) { best[j][k] = best[i][k - 1] + c; back[j][k] = i; }
+    }
     const out = [];
     for (let k = 0; k <= n; k++) {
       if (best[n][k] === Infinity) { out.push(null); continue; }
       const path = [];
-      for (let j = n, kk = k; j > 0; kk--) { const i = back[j][kk]; path.push([i, j]); j = i; }
+      for (let j = n, kk = k; j > 0;) {
+        const i = back[j][kk];
+        if (i === -1) { j--; continue; }
+        path.push([i, j]); j = i; kk--;
+      }
       out.push({ cost: best[n][k], path: path.reverse() });
     }
     return out;
@@ -338,7 +370,9 @@
     const cost = candidates.map(([i, j], c) => DIGIT_COST + unlikeness(read[c].layers.out, api.loss) +
       CUT_COST * (i > 0 && groupOf[i - 1] === groupOf[i] ? 1 : 0) + JOIN_COST * (groupOf[j - 1] - groupOf[i]) +
       WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT));
-    const paths = bestPaths(pieces.length, candidates, cost);
+    // only a piece cut from a group may be left out (a stroke's tail), never a whole group
+    const skip = groupOf.map(g => groupOf.filter(x => x === g).length === 1 ? Infinity : SKIP_COST);
+    const paths = bestPaths(pieces.length, candidates, cost, skip);
     const counts = paths.map((p, k) => k).filter(k => k > 0 && paths[k]);
     if (!counts.length) return { text: "", countSure: true, digits: [] };
     const count = counts.reduce((a, k) => paths[k].cost < paths[a].cost ? k : a, counts[0]);
@@ -347,7 +381,7 @@
     const index = new Map(candidates.map(([i, j], c) => [i + "," + j, c]));
     const out = paths[count].path.map(([i, j]) => {
       const r = read[index.get(i + "," + j)], m = api.margin(r.layers.out), label = api.argmax(r.layers.out);
-      const accepted = m >= api.threshold;
+      const accepted = m >= api.threshold && unlikeness(r.layers.out, api.loss) <= MAX_UNLIKENESS;
       return { label, margin: m, accepted, char: accepted ? String(label) : "?", box: r.box, input: r.input, layers: r.layers };
     });
     return { text: (sure ? "" : "?") + out.map(d => d.char).join(""), countSure: sure, digits: out };
