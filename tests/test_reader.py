@@ -5,6 +5,7 @@ training set and command, committees, and the photo-like benchmark."""
 import hashlib
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -214,6 +215,10 @@ def test_photo_strips_are_deterministic_jpegs_and_scored_apart(reader_run, tmp_p
     n_touching = sum(any(z["touching"]) for z in truth["zips"])
     assert scores["touching"]["zips"] == n_touching and scores["separated"]["zips"] == 6 - n_touching
     assert scores["digits_per_second"] > 0 and scores["network_digits_per_second"] > 0
+    # and per strip what was read, so that a wrong one can be looked at
+    assert [s["file"] for s in scores["strips"]] == [z["file"] for z in truth["zips"]]
+    assert all(set(s) == {"file", "zip", "text", "right", "shown_whole"} for s in scores["strips"])
+    assert scores["zip_accuracy"] == sum(s["right"] for s in scores["strips"]) / 6
     assert main(["predict", str(reader_run), "--truth", str(a / "zipcodes.json")]) == 0
     out = capsys.readouterr().out
     assert "separated digits" in out and "a touching pair" in out and "digits a second" in out
@@ -228,3 +233,50 @@ def test_plain_strips_keep_their_bytes(usps):
     assert image.shape == (100, 264) and meta["zip"] == "45628" and "photo" not in meta
     photo, pmeta = benchmark.make_zip(digits, 0, 0, photo=True)
     assert photo.shape == (100, 264, 3) and pmeta["zip"] == "45628" and pmeta["polarity"] == "dark-on-light"
+
+
+# --- what a trial on images of its own found ------------------------------------------------------------
+
+def test_noise_on_shadowed_paper_is_not_ink_and_never_joins_a_digit():
+    """A large photo: three bars on paper half in shadow, with noise: the specks the noise leaves on the
+    dark half are dropped before they can join a bar and stretch its box (or fill memory with masks)."""
+    rng = np.random.default_rng(0)
+    ink = bars(shape=(300, 900), lefts=(300, 420, 540), top=120, h=60, w=14)
+    y, x = np.mgrid[0:300, 0:900]
+    light = np.where(x > 450, 0.5, 1.0)
+    grey = np.clip(light * (0.9 - 0.8 * ink) + rng.normal(0, 0.02, ink.shape), 0, 1)
+    found, _ = reading.to_ink(grey)
+    pieces, groups, href = reading.atoms(found)
+    assert [p.box for p in pieces] == [(300, 120, 314, 180), (420, 120, 434, 180), (540, 120, 554, 180)]
+
+
+def test_noise_alone_holds_no_ink(tmp_path, capsys):
+    from PIL import Image
+    grey = np.clip(0.9 + np.random.default_rng(1).normal(0, 0.03, (120, 400)), 0, 1)
+    with pytest.raises(Exception, match="holds no ink"):
+        reading.to_ink(grey)
+    path = tmp_path / "noise.png"
+    Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(path)
+    assert main(["predict", str(READER_FOR_CLI), str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no ink" in err[0]
+
+
+READER_FOR_CLI = Path(__file__).resolve().parent.parent / "results" / "reader" / "reader"
+
+
+def test_predict_takes_images_after_its_options_and_says_a_count_it_could_not_keep(usps, tmp_path, capsys):
+    from PIL import Image
+    grey = 1.0 - 0.9 * bars(shape=(60, 400), lefts=(20, 80, 140, 200, 260, 320))   # six strokes far apart
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(tmp_path / name)
+    assert main(["predict", str(READER_FOR_CLI), "--digits", "5", str(tmp_path / "a.png"), str(tmp_path / "b.png")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
+    assert len(lines) == 2 and all("6 digits where 5 were asked" in line for line in lines)
+    with pytest.raises(SystemExit):   # an unknown option is still refused, as argparse refuses it
+        main(["predict", str(READER_FOR_CLI), "--digits", "5", str(tmp_path / "a.png"), "--bogus"])
+    assert "unrecognized arguments" in capsys.readouterr().err
+    # an image given as the truth file is named as such, in one line
+    assert main(["predict", str(READER_FOR_CLI), "--truth", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a zipcodes.json" in err[0]

@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     try:   # everything, imports and parsing included: an interrupt at any moment is one line
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
+        # argparse stops taking a list positional at the first option: `predict RUN --digits 5 a.png b.png`
+        # leaves the images over; a command whose positional list may go on after its options takes them
+        if extra and getattr(args, "more_into", None) and not any(x.startswith("-") for x in extra):
+            getattr(args, args.more_into).extend(extra)
+            extra = []
         if extra:   # named by the command it was given to (`lecun1989 modern: error: ...`), not the program
             parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
         name = f"lecun1989 {args.command}"

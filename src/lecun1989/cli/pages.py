@@ -34,7 +34,8 @@ def cmd_report(args) -> None:
 def add_commands(sub) -> None:
     """demo, report."""
     p = sub.add_parser("demo", help="a self-contained page where anyone draws digits and watches the network read")
-    p.add_argument("run", metavar="RUN_DIR", type=Path, help="a run folder (as repro or paper write them)")
+    p.add_argument("run", metavar="RUN_DIR", type=Path, help="a run folder (as repro or paper write them), or a study folder, "
+                                                           "whose runs then read together")
     p.add_argument("-o", "--out", default="demo.html", help="the HTML file (default demo.html)")
     p.add_argument("--threshold", type=finite_float,
                    help="the margin a digit needs to be accepted (default: the run's 1%%-error margin)")

@@ -32,7 +32,7 @@ def add_commands(sub) -> None:
     p.add_argument("--truth", metavar="ZIPCODES_JSON", help="score the images listed in a zipcodes.json (from "
                                                             "`lecun1989 zipcodes`) against their true codes")
     add_data_location_args(p)
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, more_into="images")   # images after the options are images too
 
     p = sub.add_parser("zipcodes", help="make the zip-code benchmark: strips of 5 MNIST and USPS test digits",
                        description="Write N images of 5-digit zip codes composed of MNIST and USPS test digits "
@@ -114,7 +114,9 @@ def cmd_predict(args) -> None:
         for path, rd in read:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
-                     f"cut)" if args.digits and len(rd.digits) < args.digits else "")
+                     f"cut)" if args.digits and len(rd.digits) < args.digits else
+                     f"   ({len(rd.digits)} digits where {args.digits} were asked: the ink holds more groups than "
+                     f"can be read as {args.digits})" if args.digits and len(rd.digits) > args.digits else "")
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
             print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}")
     if args.show:

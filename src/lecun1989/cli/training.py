@@ -132,13 +132,15 @@ def cmd_reader(args) -> None:
     from ..recipes import READER
     recipe = replace(READER, seeds=args.seeds or READER.seeds, passes=args.passes or READER.passes,
                      engine=args.engine, dtype=args.dtype)
+    from ..store.folders import check_output
     where = location(args)
+    out = default_out(args, "reader", "reader")
+    check_output(out, args.force, args.resume, command=args.command)   # before a minute spent on the data
     t0 = time.perf_counter()
     ds = reader_data.load(where, args.data_seed, args.usps_digits, args.mnist_digits)
     print(f"reader data: {len(ds.train):,} training examples ({int((ds.train.labels == reader_data.NONE).sum()):,} "
           f"of them not a digit), built or read in {time.perf_counter() - t0:.1f}s; tested on the "
           f"{len(ds.test):,} USPS test digits", file=sys.stderr)
-    out = default_out(args, "reader", ds.source)
     args.out = str(out)   # one folder, named once, for the training and the committee's figures after it
     study = run_study(args, recipe, ds, "reader", compare=False, extra_config={"reader": {"usps_digits": args.usps_digits, "mnist_digits": args.mnist_digits,
                                        "test_sha256": reader_data.test_digest(ds.test)}})
@@ -235,7 +237,8 @@ def add_commands(sub) -> None:
     p.add_argument("--mnist-digits", type=positive_int, metavar="N", help="use only the first N MNIST training digits")
     p.add_argument("--engine", default="fast", choices=ENGINE_NAMES)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--out", help="study directory, one run directory per seed inside (default runs/reader-DATE-TIME)")
+    p.add_argument("--out", help="study directory, one run directory per seed inside (one seed: the run itself; "
+                                 "default runs/reader-DATE-TIME)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder (only one this program made)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted command in its output folder from its last completed pass")

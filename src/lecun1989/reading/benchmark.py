@@ -178,7 +178,13 @@ def read_truth(path: Path) -> list[dict]:
     """The strips of a zipcodes.json, each a file inside its folder (a name that leads elsewhere, such
     as ../x.png or an absolute path, is refused: the truth file names its own images only)."""
     path = Path(path)
-    truth = read_json(path)
+    try:
+        truth = read_json(path)
+    except LecunError as e:
+        if not path.is_file():
+            raise
+        raise LecunError(f"{path} is not a zipcodes.json written by `lecun1989 zipcodes` ({e}); give the one beside "
+                         f"its images") from None
     zips = truth.get("zips") if isinstance(truth, dict) else None
     if not isinstance(zips, list) or not all(isinstance(z, dict) and isinstance(z.get("file"), str)
                                              and isinstance(z.get("zip"), str) for z in zips):
@@ -216,7 +222,8 @@ def score_zipcodes(net_or_run, truth_path: Path, threshold: float | None = None,
     separated and those with a touching pair. A zip cut into another number of digits than its code has
     counts all its digits as wrong (and as a wrong zip when accepted); the error of accepted digits is
     over the zips cut right. And the speed: digits read per second, whole (the image read, cut and
-    normalized, the candidates read) and by the network alone (the candidates' forward passes)."""
+    normalized, the candidates read) and by the network alone (the candidates' forward passes); and per
+    strip its reading ("strips")."""
     r = reader(net_or_run, threshold, where)
     truth_path = Path(truth_path)
     zips = read_truth(truth_path)
@@ -229,7 +236,8 @@ def score_zipcodes(net_or_run, truth_path: Path, threshold: float | None = None,
         network += reading.network_seconds
         labels = "".join(str(d.label) for d in reading.digits)
         ok = [d.accepted for d in reading.digits]
-        rows.append({"zip": z["zip"], "read": labels if len(labels) == len(z["zip"]) else None, "ok": ok,
+        rows.append({"file": z["file"], "zip": z["zip"], "text": reading.text,
+                     "read": labels if len(labels) == len(z["zip"]) else None, "ok": ok,
                      "accepted": bool(ok) and all(ok) and reading.count_sure,
                      "touching": any(z.get("touching") or [])})
     n_digits = sum(len(z["zip"]) for z in zips)
@@ -237,7 +245,9 @@ def score_zipcodes(net_or_run, truth_path: Path, threshold: float | None = None,
             "separated": _figures([row for row in rows if not row["touching"]]),
             "touching": _figures([row for row in rows if row["touching"]]),
             "digits_per_second": n_digits / seconds if seconds > 0 else None,
-            "network_digits_per_second": n_digits / network if network > 0 else None}
+            "network_digits_per_second": n_digits / network if network > 0 else None,
+            "strips": [{"file": row["file"], "zip": row["zip"], "text": row["text"], "right": row["read"] == row["zip"],
+                        "shown_whole": row["accepted"]} for row in rows]}
 
 
 def accepted_error(r: Reader, inputs: np.ndarray, labels: np.ndarray) -> dict:

@@ -20,19 +20,22 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    under dark ink; dark = max_W(min_W(grey)) (an opening) the paper under light ink. The paper is the
    smoother of the two, since the other one jumps between paper and ink: the image is dark on light
    paper if V(bright) <= V(dark), else light on dark, V the total variation (the sum of |a[i, j + 1] -
-   a[i, j]| over the rows, then of |a[i + 1, j] - a[i, j]| over the columns). Dark on light: ink = (bright - grey) / bright (0 where
+   a[i, j]| over the rows, then of |a[i + 1, j] - a[i, j]| over the columns); but light ink needs
+   dark paper: where the median of `dark` is 0.5 or more, the ink is dark. Dark on light: ink = (bright - grey) / bright (0 where
    bright = 0), which is 1 - grey / paper, the ink's contrast whatever light falls on it; light on
    dark: ink = (grey - dark) / (1 - dark) (0 where dark = 1). Then ink = clip(ink, 0, 1). Where
    that leaves no ink (no feature narrower than W: a tight crop of a bold digit), the paper is one
    level (`border_ink`): the median of the border pixels (first and last row, first and last column,
    each pixel once; numpy's median); if it is >= 0.5 the ink is dark, ink = 1 - grey and p =
    1 - paper, else ink = grey and p = paper; ink = clip((ink - p) / (1 - p), 0, 1) (0 if p = 1).
-   Then ink = ink / max(ink) (the strongest ink is 1). An image with no ink left is refused. On a
+   Then ink = ink / max(ink) (the strongest ink is 1). An image with no ink left, or whose strongest
+   ink is below MIN_CONTRAST (0.3: noise on a blank page), is refused. On a
    flat paper (a clean canvas) the local rule is the global one: the paper the same level everywhere.
 3. Components. mask = ink >= MASK_LEVEL (0.25). Connected components of the mask, 8-connected.
    A component's box is (x0, y0, x1, y1) with x1, y1 exclusive; its height y1 - y0, width x1 - x0.
-   A component that touches the image's edge and whose strongest ink is below FAINT (0.75) is
-   dropped: where a shadow's edge meets the image's edge the shadow is as thin as a stroke, but
+   A component with fewer pixels than SPECK (0.05) times the largest one's is dropped as a speck
+   (noise on dark paper, dust), and so is one that touches the image's edge and whose strongest ink
+   is below FAINT (0.75): where a shadow's edge meets the image's edge the shadow is as thin as a stroke, but
    fainter than ink.
 4. Grouping. Hmax = the tallest component's height. A component at least Hmax / 2 tall
    (2 * height >= Hmax) starts a group. Every shorter one joins the group whose starting
@@ -117,6 +120,8 @@ from ..trained import load_net, run_test_split
 from .confidence import margin, rejection_at
 
 MASK_LEVEL = 0.25
+MIN_CONTRAST = 0.3       # the least contrast with the paper that is ink: below it, noise on a blank page
+SPECK = 0.05             # a component with fewer pixels than this share of the largest one's is a speck
 FAINT = 0.75             # a component at the image's edge whose strongest ink is below this is a shadow's
 CUT_RATIO = 0.75         # a part narrower than this many digit heights is never cut
 CUTS_PER_HEIGHT = 2      # columns of least ink tried per digit height of a part's width (at least 2)
@@ -210,7 +215,8 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
     w = paper_window(grey.shape)
     bright = minimum_filter(maximum_filter(grey, w, mode="nearest"), w, mode="nearest")
     dark = maximum_filter(minimum_filter(grey, w, mode="nearest"), w, mode="nearest")
-    if variation(bright) <= variation(dark):
+    # light ink needs dark paper: where the paper under it would be light, the ink is dark
+    if variation(bright) <= variation(dark) or float(np.median(dark)) >= 0.5:
         ink, polarity = np.divide(bright - grey, bright, out=np.zeros_like(grey), where=bright > 0), "dark-on-light"
     else:
         ink, polarity = np.divide(grey - dark, 1.0 - dark, out=np.zeros_like(grey), where=dark < 1), "light-on-dark"
@@ -220,6 +226,9 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
     top = ink.max()
     if top <= 0:
         raise LecunError("the image holds no ink (it is one flat grey)")
+    if top < MIN_CONTRAST:
+        raise LecunError(f"the image holds no ink: nothing in it is darker (or lighter) than its paper by "
+                         f"{100 * MIN_CONTRAST:.0f}% or more, only noise")
     return ink / top, polarity
 
 
@@ -328,7 +337,9 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
         return [], [], 0.0
-    comps = [Part.of(labels == k) for k in range(1, n + 1)]
+    # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    comps = [Part.of(labels == k) for k in range(1, n + 1) if sizes[k] >= SPECK * sizes[1:].max()]
     h, w = ink.shape
     # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
     comps = [c for c in comps if ink[c.mask].max() >= FAINT or (c.box[0] > 0 and c.box[1] > 0 and c.box[2] < w and c.box[3] < h)]

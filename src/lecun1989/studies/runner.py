@@ -98,7 +98,7 @@ def _score_stats(per_run: list[dict]) -> dict:
     for k, v in per_run[0].items():
         if isinstance(v, dict):
             out[k] = _score_stats([p[k] for p in per_run])
-        elif k not in ("zips", *SPEEDS) and all(p[k] is not None for p in per_run):
+        elif k not in ("zips", "strips", *SPEEDS) and all(p[k] is not None for p in per_run):
             out[k] = stats([p[k] for p in per_run])
     return out
 
@@ -116,7 +116,7 @@ def _reading(runs: list[Path], work_row: Path, where: Location) -> dict:
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
         scores = list(pool.map(_score, jobs))
     for (name, _), pair in zip((("plain", False), ("photo", True)), (scores[:2], scores[2:])):
-        out[name] = {mode: {k: v for k, v in score.items() if k not in SPEEDS}
+        out[name] = {mode: {k: v for k, v in score.items() if k not in (*SPEEDS, "strips")}
                      for mode, score in zip(("count", "digits5"), pair)}
     r = reader(work_row, where=where)
     test = run_test_split(runs[0], where)

@@ -5,7 +5,7 @@
   "use strict";
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 2, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
-  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75;
+  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
   const DIGIT_COST = 0.1, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 4.0, COUNT_MARGIN = 1.0;
   const SKIP_COST = 1.0, MAX_UNLIKENESS = 0.25;
 
@@ -57,7 +57,8 @@
       for (let y = 0; y + 1 < h; y++) for (let x = 0; x < w; x++) v += Math.abs(a[(y + 1) * w + x] - a[y * w + x]);
       return v;
     };
-    const darkInk = variation(bright) <= variation(dark), ink = new Float64Array(w * h);
+    // light ink needs dark paper: where the paper under it would be light, the ink is dark
+    const darkInk = variation(bright) <= variation(dark) || median(dark) >= 0.5, ink = new Float64Array(w * h);
     let top = 0;
     for (let i = 0; i < w * h; i++) {
       let v = darkInk ? (bright[i] > 0 ? (bright[i] - grey[i]) / bright[i] : 0) : (dark[i] < 1 ? (grey[i] - dark[i]) / (1 - dark[i]) : 0);
@@ -65,6 +66,7 @@
       top = Math.max(top, ink[i]);
     }
     if (top <= 0) return borderInk(grey, w, h);   // no feature narrower than the window
+    if (top < MIN_CONTRAST) return null;           // noise on a blank page
     for (let i = 0; i < w * h; i++) ink[i] /= top;
     return { ink, polarity: darkInk ? "dark-on-light" : "light-on-dark" };
   }
@@ -85,7 +87,7 @@
       ink[i] = Math.min(1, Math.max(0, ((dark ? 1 - grey[i] : grey[i]) - p) / (1 - p)));
       top = Math.max(top, ink[i]);
     }
-    if (top <= 0) return null;
+    if (top < MIN_CONTRAST) return null;
     for (let i = 0; i < w * h; i++) ink[i] /= top;
     return { ink, polarity: dark ? "dark-on-light" : "light-on-dark" };
   }
@@ -198,7 +200,8 @@
   function atoms(ink, w, h) {
     const mask = new Uint8Array(w * h);
     for (let i = 0; i < w * h; i++) mask[i] = ink[i] >= MASK_LEVEL ? 1 : 0;
-    const comps = components(mask, w, h).map(m => part(m, w, h)).filter(c => {
+    const all = components(mask, w, h).map(m => part(m, w, h)), biggest = Math.max(0, ...all.map(c => c.pixels));
+    const comps = all.filter(c => c.pixels >= SPECK * biggest).filter(c => {   // specks, then faint shadow corners
       if (c.box[0] > 0 && c.box[1] > 0 && c.box[2] < w && c.box[3] < h) return true;
       let top = 0;   // a faint piece at the image's edge is the corner of a shadow, not ink
       for (let i = 0; i < w * h; i++) if (c.mask[i] && ink[i] > top) top = ink[i];
