@@ -146,7 +146,19 @@ def draw_on_pad(browser, points) -> None:
     chain.release().perform()
 
 
+def pad_grey(browser):
+    """The demo page's canvas as predict sees an image of it: grey levels, alpha composited over white."""
+    import numpy as np
+    w, h, data = browser.execute_script(
+        "const p = document.getElementById('pad'); const d = p.getContext('2d').getImageData(0, 0, p.width, p.height);"
+        "return [p.width, p.height, Array.from(d.data)];")
+    pixels = np.array(data, dtype=np.float64).reshape(h, w, 4) / 255
+    return pixels[..., 3] * (pixels[..., :3] @ [0.299, 0.587, 0.114]) + (1 - pixels[..., 3])
+
+
 @pytest.fixture
 def draw():
-    """draw(browser, points): a stroke on the demo page's canvas (draw_on_pad)."""
-    return draw_on_pad
+    """draw.stroke(browser, points): a stroke on the demo page's canvas; draw.grey(browser): its pixels as
+    predict reads them."""
+    from types import SimpleNamespace
+    return SimpleNamespace(stroke=draw_on_pad, grey=pad_grey)

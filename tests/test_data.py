@@ -178,7 +178,7 @@ def _session_cache(session_home: Path, source: str, raw_dir: Path) -> Path:
     the data home holds others too (other seeds, modified raw files)."""
     seed = data.DEFAULT_DATA_SEED if source in data.MNIST_TRAIN_SIZES else None
     paths = data.raw_paths(source, session_home, raw_dir=raw_dir)
-    path = data._cache_path(session_home, source, seed, data._raw_digest(paths))
+    path = data._cache_path(session_home, source, seed, data.raw_digest(paths))
     assert path.is_file()
     return path
 

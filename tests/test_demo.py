@@ -148,18 +148,13 @@ def test_strokes_drawn_on_the_canvas_are_read(browser, run, draw):
     browser.find_element(By.ID, "clear").click()
 
     def stroke(points):
-        draw(browser, points)
+        draw.stroke(browser, points)
 
     stroke([(0.15, 0.15), (0.15, 0.5), (0.15, 0.85)])                                    # a 1
     stroke([(0.5 + 0.07 * math.sin(t * math.pi / 10), 0.5 - 0.35 * math.cos(t * math.pi / 10)) for t in range(21)])
     shown = browser.find_element(By.ID, "reading").text
     # what the page shows is what predict reads from the same pixels
-    rgba = browser.execute_script(
-        "const p = document.getElementById('pad'); const d = p.getContext('2d').getImageData(0, 0, p.width, p.height);"
-        "return [p.width, p.height, Array.from(d.data)];")
-    pw, ph, data = rgba
-    pixels = np.array(data, dtype=np.float64).reshape(ph, pw, 4) / 255
-    grey = pixels[..., 3] * (pixels[..., :3] @ [0.299, 0.587, 0.114]) + (1 - pixels[..., 3])
+    grey = draw.grey(browser)
     assert shown == reading.read_image(run, grey).text
     assert len(shown) == 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "#digits .digit")) == 2

@@ -1073,13 +1073,14 @@ def test_interrupt_while_the_engine_compiles(here, tmp_path_factory, sig, seeds)
         assert check_folder(here / "out") in (0, None)
 
 
-# Sends the signal while `python -m lecun1989` imports torch: at a moment, not after a guessed delay
-# (how far a process gets in 0.4 s depends on the machine's load and on what is cached).
-TORCH_DRIVER = """
+# Runs `python -m lecun1989` and sends the signal as the module named $MODULE begins to import: at a
+# moment, not after a guessed delay (how far a process gets in 0.4 s depends on the machine's load and on
+# what is cached).
+IMPORT_DRIVER = """
 import importlib.abc, os, runpy, signal, sys
 class Interrupt(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "torch":
+        if name == os.environ["MODULE"]:
             sys.meta_path.remove(self)
             signal.raise_signal(getattr(signal, os.environ["SIG"]))
         return None
@@ -1093,32 +1094,18 @@ runpy.run_module("lecun1989", run_name="__main__", alter_sys=True)
 def test_interrupt_while_it_starts(here, sig):
     """While torch loads (its C++ import would abort the process on an interrupt raised inside it): one
     line, and whatever was written is consistent."""
-    proc = spawn(here, "repro", *SMALL, "--passes", "1", "--out", "out", env={"SIG": sig},
-                 python=("-c", TORCH_DRIVER))
+    proc = spawn(here, "repro", *SMALL, "--passes", "1", "--out", "out", env={"SIG": sig, "MODULE": "torch"},
+                 python=("-c", IMPORT_DRIVER))
     assert_interrupted(finish(proc, here), getattr(signal, sig))
     if (here / "out").exists():
         assert check_folder(here / "out") in (0, None)
 
 
-# Sends the signal while `python -m lecun1989` imports its command-line module, before main() runs.
-STARTUP_DRIVER = """
-import importlib.abc, os, runpy, signal, sys
-class Interrupt(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "lecun1989.cli":
-            sys.meta_path.remove(self)
-            signal.raise_signal(getattr(signal, os.environ["SIG"]))
-        return None
-sys.meta_path.insert(0, Interrupt())
-sys.argv = ["lecun1989", *sys.argv[1:]]
-runpy.run_module("lecun1989", run_name="__main__", alter_sys=True)
-"""
-
-
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_interrupt_while_the_command_line_module_loads(here, sig):
-    proc = spawn(here, "repro", *SMALL, "--passes", "1", "--out", "out", env={"SIG": sig},
-                 python=("-c", STARTUP_DRIVER))
+    """Before main() runs."""
+    proc = spawn(here, "repro", *SMALL, "--passes", "1", "--out", "out", env={"SIG": sig, "MODULE": "lecun1989.cli"},
+                 python=("-c", IMPORT_DRIVER))
     assert_interrupted(finish(proc, here), getattr(signal, sig))
     assert not (here / "out").exists()
 

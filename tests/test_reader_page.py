@@ -3,7 +3,6 @@ at work: on a phone's page, and on the benchmark's photographs, read as one comm
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lecun1989.cli import main
@@ -29,7 +28,7 @@ def test_the_page_reads_a_thin_tall_352_drawn_at_phone_width(phone, draw):
     assert phone.find_element(By.ID, "pad").size["width"] < 450
 
     def stroke(points):
-        draw(phone, points)
+        draw.stroke(phone, points)
 
     # three narrow digits, each most of the pad's height and a tenth of its width
     stroke([(0.13, 0.16), (0.19, 0.08), (0.25, 0.14), (0.25, 0.3), (0.18, 0.46), (0.26, 0.62), (0.26, 0.8),
@@ -46,12 +45,7 @@ def test_the_page_reads_a_thin_tall_352_drawn_at_phone_width(phone, draw):
     # three digits, read as 3, 5 and 2 (a digit the committee is unsure of shows its guess with a '?')
     assert labels == [3, 5, 2] and shown.replace("?", "") in ("352", "35", "32", "52", "3", "5", "2", "")
     assert shown[:2] == "35"
-    rgba = phone.execute_script(
-        "const p = document.getElementById('pad'); const d = p.getContext('2d').getImageData(0, 0, p.width, p.height);"
-        "return [p.width, p.height, Array.from(d.data)];")
-    pw, ph, data = rgba
-    pixels = np.array(data, dtype=np.float64).reshape(ph, pw, 4) / 255
-    grey = pixels[..., 3] * (pixels[..., :3] @ [0.299, 0.587, 0.114]) + (1 - pixels[..., 3])
+    grey = draw.grey(phone)
     assert reading.read_image(READER, grey).text == shown
 
 

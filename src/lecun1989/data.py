@@ -99,7 +99,7 @@ class DataError(LecunError):
     pass
 
 
-def _sha256(*arrays: np.ndarray) -> str:
+def sha256_of(*arrays: np.ndarray) -> str:
     """Digest of the arrays' bytes in turn, little-endian so that it is the same on every machine."""
     h = hashlib.sha256()
     for a in arrays:
@@ -148,7 +148,7 @@ class Dataset:
     @property
     def sha256(self) -> str:
         """Digest of the processed arrays, to cite which exact data a run used."""
-        return _sha256(*self.train.arrays(), *self.test.arrays())
+        return sha256_of(*self.train.arrays(), *self.test.arrays())
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
         """The first n examples of each split (the paper's order is kept)."""
@@ -466,7 +466,7 @@ def build_mnist(paths: dict[str, Path], seed: int, n_train: int = paper.N_TRAIN,
                             f"point --raw-dir at an unmodified copy of {files['labels']}")
         for name, array in ((files["images"], images), (files["labels"], labels)):
             if not _published_md5("mnist", name, paths[name]):
-                modified |= _differs("mnist", name, paths[name], _sha256(array), allow_modified)
+                modified |= _differs("mnist", name, paths[name], sha256_of(array), allow_modified)
         out[prefix] = _mnist_split(images, labels, rng.permutation(len(images))[:n])
     return out["train"], out["t10k"], modified
 
@@ -482,14 +482,14 @@ def build_usps(paths: dict[str, Path], allow_modified: bool = False) -> tuple[Sp
             raise DataError(f"{paths[name]} holds {len(split)} digits, expected {n}; "
                             f"is it a complete copy of {name}?")
         if not published:
-            modified |= _differs("usps", name, paths[name], _sha256(*split.arrays()), allow_modified)
+            modified |= _differs("usps", name, paths[name], sha256_of(*split.arrays()), allow_modified)
         splits.append(split)
     return splits[0], splits[1], modified
 
 
 # --- the cache and the loader -----------------------------------------------------------------
 
-def _raw_digest(paths: dict[str, Path]) -> str:
+def raw_digest(paths: dict[str, Path]) -> str:
     h = hashlib.sha256()
     for name in sorted(paths):
         with open(paths[name], "rb") as f:
@@ -630,7 +630,7 @@ class Location:
             if offline:
                 _refuse_damaged_cache(home_path, source, seed)
         paths = raw_paths(source, home_path, raw_dir, offline)
-        cache = _cache_path(home_path, source, seed, _raw_digest(paths))
+        cache = _cache_path(home_path, source, seed, raw_digest(paths))
         ds = _read_cache(cache, source, seed)
         if ds is None or (ds.modified and not self.allow_modified):  # rebuilding says which file is modified
             train, test, modified = (build_mnist(paths, seed, MNIST_TRAIN_SIZES[source], self.allow_modified,

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import paper
 from .data import Dataset, Location, Split, parse_idx
-from .data import _raw_digest as raw_digest, _sha256 as sha256_of
+from .data import raw_digest, sha256_of
 from .digits import normalize
 from .store.atomic import atomic_write
 
