@@ -7,6 +7,7 @@ the network trains on exactly what it will read."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -18,43 +19,48 @@ MAX_SLANT = 1.0
 
 
 def crop(v: np.ndarray) -> np.ndarray:
-    rows, cols = np.flatnonzero((v > 0).any(1)), np.flatnonzero((v > 0).any(0))
+    ink = v > 0
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     return v[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def slant(v: np.ndarray) -> float:
     """The slant s = cov(x, y) / var(y) of the ink (step 6b), clipped to [-MAX_SLANT, MAX_SLANT]."""
+    return _slant(v)[0]
+
+
+def _slant(v: np.ndarray) -> tuple[float, float]:
+    """(the slant, the ink's centre row cy)."""
     h, w = v.shape
     y, x = np.arange(h)[:, None] + 0.5, np.arange(w)[None, :] + 0.5
     m = v.sum()
     cx, cy = (v * x).sum() / m, (v * y).sum() / m
     vyy = (v * (y - cy) ** 2).sum()
     if vyy <= 0:
-        return 0.0
+        return 0.0, cy
     s = (v * (x - cx) * (y - cy)).sum() / vyy
-    return float(min(MAX_SLANT, max(-MAX_SLANT, s)))
+    return float(min(MAX_SLANT, max(-MAX_SLANT, s))), cy
 
 
 def deslant(v: np.ndarray) -> np.ndarray:
     """Shear the rows so that the ink's principal axis is vertical (step 6b); `v` cropped."""
-    s = slant(v)
+    s, cy = _slant(v)
     if s == 0.0:
         return v
     h, w = v.shape
-    cy = (v * (np.arange(h)[:, None] + 0.5)).sum() / v.sum()
     pad = math.ceil(abs(s) * h)
     j = np.arange(w + 2 * pad)[None, :]
     t = (j + 0.5 - pad + s * (np.arange(h)[:, None] + 0.5 - cy)) - 0.5
     k = np.floor(t).astype(np.int64)
     f = t - k
-    padded = np.pad(v, ((0, 0), (1, 1)))   # in[i, -1] = in[i, w] = 0
-    rows = np.arange(h)[:, None]
-
-    def at(kk):
-        inside = (kk >= -1) & (kk <= w)
-        return np.where(inside, padded[rows, np.clip(kk, -1, w) + 1], 0.0)
-
-    return crop((1.0 - f) * at(k) + f * at(k + 1))
+    # |s (i + 0.5 - cy)| <= pad, so -2 pad - 1 <= k and k + 1 <= w + pad + 1: zeros that wide on each
+    # side make in[i, k] = 0 outside the row a plain lookup
+    side = 2 * pad + 2
+    padded = np.zeros((h, w + 2 * side))
+    padded[:, side:side + w] = v
+    k += side + np.arange(h)[:, None] * padded.shape[1]
+    flat = padded.ravel()
+    return crop((1.0 - f) * flat[k] + f * flat[k + 1])
 
 
 def area_weights(n: int, scale: float, offset: float) -> np.ndarray:
@@ -72,10 +78,23 @@ def normalize(ink: np.ndarray, deslant_: bool = True) -> np.ndarray:
         raise LecunError("a digit's ink must be a 2-D array of finite values >= 0")
     if not (v > 0).any():
         raise LecunError("the digit holds no ink")
-    v = crop(v)
+    return normalized(crop(v), deslant_)
+
+
+def normalized(v: np.ndarray, deslant_: bool = True) -> np.ndarray:
+    """`normalize` of ink known to be a float64 2-D array >= 0, cropped to its pixels > 0 (a reader's
+    candidate is made so): its steps 6b-6d without checking again."""
     if deslant_:
         v = deslant(v)
-    h, w = v.shape
-    scale = SIZE / max(h, w)
-    out = area_weights(h, scale, (SIZE - h * scale) / 2) @ v @ area_weights(w, scale, (SIZE - w * scale) / 2).T
+    rows, cols = _resampling(*v.shape)
+    out = rows @ v @ cols
     return 2.0 * out / out.max() - 1.0
+
+
+@lru_cache(maxsize=4096)
+def _resampling(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The area weights of an h x w crop (step 6c): out = rows @ crop @ cols; made once per size."""
+    scale = SIZE / max(h, w)
+    rows, cols = area_weights(h, scale, (SIZE - h * scale) / 2), area_weights(w, scale, (SIZE - w * scale) / 2).T
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols

@@ -51,7 +51,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    from those taken; then, while the widest piece between consecutive cuts (0 and w included;
    ties: the leftmost) is wider than WIDEST_PIECE (0.6) Href and at least 4 pixels, it is cut at its
    column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4 (ties: |2k - (a + b - 1)|
-   smallest, then smallest k). Each cut column c becomes a cut path (`cut_path`): from the group's
+   smallest, then smallest k). Each cut column c becomes a cut path (`cut_paths`): from the group's
    top row to its bottom, one column per row, moving at most one column a row (a move costs DRIFT,
    0.02, in ink) within ceil(BAND (0.2) Href) of c and inside the box, the path crossing the least
    ink (dynamic programming, ties: straight, then from the left; the end nearest c, then leftmost);
@@ -113,7 +113,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Location, resize_bilinear
-from ..digits import SIZE, normalize
+from ..digits import SIZE, normalized
 from ..errors import LecunError
 from ..store.rundir import read_config
 from ..trained import load_net, run_test_split
@@ -247,51 +247,39 @@ def border_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of a boolean image: (labels, count), labels 1..count in order of the
-    first pixel met scanning row by row, 0 for background. Works on runs of set pixels per row."""
-    h, w = mask.shape
-    runs = []   # (row, start, end exclusive)
-    row_runs = []
-    for r in range(h):
-        m = np.concatenate([[False], mask[r], [False]])
-        d = np.flatnonzero(m[1:] != m[:-1])
-        row_runs.append(range(len(runs), len(runs) + len(d) // 2))
-        runs.extend((r, int(a), int(b)) for a, b in zip(d[0::2], d[1::2]))
-    parent = list(range(len(runs)))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for r in range(1, h):
-        above = row_runs[r - 1]
-        for i in row_runs[r]:
-            _, a, b = runs[i]
-            for j in above:   # touching, diagonals included: columns [a-1, b] meet [c, d)
-                _, c, d = runs[j]
-                if c <= b and a <= d:
-                    ri, rj = find(i), find(j)
-                    if ri != rj:
-                        parent[max(ri, rj)] = min(ri, rj)
-    labels = np.zeros((h, w), dtype=np.int32)
-    ids = {}
-    for i, (r, a, b) in enumerate(runs):
-        root = find(i)
-        labels[r, a:b] = ids.setdefault(root, len(ids) + 1)
-    return labels, len(ids)
+    first pixel met scanning row by row, 0 for background (scipy.ndimage.label numbers them so)."""
+    from scipy.ndimage import label
+    labels, n = label(mask, structure=np.ones((3, 3), dtype=bool))
+    return labels.astype(np.int32, copy=False), int(n)
 
 
 @dataclass(eq=False)
 class Part:
-    """One digit's pixels: a boolean mask over the whole image and its box (x0, y0, x1, y1)."""
+    """One digit's pixels: its box (x0, y0, x1, y1) in the image and a boolean mask of the box's size
+    (the pixels inside the box that are the part's)."""
     mask: np.ndarray
     box: tuple[int, int, int, int]
 
     @staticmethod
-    def of(mask: np.ndarray) -> "Part":
+    def of(mask: np.ndarray, x0: int = 0, y0: int = 0) -> "Part":
+        """The part of the set pixels of `mask`, whose pixel (0, 0) is the image's (y0, x0), trimmed to their box."""
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        return Part(mask, (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+        return Part(mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1],
+                    (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1))
+
+    @staticmethod
+    def union(parts: list["Part"]) -> "Part":
+        x0, y0 = min(p.box[0] for p in parts), min(p.box[1] for p in parts)
+        x1, y1 = max(p.box[2] for p in parts), max(p.box[3] for p in parts)
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        for p in parts:
+            mask[p.box[1] - y0:p.box[3] - y0, p.box[0] - x0:p.box[2] - x0] |= p.mask
+        return Part(mask, (x0, y0, x1, y1))
+
+    def ink(self, ink: np.ndarray) -> np.ndarray:
+        """The image's ink inside the box where the part's pixels are, 0 elsewhere."""
+        x0, y0, x1, y1 = self.box
+        return ink[y0:y1, x0:x1] * self.mask
 
     @property
     def width(self) -> int:
@@ -314,7 +302,7 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
     w = x1 - x0
     if w < 4 or (w <= CUT_RATIO * height and not finer):
         return []
-    col = (ink * part.mask)[y0:y1, x0:x1].sum(axis=0)
+    col = part.ink(ink).sum(axis=0)
     edge = max(1, math.ceil(MIN_PIECE * height))
     minima = [k for k in range(edge, w - edge) if col[k] <= col[k - 1] and col[k] < col[k + 1]]
     minima.sort(key=lambda k: (col[k], abs(2 * k - (w - 1)), k))
@@ -338,69 +326,88 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     if n == 0:
         return [], [], 0.0
     # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
+    from scipy.ndimage import find_objects
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    comps = [Part.of(labels == k) for k in range(1, n + 1) if sizes[k] >= SPECK * sizes[1:].max()]
+    comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
+             for k, box in enumerate(find_objects(labels), 1) if sizes[k] >= SPECK * sizes[1:].max()]
     h, w = ink.shape
     # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
-    comps = [c for c in comps if ink[c.mask].max() >= FAINT or (c.box[0] > 0 and c.box[1] > 0 and c.box[2] < w and c.box[3] < h)]
+    comps = [c for c in comps if c.ink(ink).max() >= FAINT or (c.box[0] > 0 and c.box[1] > 0 and c.box[2] < w and c.box[3] < h)]
     if not comps:
         return [], [], 0.0
     hmax = max(c.height for c in comps)
     starts = sorted((c for c in comps if 2 * c.height >= hmax), key=lambda c: (c.box[0], c.box[1]))
-    groups = [c.mask.copy() for c in starts]
+    groups = [[c] for c in starts]
     for c in comps:
         if 2 * c.height >= hmax:
             continue
         shared = [max(0, min(c.box[2], s.box[2]) - max(c.box[0], s.box[0])) for s in starts]
         best = int(np.argmax(shared))   # the first of equals: starts are in (x0, y0) order
         if shared[best] > 0:
-            groups[best] |= c.mask
+            groups[best].append(c)
         # else a dot, a speck or a dash beside the digits: never a digit
-    parts = sorted((Part.of(m) for m in groups), key=lambda p: (p.box[0], p.box[1]))
+    parts = sorted((Part.union(g) for g in groups), key=lambda p: (p.box[0], p.box[1]))
     # the height of a digit here: touching digits make a part wide, not tall
     href = float(np.median([p.height for p in parts]))
     pieces, group_of = [], []
-    columns = np.arange(ink.shape[1])[None, :]
     for g, p in enumerate(parts):
-        cuts = [cut_path(p, ink, c, href) for c in cut_columns(p, ink, href, finer)]
-        edges = [np.zeros(ink.shape[0], dtype=np.int64), *cuts, np.full(ink.shape[0], ink.shape[1])]
+        x0, y0, x1, y1 = p.box
+        columns = np.arange(x0, x1)[None, :]
+        cuts = cut_paths(p, ink, cut_columns(p, ink, href, finer), href)
+        edges = [np.full(y1 - y0, x0), *cuts, np.full(y1 - y0, x1)]
         for k in range(1, len(edges)):   # cuts never cross: each starts where the one before it ends
             edges[k] = np.maximum(edges[k], edges[k - 1])
         for a, b in zip(edges, edges[1:]):
             m = p.mask & (columns >= a[:, None]) & (columns < b[:, None])
             if m.any():
-                pieces.append(Part.of(m))
+                pieces.append(Part.of(m, x0, y0))
                 group_of.append(g)
     return pieces, group_of, href
 
 
-def cut_path(part: Part, ink: np.ndarray, c: int, height: float) -> np.ndarray:
-    """The cut through a part near column c (step 5): for every row of the image, the first column right
-    of the cut. Within the part's rows it is the path from top to bottom that crosses the least ink,
-    moving at most one column a row (a move costs DRIFT) within BAND heights of c and inside the part's
-    box; the cut column c above and below them."""
+def cut_paths(part: Part, ink: np.ndarray, cs: list[int], height: float) -> list[np.ndarray]:
+    """The cuts through a part near columns cs (step 5), each as the first column right of the cut in
+    every row of the part: the path from top to bottom that crosses the least ink, moving at most one
+    column a row (a move costs DRIFT) within BAND heights of its column c and inside the part's box.
+    The cuts of one part are found together, one pass over its rows for all of them."""
+    if not cs:
+        return []
     x0, y0, x1, y1 = part.box
     band = max(1, math.ceil(BAND * height))
-    lo, hi = max(x0 + 1, c - band), min(x1 - 1, c + band)
-    cost = (ink * part.mask)[y0:y1, lo:hi + 1]
-    n = hi + 1 - lo
-    total = cost[0].copy()
-    back = np.zeros((y1 - y0, n), dtype=np.int64)
+    bands = [(max(x0 + 1, c - band), min(x1 - 1, c + band)) for c in cs]
+    n = max(hi + 1 - lo for lo, hi in bands)
+    local = part.ink(ink)
+    # every cut's columns side by side, padded with columns no path may enter
+    cost = np.full((y1 - y0, len(cs), n), np.inf)
+    for q, (lo, hi) in enumerate(bands):
+        cost[:, q, :hi + 1 - lo] = local[:, lo - x0:hi + 1 - x0]
+    totals = np.empty_like(cost)   # totals[y]: the least ink of a path from the top row to each column of row y
+    totals[0] = cost[0]
+    side = np.full((len(cs), n), np.inf)
     for y in range(1, y1 - y0):
-        # from the column above (-1, 0, +1), straight first, then left: ties go to the straighter, then the left
-        up = np.full((3, n), np.inf)
-        up[0] = total
-        up[1, 1:] = total[:-1] + DRIFT
-        up[2, :-1] = total[1:] + DRIFT
-        pick = np.argmin(up, axis=0)
-        back[y] = np.arange(n) + np.array([0, -1, 1])[pick]
-        total = up[pick, np.arange(n)] + cost[y]
-    x = int(min(range(n), key=lambda k: (total[k], abs(lo + k - c), k)))
-    path = np.full(ink.shape[0], c, dtype=np.int64)
-    for y in range(y1 - y0 - 1, -1, -1):
-        path[y0 + y] = lo + x
-        x = back[y, x]
-    return path
+        above = totals[y - 1]
+        best = above.copy()
+        side[:, 1:] = above[:, :-1] + DRIFT
+        np.minimum(best, side, out=best)
+        side[:, 1:] = np.inf
+        side[:, :-1] = above[:, 1:] + DRIFT
+        np.minimum(best, side, out=best)
+        side[:, :-1] = np.inf
+        np.add(best, cost[y], out=totals[y])
+    paths = []
+    for q, (c, (lo, hi)) in enumerate(zip(cs, bands)):
+        last = totals[-1, q]
+        x = min(range(hi + 1 - lo), key=lambda k: (last[k], abs(lo + k - c), k))
+        path = np.empty(y1 - y0, dtype=np.int64)
+        for y in range(y1 - y0 - 1, -1, -1):
+            path[y] = lo + x
+            if y:   # the column it came from: straight first, then from the left (ties)
+                t = totals[y - 1, q]
+                straight, left = t[x], t[x - 1] + DRIFT if x > 0 else math.inf
+                right = t[x + 1] + DRIFT if x + 1 < n else math.inf
+                x = x if straight <= left and straight <= right else (x - 1 if left <= right else x + 1)
+        paths.append(path)
+    return paths
 
 
 def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float = JOIN_GAP) -> list[tuple[int, int]]:
@@ -623,11 +630,10 @@ def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = F
     runs = spans(pieces, group_of, href, join_gap)
     boxes, inputs = [], []
     for i, j in runs:
-        mask = np.logical_or.reduce([p.mask for p in pieces[i:j]])
-        part = Part.of(mask)
-        x0, y0, x1, y1 = part.box
+        part = Part.union(pieces[i:j])
         boxes.append(part.box)
-        inputs.append(normalize(np.where(mask, ink, 0.0)[y0:y1, x0:x1], deslant))
+        # already cropped: the box is tight around the mask, where the ink is at least MASK_LEVEL
+        inputs.append(normalized(part.ink(ink), deslant))
     inputs = np.array(inputs).reshape(-1, SIZE, SIZE)
     t0 = time.perf_counter()
     out = r.outputs(inputs) if len(inputs) else np.zeros((0, 10))
