@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lecun1989 import reader_data
+from lecun1989 import reader_data, segment
 from lecun1989.cli import main
 from lecun1989.reading import benchmark, images as reading
 
@@ -40,8 +40,8 @@ def test_a_shadow_or_a_gradient_is_not_ink():
     # a stroke, it is fainter than ink and dropped
     inside = np.zeros_like(ink, dtype=bool)
     inside[1:-1, 1:-1] = True
-    assert ((found >= reading.MASK_LEVEL) == (ink > 0))[inside[:, :] & (np.arange(60)[:, None] < 45)].all()
-    pieces, _, _ = reading.atoms(found)
+    assert ((found >= segment.MASK_LEVEL) == (ink > 0))[inside[:, :] & (np.arange(60)[:, None] < 45)].all()
+    pieces, _, _ = segment.atoms(found)
     assert [p.box for p in pieces] == [(20, 10, 30, 50), (60, 10, 70, 50), (100, 10, 110, 50)]
 
 
@@ -64,7 +64,7 @@ def test_a_faint_shadow_corner_at_the_edge_is_dropped_ink_is_kept():
     ink = bars()
     ink[0:8, 150:200] = 0.5            # a faint dark sliver along the top edge, as a shadow's corner
     ink[52:60, 20:30] = 1.0            # a strong stroke at the bottom edge: ink, kept
-    pieces, _, _ = reading.atoms(ink)
+    pieces, _, _ = segment.atoms(ink)
     assert not any(p.box[1] == 0 for p in pieces)
     assert any(p.box[3] == 60 for p in pieces)
 
@@ -75,7 +75,7 @@ def test_dots_and_dashes_beside_the_digits_are_never_digits():
     ink = bars()
     ink[45:49, 140:144] = 1.0          # a dot
     ink[30:32, 150:170] = 1.0          # a dash
-    pieces, groups, href = reading.atoms(ink)
+    pieces, groups, href = segment.atoms(ink)
     assert [p.box for p in pieces] == [(20, 10, 30, 50), (60, 10, 70, 50), (100, 10, 110, 50)]
     assert groups == [0, 1, 2] and href == 40
 
@@ -85,12 +85,12 @@ def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
     ink[28:31, 30:44] = 1.0            # a thin bridge joins the two bars: one group 34 wide
     ink[10:50, 10:19] = 1.0            # and a third bar touching the first: 44 columns in all
     ink[28:31, 19:20] = 1.0
-    pieces, groups, href = reading.atoms(ink)
+    pieces, groups, href = segment.atoms(ink)
     assert len(set(groups)) == 1 and len(pieces) >= 3
     cuts = sorted({p.box[0] for p in pieces} - {10})
     assert all(19 <= c <= 20 or 30 <= c <= 44 for c in cuts), cuts
-    spans = reading.spans(pieces, groups, href)
-    assert (0, len(pieces)) not in spans or pieces[-1].box[2] - pieces[0].box[0] <= reading.MAX_WIDTH * href
+    spans = segment.spans(pieces, groups, href)
+    assert (0, len(pieces)) not in spans or pieces[-1].box[2] - pieces[0].box[0] <= segment.MAX_WIDTH * href
     assert all((i, i + 1) in spans for i in range(len(pieces)))
 
 
@@ -156,6 +156,25 @@ def test_the_reader_set_is_digits_and_not_digits_the_same_bytes_for_a_seed(usps)
     t = a.targets
     assert (t[a.labels == reader_data.NONE] == -1).all() and (t[a.labels < 10].max(axis=1) == 1).all()
     assert not np.array_equal(reader_data.build(inks, labels, seed=4).images, a.images)
+
+
+def test_rows_cut_by_the_segmenter_teach_its_whole_digits_and_its_wrong_cuts(usps):
+    inks, labels = reader_data.source_digits(n_usps=30, n_mnist=30)
+    a = reader_data.build_rows(inks, labels, seed=3, start=0, stop=12)
+    b = reader_data.build_rows(inks, labels, seed=3, start=6, stop=12)
+    tail = sum(len(reader_data.row_examples(inks, labels, 3, r)[1]) for r in range(6, 12))
+    assert len(b) == tail and np.array_equal(a.images[-tail:], b.images)   # a row depends on (seed, row) only
+    assert a.images.min() == -1.0 and np.isclose(a.images.max(axis=(1, 2, 3)), 1.0).all()
+    assert set(a.labels.tolist()) - set(range(11)) == set()
+    # every row yields its cut pieces and merged pairs as not-digits, and most of its digits whole
+    assert (a.labels == reader_data.NONE).sum() >= 12 and (a.labels < 10).sum() >= 12
+    # every digit taught from a row is one of the row's own digits
+    for r in range(12):
+        ink, owner, picks = reader_data._row(inks, np.random.default_rng([3, reader_data.ROW_STREAM + r]))
+        assert ink.max() == 1.0 and set(np.unique(owner)) <= set(range(-1, len(picks)))
+        assert reader_data.ROW_DIGITS[0] <= len(picks) <= reader_data.ROW_DIGITS[1]
+        inputs, taught = reader_data.row_examples(inks, labels, 3, r)
+        assert set(taught) - {reader_data.NONE} <= {int(labels[i]) for i in picks}
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +265,7 @@ def test_noise_on_shadowed_paper_is_not_ink_and_never_joins_a_digit():
     light = np.where(x > 450, 0.5, 1.0)
     grey = np.clip(light * (0.9 - 0.8 * ink) + rng.normal(0, 0.02, ink.shape), 0, 1)
     found, _ = reading.to_ink(grey)
-    pieces, groups, href = reading.atoms(found)
+    pieces, groups, href = segment.atoms(found)
     assert [p.box for p in pieces] == [(300, 120, 314, 180), (420, 120, 434, 180), (540, 120, 554, 180)]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lecun1989 import cli, digits
+from lecun1989 import cli, digits, segment
 from lecun1989.reading import benchmark, images as reading
 
 
@@ -109,14 +109,14 @@ def test_atoms_merge_pieces_drop_specks_and_cut_wide_parts():
     ink[10:40, 100:112] = 1        # digits 3 and 4 touching through a thin bridge
     ink[24:26, 112:120] = 1
     ink[10:40, 120:132] = 1
-    pieces, groups, href = reading.atoms(ink)
+    pieces, groups, href = segment.atoms(ink)
     assert href == 30 and groups[:2] == [0, 1] and set(groups[2:]) == {2}
     assert [p.box for p in pieces[:2]] == [(10, 10, 22, 40), (40, 4, 58, 40)]
     # the bridged pair is cut at its columns of least ink, the bridge's among them
     cuts = [p.box[0] for p in pieces[3:]]
     assert any(112 <= c <= 120 for c in cuts) and pieces[2].box[0] == 100 and pieces[-1].box[2] == 132
     # a known count the usual atoms cannot give is met with finer ones
-    fine, _, _ = reading.atoms(ink, finer=True)
+    fine, _, _ = segment.atoms(ink, finer=True)
     assert len(fine) > len(pieces)
 
 
@@ -124,7 +124,7 @@ def test_components_are_8_connected():
     mask = np.zeros((5, 5), bool)
     mask[0, 0] = mask[1, 1] = mask[2, 2] = True   # a diagonal: one component
     mask[4, 4] = True
-    labels, n = reading.components(mask)
+    labels, n = segment.components(mask)
     assert n == 2 and labels[0, 0] == labels[2, 2] != labels[4, 4]
 
 

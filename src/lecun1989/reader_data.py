@@ -18,9 +18,20 @@ ink at +1). So each example here is made as such a digit is: its ink drawn at a 
   a 1 is not); two digits side by side, three times in four touching as the zip-code benchmark makes
   them touch, else from 0.05 of a height overlapping to 0.15 apart (a cut missed); the right part of
   one digit beside the left part of the next (a window between two cuts); a dot or a dash (an
-  ellipse of 0.1-0.3 of a height, wide or round).
+  ellipse of 0.1-0.3 of a height, wide or round);
+- what the reader's own segmenter (segment.py) cuts from rows of drawn digits, as the zip-code
+  readers of 1990-1992 were trained: ROWS_PER_DIGIT rows per training digit, each of 2 to 5 digits
+  drawn as above (any training digit), moved up or down by up to 0.08 of a height, each neighbour
+  touching (ROW_TOUCH, placed as the zip-code benchmark places one) or a gap of U(0.08, 0.5) heights
+  apart. Every candidate the segmenter makes of the row (segment.atoms, segment.spans, on the row's
+  ink scaled to a strongest ink of 1) is an example, labelled by which digit's ink its pixels are
+  (the digit drawn strongest at each pixel): the digit d if d owns at least PURE of its pixels and
+  it holds at least WHOLE of d's; not a digit if no digit owns MIXED of its pixels (a cut missed), or
+  it holds less than PART of the digit that owns the most and is at least WIDE_PIECE of a height wide
+  (a wrong cut; a narrower piece may be a 1); else (nearly a whole digit) it is left out.
 
-Every draw comes from numpy's Generator(PCG64) seeded with [seed, k] for example k, so the set is
+Every draw comes from numpy's Generator(PCG64) seeded with [seed, k] for example k, and row r's from
+[seed, ROW_STREAM + r], so the set is
 the same bytes for the same seed and sizes, whatever built it before; the set is then shuffled once
 (numpy's Generator(PCG64) seeded with [seed, n], n its size), since it is trained in its order. The
 test split is the 2,007 USPS test digits as they are: what the run's error and its rejection
@@ -36,10 +47,11 @@ import numpy as np
 from . import paper
 from .data import Dataset, Location, Split, parse_idx
 from .data import raw_digest, sha256_of
-from .digits import normalize
+from .digits import normalize, normalized
+from .segment import MASK_LEVEL, Part, atoms, spans
 from .store.atomic import atomic_write
 
-FORMAT = 6                   # the cache's; raised whenever a draw below changes
+FORMAT = 7                   # the cache's; raised whenever a draw below changes
 NONE = paper.N_CLASSES       # the label of an example that is not a digit: every target -1
 HEIGHT = 32                  # pixels a digit is drawn at before it is changed and normalized
 USPS_COPIES = 3              # draws of each USPS digit: its writers are the zip codes' own
@@ -47,6 +59,12 @@ NEGATIVE_SHARE = 1 / 3       # of the whole set
 KINDS = (0.25, 0.4, 0.2, 0.15)  # the not-digits' kinds, in the module doc's order: how often each is drawn
 SHIFT_SHARE = 0.25           # of the examples moved by up to a pixel after normalizing
 WIDE_PIECE = 0.45            # a piece of a digit narrower than this (in heights) is not taught as a not-digit
+ROWS_PER_DIGIT = 1 / 20      # rows cut by the segmenter, per training digit (about 45,000 examples in all)
+ROW_DIGITS = (2, 5)          # the fewest and most digits of a row
+ROW_TOUCH = 0.5              # of a row's neighbouring pairs, touching
+ROW_STREAM = 1 << 40         # row r draws from [seed, ROW_STREAM + r], never an example's [seed, k]
+PURE, WHOLE = 0.9, 0.9       # a candidate is digit d: d owns PURE of its pixels, it holds WHOLE of d's
+MIXED, PART = 0.75, 0.7      # not a digit: no digit owns MIXED of its pixels, or it holds under PART of one
 
 
 def test_digest(test: Split) -> str:
@@ -162,6 +180,84 @@ def _wide(v: np.ndarray) -> bool:
     return cols[-1] + 1 - cols[0] >= WIDE_PIECE * (rows[-1] + 1 - rows[0])
 
 
+def _row(inks: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A row of 2-5 drawn digits (the module doc): (its ink, the index of the digit drawn strongest at
+    each pixel or -1, the indices of its digits in `inks`)."""
+    picks = [int(rng.integers(len(inks))) for _ in range(int(rng.integers(ROW_DIGITS[0], ROW_DIGITS[1] + 1)))]
+    drawn = []
+    for i in picks:
+        v = _drawn(inks[i], rng)
+        drawn.append((v[np.ix_(v.any(1), v.any(0))], int(round(rng.uniform(-0.08, 0.08) * HEIGHT))))
+    touching = [bool(rng.random() < ROW_TOUCH) for _ in picks[1:]]
+    gaps = [int(round(rng.uniform(0.08, 0.5) * HEIGHT)) for _ in picks[1:]]
+    margin = 2
+    height = 2 * margin + max(v.shape[0] + 2 * abs(dy) for v, dy in drawn)
+    ink = np.zeros((height, 2 * margin + sum(v.shape[1] for v, _ in drawn) + sum(gaps)))
+    owner = np.full(ink.shape, -1)
+    x = margin
+    for k, (v, dy) in enumerate(drawn):
+        top = (height - v.shape[0]) // 2 + dy
+        if k and touching[k - 1]:
+            # as the benchmark places a touching neighbour: its strong ink one column right of the
+            # strong ink already there, in the row where they come closest
+            prev, new = ink[top:top + v.shape[0]] >= 0.5, v >= 0.5
+            rows = prev.any(1) & new.any(1)
+            if rows.any():
+                right = np.array([np.flatnonzero(r)[-1] for r in prev[rows]])
+                left = np.array([np.flatnonzero(r)[0] for r in new[rows]])
+                x = max(0, int((right + 1 - left).max()))
+        elif k:
+            x += gaps[k - 1]
+        box = (slice(top, top + v.shape[0]), slice(x, x + v.shape[1]))
+        owner[box][v > ink[box]] = k
+        ink[box] = np.maximum(ink[box], v)
+        x += v.shape[1]
+    return ink / ink.max(), owner, picks
+
+
+def row_examples(inks: list[np.ndarray], labels: np.ndarray, seed: int, r: int) -> tuple[list[np.ndarray], list[int]]:
+    """Row r's examples (the module doc): the 16x16 inputs of the segmenter's candidates that are
+    taught, and their labels (NONE: not a digit)."""
+    ink, owner, picks = _row(inks, np.random.default_rng([seed, ROW_STREAM + r]))
+    pieces, group_of, href = atoms(ink)
+    inputs, out = [], []
+    if not pieces:
+        return inputs, out
+    size = np.bincount(owner[(ink >= MASK_LEVEL) & (owner >= 0)], minlength=len(picks))
+    for i, j in spans(pieces, group_of, href):
+        part = Part.union(pieces[i:j])
+        x0, y0, x1, y1 = part.box
+        mine = owner[y0:y1, x0:x1][part.mask]
+        counts = np.bincount(mine[mine >= 0], minlength=len(picks))
+        d = int(counts.argmax())
+        pure, whole = counts[d] / part.mask.sum(), counts[d] / max(1, size[d])
+        if pure >= PURE and whole >= WHOLE:
+            label = int(labels[picks[d]])
+        elif pure < MIXED or (whole < PART and x1 - x0 >= WIDE_PIECE * href):
+            label = NONE
+        else:
+            continue
+        inputs.append(normalized(part.ink(ink)))
+        out.append(label)
+    return inputs, out
+
+
+def rows(n_digits: int) -> int:
+    """The rows cut by the segmenter for a set of n_digits drawn digits."""
+    return int(round(n_digits * ROWS_PER_DIGIT))
+
+
+def build_rows(inks: list[np.ndarray], labels: np.ndarray, seed: int, start: int, stop: int) -> Split:
+    """The examples of rows start .. stop - 1, row after row."""
+    inputs, out = [], []
+    for r in range(start, stop):
+        x, y = row_examples(inks, labels, seed, r)
+        inputs += x
+        out += y
+    images = np.array(inputs, dtype=np.float32).reshape(-1, 1, paper.IMAGE_SIZE, paper.IMAGE_SIZE)
+    return Split(images, np.array(out, dtype=np.int64))
+
+
 def _not_a_digit(inks: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """One of the four kinds of ink that is not a digit (the module doc), drawn from random digits."""
     kind = int(np.searchsorted(np.cumsum(KINDS), rng.random() * sum(KINDS), side="right"))
@@ -212,8 +308,8 @@ def _set_source(inks, labels) -> None:
 
 
 def _build_range(args) -> tuple[np.ndarray, np.ndarray]:
-    seed, start, stop = args
-    split = build(*_SOURCE, seed, start, stop)
+    seed, start, stop, of_rows = args
+    split = (build_rows if of_rows else build)(*_SOURCE, seed, start, stop)
     return split.images, split.labels
 
 
@@ -238,14 +334,17 @@ def load(where: Location = Location(), seed: int = 0, n_usps: int | None = None,
     inks, labels = source_digits(where, n_usps, n_mnist)
     n = total(len(inks))
     workers = workers or min(os.cpu_count() or 1, 8)
-    bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
-    jobs = [(seed, int(a), int(b)) for a, b in zip(bounds, bounds[1:]) if b > a]
+    jobs = []
+    for size, of_rows in ((n, False), (rows(len(inks)), True)):
+        bounds = np.linspace(0, size, workers * 4 + 1).astype(int)
+        jobs += [(seed, int(a), int(b), of_rows) for a, b in zip(bounds, bounds[1:]) if b > a]
     if workers > 1 and n > 2000:
         with ProcessPoolExecutor(workers, initializer=_set_source, initargs=(inks, labels)) as pool:
             parts = list(pool.map(_build_range, jobs))
     else:
-        parts = [build(inks, labels, seed, a, b) for _, a, b in jobs]
+        parts = [(build_rows if of_rows else build)(inks, labels, seed, a, b) for seed, a, b, of_rows in jobs]
         parts = [(p.images, p.labels) for p in parts]
+    n = sum(len(p[1]) for p in parts)
     # one fixed shuffle: trained online in this order, a set sorted by kind would teach the last kind last
     order = np.random.default_rng([seed, n]).permutation(n)
     train = Split(np.concatenate([p[0] for p in parts])[order], np.concatenate([p[1] for p in parts])[order])

@@ -1,0 +1,206 @@
+"""A row of ink cut into candidate digits: steps 3-5 of reading/images.py's algorithm (components,
+groups, cuts, atoms and the runs of atoms that may be one digit), written down exactly there and in
+docs/READING.md. It lives in the science layer because two sides need the same cuts: `predict`
+reads the candidates it makes, and the reader's training set (reader_data.py) is partly made of the
+pieces it cuts from rows of training digits, so that the network learns what it will be shown."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MASK_LEVEL = 0.25
+SPECK = 0.05             # a component with fewer pixels than this share of the largest one's is a speck
+FAINT = 0.75             # a component at the image's edge whose strongest ink is below this is a shadow's
+CUT_RATIO = 0.75         # a part narrower than this many digit heights is never cut
+CUTS_PER_HEIGHT = 2      # columns of least ink tried per digit height of a part's width (at least 2)
+WIDEST_PIECE = 0.6       # digit heights a piece between two cuts may span
+BAND = 0.2               # digit heights a cut may wander from its column
+DRIFT = 0.02             # a cut's cost for moving one column, in ink: straight where the ink allows
+MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part's edge
+MAX_WIDTH = 1.5          # digit heights a candidate digit of several atoms may span
+JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean image: (labels, count), labels 1..count in order of the
+    first pixel met scanning row by row, 0 for background (scipy.ndimage.label numbers them so)."""
+    from scipy.ndimage import label
+    labels, n = label(mask, structure=np.ones((3, 3), dtype=bool))
+    return labels.astype(np.int32, copy=False), int(n)
+
+
+@dataclass(eq=False)
+class Part:
+    """One digit's pixels: its box (x0, y0, x1, y1) in the image and a boolean mask of the box's size
+    (the pixels inside the box that are the part's)."""
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+
+    @staticmethod
+    def of(mask: np.ndarray, x0: int = 0, y0: int = 0) -> "Part":
+        """The part of the set pixels of `mask`, whose pixel (0, 0) is the image's (y0, x0), trimmed to their box."""
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        return Part(mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1],
+                    (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1))
+
+    @staticmethod
+    def union(parts: list["Part"]) -> "Part":
+        x0, y0 = min(p.box[0] for p in parts), min(p.box[1] for p in parts)
+        x1, y1 = max(p.box[2] for p in parts), max(p.box[3] for p in parts)
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        for p in parts:
+            mask[p.box[1] - y0:p.box[3] - y0, p.box[0] - x0:p.box[2] - x0] |= p.mask
+        return Part(mask, (x0, y0, x1, y1))
+
+    def ink(self, ink: np.ndarray) -> np.ndarray:
+        """The image's ink inside the box where the part's pixels are, 0 elsewhere."""
+        x0, y0, x1, y1 = self.box
+        return ink[y0:y1, x0:x1] * self.mask
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False) -> list[int]:
+    """The columns a part may be cut at (step 5), left to right: none for a part narrower than
+    CUT_RATIO times the row's `height`; else its columns of least ink (local minima of the column ink
+    at least MIN_PIECE heights from the part's edges and from each other, least ink first, at most
+    CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
+    WIDEST_PIECE heights, the widest (ties: leftmost) is cut at its column of least ink in its middle
+    half (ties: nearest its middle, then leftmost), so that every digit of a touching run can be made
+    of whole pieces."""
+    x0, y0, x1, y1 = part.box
+    w = x1 - x0
+    if w < 4 or (w <= CUT_RATIO * height and not finer):
+        return []
+    col = part.ink(ink).sum(axis=0)
+    edge = max(1, math.ceil(MIN_PIECE * height))
+    minima = [k for k in range(edge, w - edge) if col[k] <= col[k - 1] and col[k] < col[k + 1]]
+    minima.sort(key=lambda k: (col[k], abs(2 * k - (w - 1)), k))
+    picked, most = [], max(2, math.floor(CUTS_PER_HEIGHT * w / height + 0.5))
+    for k in minima:
+        if len(picked) < most and all(abs(k - q) >= MIN_PIECE * height for q in picked):
+            picked.append(k)
+    while True:
+        edges = [0, *sorted(picked), w]
+        a, b = max(zip(edges, edges[1:]), key=lambda g: (g[1] - g[0], -g[0]))
+        if b - a <= WIDEST_PIECE * height / (2 if finer else 1) or b - a < 4:
+            return sorted(x0 + k for k in picked)
+        picked.append(min(range(a + (b - a) // 4, b - (b - a) // 4),
+                          key=lambda k: (col[k], abs(2 * k - (a + b - 1)), k)))
+
+
+def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float]:
+    """The row's pieces (steps 3-5): (the atoms left to right, the group each belongs to, Href); `finer`
+    (for a count the usual atoms cannot give) cuts every group and twice as finely."""
+    labels, n = components(ink >= MASK_LEVEL)
+    if n == 0:
+        return [], [], 0.0
+    # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
+    from scipy.ndimage import find_objects
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
+             for k, box in enumerate(find_objects(labels), 1) if sizes[k] >= SPECK * sizes[1:].max()]
+    h, w = ink.shape
+    # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
+    comps = [c for c in comps if c.ink(ink).max() >= FAINT or (c.box[0] > 0 and c.box[1] > 0 and c.box[2] < w and c.box[3] < h)]
+    if not comps:
+        return [], [], 0.0
+    hmax = max(c.height for c in comps)
+    starts = sorted((c for c in comps if 2 * c.height >= hmax), key=lambda c: (c.box[0], c.box[1]))
+    groups = [[c] for c in starts]
+    for c in comps:
+        if 2 * c.height >= hmax:
+            continue
+        shared = [max(0, min(c.box[2], s.box[2]) - max(c.box[0], s.box[0])) for s in starts]
+        best = int(np.argmax(shared))   # the first of equals: starts are in (x0, y0) order
+        if shared[best] > 0:
+            groups[best].append(c)
+        # else a dot, a speck or a dash beside the digits: never a digit
+    parts = sorted((Part.union(g) for g in groups), key=lambda p: (p.box[0], p.box[1]))
+    # the height of a digit here: touching digits make a part wide, not tall
+    href = float(np.median([p.height for p in parts]))
+    pieces, group_of = [], []
+    for g, p in enumerate(parts):
+        x0, y0, x1, y1 = p.box
+        columns = np.arange(x0, x1)[None, :]
+        cuts = cut_paths(p, ink, cut_columns(p, ink, href, finer), href)
+        edges = [np.full(y1 - y0, x0), *cuts, np.full(y1 - y0, x1)]
+        for k in range(1, len(edges)):   # cuts never cross: each starts where the one before it ends
+            edges[k] = np.maximum(edges[k], edges[k - 1])
+        for a, b in zip(edges, edges[1:]):
+            m = p.mask & (columns >= a[:, None]) & (columns < b[:, None])
+            if m.any():
+                pieces.append(Part.of(m, x0, y0))
+                group_of.append(g)
+    return pieces, group_of, href
+
+
+def cut_paths(part: Part, ink: np.ndarray, cs: list[int], height: float) -> list[np.ndarray]:
+    """The cuts through a part near columns cs (step 5), each as the first column right of the cut in
+    every row of the part: the path from top to bottom that crosses the least ink, moving at most one
+    column a row (a move costs DRIFT) within BAND heights of its column c and inside the part's box.
+    The cuts of one part are found together, one pass over its rows for all of them."""
+    if not cs:
+        return []
+    x0, y0, x1, y1 = part.box
+    band = max(1, math.ceil(BAND * height))
+    bands = [(max(x0 + 1, c - band), min(x1 - 1, c + band)) for c in cs]
+    n = max(hi + 1 - lo for lo, hi in bands)
+    local = part.ink(ink)
+    # every cut's columns side by side, padded with columns no path may enter
+    cost = np.full((y1 - y0, len(cs), n), np.inf)
+    for q, (lo, hi) in enumerate(bands):
+        cost[:, q, :hi + 1 - lo] = local[:, lo - x0:hi + 1 - x0]
+    totals = np.empty_like(cost)   # totals[y]: the least ink of a path from the top row to each column of row y
+    totals[0] = cost[0]
+    side = np.full((len(cs), n), np.inf)
+    for y in range(1, y1 - y0):
+        above = totals[y - 1]
+        best = above.copy()
+        side[:, 1:] = above[:, :-1] + DRIFT
+        np.minimum(best, side, out=best)
+        side[:, 1:] = np.inf
+        side[:, :-1] = above[:, 1:] + DRIFT
+        np.minimum(best, side, out=best)
+        side[:, :-1] = np.inf
+        np.add(best, cost[y], out=totals[y])
+    paths = []
+    for q, (c, (lo, hi)) in enumerate(zip(cs, bands)):
+        last = totals[-1, q]
+        x = min(range(hi + 1 - lo), key=lambda k: (last[k], abs(lo + k - c), k))
+        path = np.empty(y1 - y0, dtype=np.int64)
+        for y in range(y1 - y0 - 1, -1, -1):
+            path[y] = lo + x
+            if y:   # the column it came from: straight first, then from the left (ties)
+                t = totals[y - 1, q]
+                straight, left = t[x], t[x - 1] + DRIFT if x > 0 else math.inf
+                right = t[x + 1] + DRIFT if x + 1 < n else math.inf
+                x = x if straight <= left and straight <= right else (x - 1 if left <= right else x + 1)
+        paths.append(path)
+    return paths
+
+
+def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float = JOIN_GAP) -> list[tuple[int, int]]:
+    """The candidate digits (step 5): runs i .. j - 1 of consecutive atoms, (i, j): every atom; every
+    run within one group or two at most MAX_WIDTH Href wide, where passing from one group to the
+    next only across a gap of at most JOIN_GAP Href between their atoms. In order of j, then i."""
+    out = set()
+    for i in range(len(pieces)):
+        x0, x1 = pieces[i].box[0], pieces[i].box[2]
+        for j in range(i, len(pieces)):
+            x0, x1 = min(x0, pieces[j].box[0]), max(x1, pieces[j].box[2])
+            if j > i and group_of[j] != group_of[j - 1] and (group_of[j] - group_of[i] > 1 or
+                                                              pieces[j].box[0] - pieces[j - 1].box[2] > join_gap * href):
+                break
+            if j == i or x1 - x0 <= MAX_WIDTH * href:
+                out.add((i, j + 1))
+    return sorted(out, key=lambda c: (c[1], c[0]))
