@@ -83,7 +83,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    class's softmax probability; for one trained with MSE towards +1 / -1, max(0, (sum_k (y_k + 1)^2 -
    4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
    DIGIT_COST (0.1) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
-   cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (4) times
+   cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (2) times
    max(0, its width / Href - WIDEST_DIGIT (1)). An atom cut from a group (not a whole group) may be
    left out of the reading at SKIP_COST (1.0): a stroke's tail that reads as no digit. For every count
    k the cheapest reading of all atoms as k consecutive candidates is found (`best_paths`: for each
@@ -124,7 +124,7 @@ MIN_CONTRAST = 0.3       # the least contrast with the paper that is ink: below 
 DIGIT_COST = 0.1         # each digit's cost besides its own: of equally sure readings, the one of fewer digits
 JOIN_COST = 0.5          # the cost of one digit made of two groups: apart, they are two digits unless they read worse
 WIDEST_DIGIT = 1.0       # digit heights a single digit is seldom wider than; two touching are
-WIDE_COST = 4.0          # the cost of each digit height of width beyond it
+WIDE_COST = 2.0          # the cost of each digit height of width beyond it
 CUT_COST = 0.5           # the cost of a cut through a connected group: a group is one digit unless it reads worse
 MAX_UNLIKENESS = 0.25    # a digit shown needs this little unlikeness too: it reads as one digit, not a piece or two
 SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a mark that reads as no digit
