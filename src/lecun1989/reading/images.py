@@ -47,7 +47,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    x0 + k: col[k] is the sum of `ink` over the group's mask in column x0 + k; its local minima
    (col[k] <= col[k - 1] and col[k] < col[k + 1]) for e <= k < w - e, e = max(1, ceil(MIN_PIECE
    (0.15) Href)), taken least ink first (ties: |2k - (w - 1)| smallest, then smallest k) while fewer
-   than max(2, floor(CUTS_PER_HEIGHT (2) w / Href + 0.5)) are taken, each at least MIN_PIECE Href
+   than max(2, floor(CUTS_PER_HEIGHT (3) w / Href + 0.5)) are taken, each at least MIN_PIECE Href
    from those taken; then, while the widest piece between consecutive cuts (0 and w included;
    ties: the leftmost) is wider than WIDEST_PIECE (0.6) Href and at least 4 pixels, it is cut at its
    column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4 (ties: |2k - (a + b - 1)|
