@@ -96,7 +96,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    or with joins across any gap when some have more; then N, else the most below N, else the fewest
    (predict says so). Each digit's label is its largest output and its margin the largest minus the
    second largest output (`confidence.margin`); it is shown as `?` unless its margin is at least the
-   threshold and its unlikeness at most MAX_UNLIKENESS (0.25: it reads as one digit). A run's
+   threshold and its unlikeness at most MAX_UNLIKENESS (0.1: it reads as one digit). A run's
    threshold is the margin at which its own test digits err at 1% (`confidence.rejection_at`),
    computed once per run (or study) and process, or given.
 """
@@ -126,7 +126,7 @@ JOIN_COST = 0.5          # the cost of one digit made of two groups: apart, they
 WIDEST_DIGIT = 1.0       # digit heights a single digit is seldom wider than; two touching are
 WIDE_COST = 2.0          # the cost of each digit height of width beyond it
 CUT_COST = 0.5           # the cost of a cut through a connected group: a group is one digit unless it reads worse
-MAX_UNLIKENESS = 0.25    # a digit shown needs this little unlikeness too: it reads as one digit, not a piece or two
+MAX_UNLIKENESS = 0.1     # a digit shown needs this little unlikeness too: it reads as one digit, not a piece or two
 SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a mark that reads as no digit
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01

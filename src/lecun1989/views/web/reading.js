@@ -7,7 +7,7 @@
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
   const DIGIT_COST = 0.1, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
-  const SKIP_COST = 1.0, MAX_UNLIKENESS = 0.25;
+  const SKIP_COST = 1.0, MAX_UNLIKENESS = 0.1;
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
