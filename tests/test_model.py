@@ -21,6 +21,20 @@ def test_layer_and_total_counts_equal_the_papers():
     assert sum(p.numel() for p in Net1989().parameters()) == paper.PARAMETERS
 
 
+def test_the_benchs_multiply_adds_are_the_networks_connections():
+    """bench's bound counts each layer's multiply-adds from the paper's sizes: with one bias per unit
+    beyond the image they are the paper's 64,660 connections, and a step is about 170,000 of them."""
+    from lecun1989.bench import multiply_adds
+    m = multiply_adds()
+    net = Net1989(NetConfig(table="block"))
+    weights = {"H1": net.H1w, "H2": net.H2w, "H3": net.H3w, "output": net.outw}
+    h1_positions, h2_positions = paper.H1_SIZE ** 2, paper.H2_SIZE ** 2
+    assert m["H1"] == weights["H1"].numel() * h1_positions and m["H2"] == weights["H2"].numel() * h2_positions
+    assert m["H3"] == weights["H3"].numel() and m["output"] == weights["output"].numel()
+    assert m["forward"] + paper.UNITS - paper.IMAGE_SIZE ** 2 == paper.CONNECTIONS
+    assert m["step"] == 3 * m["forward"] - m["H1"] == 171_780
+
+
 def test_cli_info_prints_counts_beside_the_paper(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out

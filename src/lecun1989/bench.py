@@ -1,8 +1,11 @@
 """`lecun1989 bench`: both engines on the paper's recipe, side by side in one process.
 
 Prints the compile time of a cold start (an empty cache folder, in a fresh process), microseconds
-per training step for the PyTorch reference and the compiled engine, the many-runs throughput, and
-last `speedup: <N>x` (compiled single run vs reference, per step).
+per training step for the PyTorch reference and the compiled engine, the bound one core sets on a
+step (the network's multiply-adds over the fused multiply-adds a core was measured to do a second)
+and the share of it each kernel set reaches, the many-runs throughput with the paper's optimizer
+(SDLM, running curvature) beside plain SGD, and last `speedup: <N>x` (compiled single run vs
+reference, per step).
 Each per-step figure is the fastest of several timed repeats, for both engines alike (as timeit
 does): on a shared machine the other figures measure the neighbours as much as the code. The
 many-runs ratio times passes of one run and of all runs alternately, so that a change in the
@@ -21,18 +24,60 @@ from . import paper
 from .data import Dataset
 from .errors import LecunError
 from .engines import engine_class, initial_runs
-from .config import NetConfig
+from .config import NetConfig, OptimConfig
+from .recipes import PAPER
 
 
-def _engine(name: str, net: NetConfig, n_runs: int, data: Dataset, dtype: str):
-    runs = initial_runs(net, [(seed, paper.REPRO_LR) for seed in range(n_runs)])
-    return engine_class(name)(net, runs, data, dtype=dtype)
+def _engine(name: str, net: NetConfig, n_runs: int, data: Dataset, dtype: str, optim: OptimConfig = OptimConfig(),
+            lr: float = paper.REPRO_LR):
+    runs = initial_runs(net, [(seed, lr) for seed in range(n_runs)])
+    return engine_class(name)(net, runs, data, optim, dtype=dtype)
+
+
+def multiply_adds() -> dict[str, int]:
+    """The network's multiply-adds: per layer forward (section 5.1's sizes), and for a training step:
+    the forward pass, the derivatives of every layer's inputs but the image's, and the weights'
+    gradients (the bias terms, one add each, left out)."""
+    per_layer = {"H1": paper.H1_PLANES * paper.H1_SIZE ** 2 * paper.KERNEL ** 2,
+                 "H2": paper.H2_PLANES * paper.H2_SIZE ** 2 * paper.H2_INPUTS_PER_PLANE * paper.KERNEL ** 2,
+                 "H3": paper.H3_UNITS * paper.H2_PLANES * paper.H2_SIZE ** 2,
+                 "output": paper.N_CLASSES * paper.H3_UNITS}
+    forward = sum(per_layer.values())
+    return {**per_layer, "forward": forward, "step": 3 * forward - per_layer["H1"]}
 
 
 def _time(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+# Fused multiply-adds a core can do: ACCUMULATORS independent chains in a local array, which LLVM
+# unrolls into vector registers of the CPU's width, so that neither the FMA's latency nor memory
+# limits them (fewer than 64 were not kept in registers: a third of the rate or less).
+ACCUMULATORS = 128
+
+
+def _peak_kernel():
+    import numba
+    import numpy as np
+
+    @numba.njit(fastmath=True)
+    def fma_loop(a, b, n, dtype):
+        acc = np.ones(ACCUMULATORS, dtype)
+        for _ in range(n):
+            for k in range(ACCUMULATORS):
+                acc[k] = acc[k] * a + b
+        return acc.sum()
+    return fma_loop, np
+
+
+def peak_fma(dtype: str = "float32", repeats: int = 5, n: int = 100_000) -> float:
+    """Fused multiply-adds one core did a second in `dtype` (the fastest of `repeats` timings)."""
+    fma_loop, np = _peak_kernel()
+    t = np.dtype(dtype).type
+    fma_loop(t(0.999), t(0.001), 1, t)   # compile
+    return n * ACCUMULATORS / min(_time(lambda: fma_loop(t(0.999), t(0.001), n, t)) for _ in range(repeats))
 
 
 # One pass of a tiny synthetic set in a fresh process: the compile time is the same as for the real data.
@@ -96,15 +141,35 @@ def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = pa
     echo(f"fast, 1 run:     {fast_us:9.1f} us/step  (fastest of {passes} passes; the {passes}-pass run took "
          f"{sum(train_s):.1f}s training + {sum(eval_s):.1f}s evaluating both splits after each pass = "
          f"{sum(train_s) + sum(eval_s):.1f}s)")
+    macs, peak = multiply_adds()["step"], peak_fma(dtype)
+    bound_us = macs / peak * 1e6
+    echo(f"bound:           {bound_us:9.1f} us/step  ({macs:,} multiply-adds a step over {peak / 1e9:.1f} G fused "
+         f"multiply-adds a second on one core, measured; the single run reaches {bound_us / fast_us:.0%} of it)")
 
     if runs > 1:   # passes of one run and of all runs in turn, so that both see the same neighbours
         many = _engine("fast", net, runs, data, dtype)
         many.train_pass()                              # warm-up (and compilation of the lane kernels)
         pairs = [(_time(fast.train_pass), _time(many.train_pass)) for _ in range(repeats + 2)]
         one_s, many_s = min(p[0] for p in pairs), min(p[1] for p in pairs)
+        run_us = many_s / n / runs * 1e6
+        # groups of LANES runs are spread over the cores, so the bound is one core's over the cores they fill
+        from .engines.simd import LANES
+        cores = min(os.cpu_count() or 1, -(-runs // LANES))
         echo(f"fast, {runs} runs:   {many_s / n * 1e6:9.1f} us/step for all runs = "
-             f"{many_s / n / runs * 1e6:.1f} us/step/run; one pass of {runs} runs takes "
+             f"{run_us:.1f} us/step/run ({bound_us / cores / run_us:.0%} of the bound on the {cores} cores its "
+             f"groups of {LANES} fill; the single run's step is {fast_us / run_us:.1f}x this); one pass of {runs} runs takes "
              f"{many_s / one_s:.1f}x the wall time of one run (fastest of {len(pairs)} passes of each, in turn)")
+        # the paper's optimizer on the same runs: its curvature, at every step, costs a bbprop pass and a
+        # step size per parameter; passes of each in turn
+        sdlm = _engine("fast", PAPER.net, runs, data, dtype, PAPER.optim, PAPER.lrs[0])
+        sgd = _engine("fast", PAPER.net, runs, data, dtype)
+        sdlm.train_pass()
+        sgd.train_pass()
+        pairs = [(_time(sgd.train_pass), _time(sdlm.train_pass)) for _ in range(repeats)]
+        sgd_s, sdlm_s = min(p[0] for p in pairs), min(p[1] for p in pairs)
+        echo(f"sdlm, {runs} runs:   {sdlm_s / n / runs * 1e6:9.1f} us/step/run with the paper's running curvature "
+             f"against {sgd_s / n / runs * 1e6:.1f} for SGD on the same network ({sdlm_s / sgd_s:.2f}x; fastest of "
+             f"{repeats} passes of each, in turn)")
     speedup = ref_us / fast_us
     echo(f"speedup: {speedup:.0f}x")
     return speedup
