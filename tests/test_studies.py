@@ -61,6 +61,25 @@ def test_an_interrupted_row_continues_from_its_work_folder(tmp_path, raw_dir):
     assert (tmp_path / "results/tiny/usps/study.json").is_file()
 
 
+def test_a_rows_wall_time_adds_up_over_the_invocations_that_made_it(tmp_path, raw_dir):
+    """Measured again (its study.json removed), a row keeps the time its runs took to train and adds
+    the new invocation's, rather than recording the few seconds of a resume; a damaged record counts 0."""
+    run_tiny(tmp_path)
+    result = tmp_path / "results/tiny/usps/study.json"
+    first = json.loads(result.read_text(encoding="utf-8"))["wall_s"]
+    spent = tmp_path / f"work/tiny/usps{runner.SPENT}"
+    assert json.loads(spent.read_text(encoding="utf-8")) + 0.05 >= first > 0   # study.json rounds to 0.1 s
+    result.unlink()
+    run_tiny(tmp_path)
+    again = json.loads(result.read_text(encoding="utf-8"))["wall_s"]
+    assert again >= first and json.loads(spent.read_text(encoding="utf-8")) + 0.05 >= again
+    spent.write_text("{not json", encoding="utf-8")
+    result.unlink()
+    run_tiny(tmp_path)
+    assert json.loads(result.read_text(encoding="utf-8"))["wall_s"] >= 0   # a damaged record counts 0, not an error
+    assert json.loads(spent.read_text(encoding="utf-8")) > 0                     # written again, whole
+
+
 def test_an_unknown_study_is_one_line(capsys):
     assert main(["study", "nonesuch"]) == 2
     err = capsys.readouterr().err

@@ -170,8 +170,20 @@ def _kept_files(work_row: Path, row: Row, target: Path) -> dict[Path, bytes]:
     return files
 
 
+SPENT = ".wall_s.json"   # beside a row's work folder: the seconds its command has run so far
+
 # Runs one command: the arguments after `lecun1989`, and the command line to record as the command's.
 RunCommand = Callable[[list[str], str], None]
+
+
+def _spent(path: Path) -> float:
+    """The seconds a row's command has run so far, or 0 where that is not known (no file, or a damaged one:
+    it only feeds the row's reported wall time)."""
+    try:
+        value = read_json(path)
+    except LecunError:
+        return 0.0
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else 0.0
 
 
 def run_row(study: Study, row: Row, out: Path, work: Path, run_command: RunCommand, where: Location = Location(),
@@ -182,6 +194,10 @@ def run_row(study: Study, row: Row, out: Path, work: Path, run_command: RunComma
     argv = shlex.split(row.command)[1:] + ["--out", str(work_row), "--quiet"]
     if work_row.exists() and argv[0] != "sweep":   # a sweep resumes by itself
         argv.append("--resume")
+    # the row's wall time adds up over every invocation that trained it, so that a row resumed, or
+    # only measured again, does not record the few seconds of its last one
+    spent_file = work_row.parent / f"{work_row.name}{SPENT}"
+    spent = _spent(spent_file) if work_row.exists() else 0.0
     t0 = time.perf_counter()
     try:
         run_command(argv, row.command)
@@ -189,7 +205,10 @@ def run_row(study: Study, row: Row, out: Path, work: Path, run_command: RunComma
         echo(f"{study.name}/{row.name}: {e}")
     except LecunError as e:   # the row's command trains in --work, which it knows as its --out
         raise LecunError(f"{study.name}/{row.name} (`{row.command}`): {str(e).replace('--out', '--work')}") from None
-    wall = time.perf_counter() - t0
+    finally:
+        wall = spent + time.perf_counter() - t0
+        if work_row.exists():
+            commit({spent_file: json_text(wall)})
     runs = run_dirs_under([work_row])
     t1 = time.perf_counter()
     measured = {m: MEASURES[m](runs, work_row, where) for m in row.measures}
