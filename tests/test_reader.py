@@ -80,6 +80,26 @@ def test_dots_and_dashes_beside_the_digits_are_never_digits():
     assert groups == [0, 1, 2] and href == 40
 
 
+def test_a_line_is_never_sliced_into_digits_and_an_underline_never_joins_one():
+    # a dash alone, a ruled line, a wavy one: as thick everywhere, never cut into 1-pixel slivers
+    dash = np.zeros((120, 120))
+    dash[57:63, 20:100] = 1.0
+    assert len(segment.atoms(dash)[0]) == 1
+    ruled = np.zeros((20, 3000))
+    ruled[9:11, 10:2990] = 1.0
+    assert len(segment.atoms(ruled)[0]) == 1
+    wavy = np.zeros((60, 400))
+    for x in range(20, 380):
+        y = int(round(30 + 3 * np.sin(x / 40)))
+        wavy[y - 2:y + 3, x] = 1.0
+    assert len(segment.atoms(wavy)[0]) == 1
+    # a line under three digits, apart from them: they are cut and ordered as without it
+    ink = bars()
+    under = ink.copy()
+    under[54:56, 15:115] = 1.0
+    assert [p.box for p in segment.atoms(under)[0]] == [p.box for p in segment.atoms(ink)[0]]
+
+
 def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
     ink = bars(lefts=(20, 44))
     ink[28:31, 30:44] = 1.0            # a thin bridge joins the two bars: one group 34 wide

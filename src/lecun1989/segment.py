@@ -20,6 +20,9 @@ WIDEST_PIECE = 0.6       # digit heights a piece between two cuts may span
 BAND = 0.2               # digit heights a cut may wander from its column
 DRIFT = 0.02             # a cut's cost for moving one column, in ink: straight where the ink allows
 MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part's edge
+THIN = 0.9               # of a part's fullest column's ink, the most a column it is cut at may hold
+LONGEST_RUN = 8          # its own heights a part may span and still be cut: wider, it is a line, not digits
+WIDEST_MARK = 1.2        # digit heights a short mark may span and join a digit: wider, a line under or through the row
 MAX_WIDTH = 1.5          # digit heights a candidate digit of several atoms may span
 JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
 
@@ -71,31 +74,43 @@ class Part:
 
 def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False) -> list[int]:
     """The columns a part may be cut at (step 5), left to right: none for a part narrower than
-    CUT_RATIO times the row's `height`; else its columns of least ink (local minima of the column ink
-    at least MIN_PIECE heights from the part's edges and from each other, least ink first, at most
-    CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
+    CUT_RATIO times the row's `height`, or wider than LONGEST_RUN times its own height; else its
+    columns of least ink (local minima of the column ink at least MIN_PIECE heights from the part's
+    edges and from each other, holding at most THIN of its fullest column's ink, least ink first, at
+    most CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
     WIDEST_PIECE heights, the widest (ties: leftmost) is cut at its column of least ink in its middle
-    half (ties: nearest its middle, then leftmost), so that every digit of a touching run can be made
-    of whole pieces."""
+    half (ties: nearest its middle, then leftmost) if that column holds at most THIN of the fullest
+    one's ink (else the piece stays whole and the next widest is tried), so that every digit of a
+    touching run can be made of whole pieces."""
     x0, y0, x1, y1 = part.box
     w = x1 - x0
-    if w < 4 or (w <= CUT_RATIO * height and not finer):
+    if w < 4 or (w <= CUT_RATIO * height and not finer) or w > LONGEST_RUN * part.height:
         return []
     col = part.ink(ink).sum(axis=0)
+    # a cut goes where the ink thins: never through a column holding more than THIN of the part's
+    # fullest column's ink (a ruled line or a dash, as thick everywhere, is never sliced into 1s)
+    thin = THIN * col.max()
     edge = max(1, math.ceil(MIN_PIECE * height))
-    minima = [k for k in range(edge, w - edge) if col[k] <= col[k - 1] and col[k] < col[k + 1]]
+    minima = [k for k in range(edge, w - edge) if col[k] <= col[k - 1] and col[k] < col[k + 1] and col[k] <= thin]
     minima.sort(key=lambda k: (col[k], abs(2 * k - (w - 1)), k))
     picked, most = [], max(2, math.floor(CUTS_PER_HEIGHT * w / height + 0.5))
     for k in minima:
         if len(picked) < most and all(abs(k - q) >= MIN_PIECE * height for q in picked):
             picked.append(k)
+    whole = set()   # pieces with no column thin enough to cut
     while True:
         edges = [0, *sorted(picked), w]
-        a, b = max(zip(edges, edges[1:]), key=lambda g: (g[1] - g[0], -g[0]))
+        pieces = [g for g in zip(edges, edges[1:]) if g not in whole]
+        if not pieces:
+            return sorted(x0 + k for k in picked)
+        a, b = max(pieces, key=lambda g: (g[1] - g[0], -g[0]))
         if b - a <= WIDEST_PIECE * height / (2 if finer else 1) or b - a < 4:
             return sorted(x0 + k for k in picked)
-        picked.append(min(range(a + (b - a) // 4, b - (b - a) // 4),
-                          key=lambda k: (col[k], abs(2 * k - (a + b - 1)), k)))
+        k = min(range(a + (b - a) // 4, b - (b - a) // 4), key=lambda k: (col[k], abs(2 * k - (a + b - 1)), k))
+        if col[k] <= thin:
+            picked.append(k)
+        else:
+            whole.add((a, b))
 
 
 def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float]:
@@ -122,9 +137,9 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
             continue
         shared = [max(0, min(c.box[2], s.box[2]) - max(c.box[0], s.box[0])) for s in starts]
         best = int(np.argmax(shared))   # the first of equals: starts are in (x0, y0) order
-        if shared[best] > 0:
+        if shared[best] > 0 and c.width <= WIDEST_MARK * hmax:
             groups[best].append(c)
-        # else a dot, a speck or a dash beside the digits: never a digit
+        # else a dot, a speck or a dash beside the digits, or a line under or through them: never a digit
     parts = sorted((Part.union(g) for g in groups), key=lambda p: (p.box[0], p.box[1]))
     # the height of a digit here: touching digits make a part wide, not tall
     href = float(np.median([p.height for p in parts]))

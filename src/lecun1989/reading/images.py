@@ -40,18 +40,22 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
 4. Grouping. Hmax = the tallest component's height. A component at least Hmax / 2 tall
    (2 * height >= Hmax) starts a group. Every shorter one joins the group whose starting
    component's column range shares the most columns with its own (ties: the group whose start has
-   the smaller x0, then smaller y0); one that shares no column with any is dropped: a dot, a speck
-   or a dash beside the digits is never a digit. Groups are ordered by (x0, y0).
+   the smaller x0, then smaller y0); one that shares no column with any, or is wider than
+   WIDEST_MARK (1.2) Hmax, is dropped: a dot, a speck or a dash beside the digits, or a line under or
+   through them, is never a digit. Groups are ordered by (x0, y0).
 5. Candidates. Href = the median height of the groups (numpy's median). A group narrower than
-   CUT_RATIO (0.75) Href, or than 4 pixels, is one atom. A wider one is cut into atoms at columns
-   x0 + k: col[k] is the sum of `ink` over the group's mask in column x0 + k; its local minima
+   CUT_RATIO (0.75) Href, or than 4 pixels, or wider than LONGEST_RUN (8) times its own height (a
+   line), is one atom. A wider one is cut into atoms at columns x0 + k: col[k] is the sum of `ink`
+   over the group's mask in column x0 + k, and no column holding more than THIN (0.9) max(col) is
+   ever cut at (a line, as thick everywhere, is never sliced); its local minima
    (col[k] <= col[k - 1] and col[k] < col[k + 1]) for e <= k < w - e, e = max(1, ceil(MIN_PIECE
    (0.15) Href)), taken least ink first (ties: |2k - (w - 1)| smallest, then smallest k) while fewer
    than max(2, floor(CUTS_PER_HEIGHT (3) w / Href + 0.5)) are taken, each at least MIN_PIECE Href
    from those taken; then, while the widest piece between consecutive cuts (0 and w included;
-   ties: the leftmost) is wider than WIDEST_PIECE (0.6) Href and at least 4 pixels, it is cut at its
-   column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4 (ties: |2k - (a + b - 1)|
-   smallest, then smallest k). Each cut column c becomes a cut path (`cut_paths`): from the group's
+   ties: the leftmost; pieces found uncuttable left out) is wider than WIDEST_PIECE (0.6) Href and at
+   least 4 pixels, it is cut at its column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4
+   (ties: |2k - (a + b - 1)| smallest, then smallest k) if that column holds at most THIN max(col),
+   else the piece is uncuttable and stays whole. Each cut column c becomes a cut path (`cut_paths`): from the group's
    top row to its bottom, one column per row, moving at most one column a row (a move costs DRIFT,
    0.02, in ink) within ceil(BAND (0.2) Href) of c and inside the box, the path crossing the least
    ink (dynamic programming, ties: straight, then from the left; the end nearest c, then leftmost);

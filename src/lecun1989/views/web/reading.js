@@ -5,6 +5,7 @@
   "use strict";
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
+  const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
   const DIGIT_COST = 0.1, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
   const SKIP_COST = 1.0, MAX_UNLIKENESS = 0.1;
@@ -142,27 +143,34 @@
   // 5. the columns a part may be cut at: its columns of least ink, then the widest piece's, until none is too wide
   function cutColumns(p, ink, w, height) {
     const [x0, y0, x1, y1] = p.box, pw = x1 - x0;
-    if (pw < 4 || pw <= CUT_RATIO * height) return [];
+    if (pw < 4 || pw <= CUT_RATIO * height || pw > LONGEST_RUN * (y1 - y0)) return [];
     const col = new Float64Array(pw);
     for (let y = y0; y < y1; y++)
       for (let k = 0; k < pw; k++) col[k] += p.mask[y * w + x0 + k] ? ink[y * w + x0 + k] : 0;
+    let top = 0;
+    for (const v of col) if (v > top) top = v;
+    const thin = THIN * top;
     const lexLess = (a, b) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i]; return false; };
     const keyOf = (k, mid2) => [col[k], Math.abs(2 * k - mid2), k];
     const edge = Math.max(1, Math.ceil(MIN_PIECE * height)), minima = [];
-    for (let k = edge; k < pw - edge; k++) if (col[k] <= col[k - 1] && col[k] < col[k + 1]) minima.push(k);
+    for (let k = edge; k < pw - edge; k++) if (col[k] <= col[k - 1] && col[k] < col[k + 1] && col[k] <= thin) minima.push(k);
     minima.sort((a, b) => lexLess(keyOf(a, pw - 1), keyOf(b, pw - 1)) ? -1 : lexLess(keyOf(b, pw - 1), keyOf(a, pw - 1)) ? 1 : 0);
     const picked = [], most = Math.max(2, Math.floor(CUTS_PER_HEIGHT * pw / height + 0.5));
     for (const k of minima)
       if (picked.length < most && picked.every(q => Math.abs(k - q) >= MIN_PIECE * height)) picked.push(k);
+    const whole = new Set();   // pieces with no column thin enough to cut
     for (;;) {
       const edges = [0, ...picked.slice().sort((a, b) => a - b), pw];
-      let a = 0, b = 0;
-      for (let i = 0; i + 1 < edges.length; i++) if (edges[i + 1] - edges[i] > b - a) { a = edges[i]; b = edges[i + 1]; }
-      if (b - a <= WIDEST_PIECE * height || b - a < 4) return picked.sort((u, v) => u - v).map(k => x0 + k);
+      let a = 0, b = 0, found = false;
+      for (let i = 0; i + 1 < edges.length; i++)
+        if (!whole.has(edges[i] + "," + edges[i + 1]) && (!found || edges[i + 1] - edges[i] > b - a)) {
+          a = edges[i]; b = edges[i + 1]; found = true;
+        }
+      if (!found || b - a <= WIDEST_PIECE * height || b - a < 4) return picked.sort((u, v) => u - v).map(k => x0 + k);
       let best = -1;
       for (let k = a + Math.floor((b - a) / 4); k < b - Math.floor((b - a) / 4); k++)
         if (best < 0 || lexLess(keyOf(k, a + b - 1), keyOf(best, a + b - 1))) best = k;
-      picked.push(best);
+      if (col[best] <= thin) picked.push(best); else whole.add(a + "," + b);
     }
   }
 
@@ -217,7 +225,8 @@
       const shared = starts.map(s => Math.max(0, Math.min(c.box[2], s.box[2]) - Math.max(c.box[0], s.box[0])));
       let best = 0;
       shared.forEach((v, i) => { if (v > shared[best]) best = i; });
-      if (shared[best] > 0) { for (let i = 0; i < w * h; i++) if (c.mask[i]) groups[best][i] = 1; }
+      // a mark wider than WIDEST_MARK digit heights is a line under or through the row: never a digit's
+      if (shared[best] > 0 && c.width <= WIDEST_MARK * hmax) { for (let i = 0; i < w * h; i++) if (c.mask[i]) groups[best][i] = 1; }
     }
     const parts = groups.map(m => part(m, w, h)).sort(byBox);
     const href = median(parts.map(p => p.height)), pieces = [], groupOf = [];
