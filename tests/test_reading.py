@@ -240,6 +240,24 @@ def test_an_image_without_ink_does_not_keep_the_others_from_being_read(run_dir, 
     assert result["failed"] == [{"image": str(tmp_path / "blank.png"), "error": "the image holds no ink (it is one flat grey)"}]
 
 
+def test_every_image_that_cannot_be_read_is_named_and_the_others_are_read(run_dir, strips, tmp_path, capsys):
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(tmp_path / "blank.png")
+    (tmp_path / "bad.png").write_text("not an image")
+    good = [str(p) for p in strips[0][:2]]
+    bad = [str(tmp_path / "bad.png"), str(tmp_path / "nothing.png"), str(tmp_path / "blank.png")]
+    argv = ["predict", str(run_dir), bad[0], good[0], bad[1], bad[2], good[1]]
+    status, out, err = command(argv, capsys)
+    assert status == 2 and "Traceback" not in err
+    assert [line.split(":")[0] for line in out.splitlines()[1:]] == good
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == bad and "3 of the 5 images could not be read" in lines[3]
+    result = strict_json(command(argv + ["--json"], capsys)[1])
+    assert [i["image"] for i in result["images"]] == good and [f["image"] for f in result["failed"]] == bad
+    # when none can be read, nothing is loaded and each is named
+    status, out, err = command(["predict", str(run_dir), *bad[:2]], capsys)
+    assert status == 2 and out == "" and len(err.splitlines()) == 3 and "2 of the 2 images" in err
+
+
 def test_zipcodes_are_deterministic_and_scored(run_dir, tmp_path, capsys, usps):
     a, b = tmp_path / "a", tmp_path / "b"
     for folder in (a, b):

@@ -75,7 +75,16 @@ def cmd_predict(args) -> None:
     if args.show:
         from ..store.folders import check_picture_folder
         check_picture_folder(Path(args.show), "--show")
-    greys = [load_image(path) for path in args.images]   # every file checked before any work
+    # every file is opened before the network is loaded; one that cannot be (missing, not an image, or
+    # with no ink when read) does not keep the others from being read, and each is named
+    failed, greys = [], []
+    for path in args.images:
+        try:
+            greys.append((path, load_image(path)))
+        except LecunError as e:
+            failed.append((path, str(e)))
+    if args.images and not greys:
+        _refuse(failed, len(args.images))
     r = reader(Path(args.run), args.threshold, location(args))
     if args.truth:
         scores = score_zipcodes(r, Path(args.truth), deslant=args.deslant, digits=args.digits)
@@ -94,12 +103,13 @@ def cmd_predict(args) -> None:
         print(f"speed: {rate(scores['digits_per_second'])} digits a second read from the image (the paper: 10-12), "
               f"{rate(scores['network_digits_per_second'])} by the network once normalized (the paper: 30)")
         return
-    read, failed = [], []   # an image that cannot be read (no ink) does not keep the others from being read
-    for path, g in zip(args.images, greys):
+    read = []
+    for path, g in greys:
         try:
             read.append((path, read_image(r, g, deslant=args.deslant, digits=args.digits)))
         except LecunError as e:
             failed.append((path, str(e)))
+    failed.sort(key=lambda f: args.images.index(f[0]))
     paths, readings = [p for p, _ in read], [rd for _, rd in read]
     if args.json:
         sys.stdout.write(json_text({"run": str(args.run),
@@ -129,8 +139,17 @@ def cmd_predict(args) -> None:
             print(f"pictures: {', '.join(str(p) for p in written if p.name != MARKER)}",
                   file=sys.stderr if args.json else sys.stdout)
     if failed:
-        more = f" ({len(failed) - 1} more image{'s' * (len(failed) > 2)} could not be read)" if len(failed) > 1 else ""
-        raise LecunError(f"{failed[0][0]}: {failed[0][1]}{more}")
+        _refuse(failed, len(args.images))
+
+
+def _refuse(failed: list[tuple[str, str]], given: int) -> None:
+    """The images predict could not read: one alone is its error; several are named a line each on
+    stderr, then counted in the error."""
+    if len(failed) == 1:
+        raise LecunError(f"{failed[0][0]}: {failed[0][1]}")
+    for path, error in failed:
+        print(f"{path}: {error}", file=sys.stderr)
+    raise LecunError(f"{len(failed)} of the {given} images could not be read (each is named above)")
 
 
 def cmd_zipcodes(args) -> None:
