@@ -253,6 +253,7 @@ def test_every_image_that_cannot_be_read_is_named_and_the_others_are_read(run_di
     assert [line.split(":")[0] for line in lines[:3]] == bad and "3 of the 5 images could not be read" in lines[3]
     result = strict_json(command(argv + ["--json"], capsys)[1])
     assert [i["image"] for i in result["images"]] == good and [f["image"] for f in result["failed"]] == bad
+    assert result["digits_asked"] is None
     # when none can be read, nothing is loaded and each is named
     status, out, err = command(["predict", str(run_dir), *bad[:2]], capsys)
     assert status == 2 and out == "" and len(err.splitlines()) == 3 and "2 of the 2 images" in err

@@ -114,6 +114,7 @@ def cmd_predict(args) -> None:
     if args.json:
         sys.stdout.write(json_text({"run": str(args.run),
                                     "threshold": r.threshold if math.isfinite(r.threshold) else None,
+                                    "digits_asked": args.digits,   # None unless --digits; a reading may have fewer or more
                                     "images": [rd.to_json(str(path)) for path, rd in read],
                                     "failed": [{"image": str(path), "error": e} for path, e in failed]}))
     else:
@@ -125,7 +126,7 @@ def cmd_predict(args) -> None:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
                      f"cut)" if args.digits and len(rd.digits) < args.digits else
-                     f"   ({len(rd.digits)} digits where {args.digits} were asked: the ink holds more groups than "
+                     f"   ({len(rd.digits)} digits where {args.digits} {'was' if args.digits == 1 else 'were'} asked: the ink holds more groups than "
                      f"can be read as {args.digits})" if args.digits and len(rd.digits) > args.digits else "")
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
             print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}")

@@ -178,6 +178,9 @@ def read_truth(path: Path) -> list[dict]:
     """The strips of a zipcodes.json, each a file inside its folder (a name that leads elsewhere, such
     as ../x.png or an absolute path, is refused: the truth file names its own images only)."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; give {path / 'zipcodes.json'}" if (path / "zipcodes.json").is_file() else ""
+        raise LecunError(f"{path} is a folder, not a zipcodes.json written by `lecun1989 zipcodes`{hint}")
     try:
         truth = read_json(path)
     except LecunError as e:
