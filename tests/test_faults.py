@@ -1629,6 +1629,8 @@ COUNT_FAULTS = [
     (("bench", "--ref-steps", "2000000"), "is more than 1,000,000"),
     (("zipcodes", "--out", "z", "--n", "100001"), "is more than 100,000"),
     (("zipcodes", "--out", "z", "--n", "0"), "'0' is not a positive integer"),
+    (("predict", "run", "x.png", "--threshold", "-1"), "'-1' is below 0: a margin"),
+    (("demo", "run", "-o", "d.html", "--threshold", "-0.5"), "'-0.5' is below 0: a margin"),
     (("sweep", "--lr-grid", "1e-3:1e-1:10000000000"), "has 10,000,000,000 points; a sweep takes at most 1000"),
     (("sweep", "--lr-grid", "1e-3:1e-1:999"), "closer than its 3 significant digits tell apart"),
 ]

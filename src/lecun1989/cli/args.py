@@ -89,6 +89,16 @@ def positive_int(text: str, most: int | None = None) -> int:
     return value
 
 
+def margin_threshold(text: str) -> float:
+    """A margin to accept digits at: finite and at least 0, as every margin is (the largest output
+    minus the second largest); a negative one would only mean 0."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 0: a margin (the largest output minus the second "
+                                         f"largest) is never negative; 0 accepts every digit")
+    return value
+
+
 def at_most(most: int):
     """A positive whole number up to `most`: a count that is a typo when larger (--passes 1000000)."""
     def count(text: str) -> int:

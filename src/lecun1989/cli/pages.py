@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .args import add_data_location_args, finite_float, location
+from .args import add_data_location_args, location, margin_threshold
 
 
 def write_page(out: Path, head: str, what: str, example: str, make) -> Path:
@@ -37,7 +37,7 @@ def add_commands(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR", type=Path, help="a run folder (as repro or paper write them), or a study folder, "
                                                            "whose runs then read together")
     p.add_argument("-o", "--out", default="demo.html", help="the HTML file (default demo.html)")
-    p.add_argument("--threshold", type=finite_float,
+    p.add_argument("--threshold", type=margin_threshold,
                    help="the margin a digit needs to be accepted (default: the run's 1%%-error margin)")
     add_data_location_args(p)
     p.set_defaults(func=cmd_demo)

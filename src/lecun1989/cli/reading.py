@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LecunError
-from .args import add_data_location_args, at_most, finite_float, location, seed
+from .args import add_data_location_args, at_most, location, margin_threshold, seed
 
 def add_commands(sub) -> None:
     """predict, zipcodes."""
@@ -24,7 +24,7 @@ def add_commands(sub) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="*", help="image files (PNG, JPEG, ...; either polarity)")
     p.add_argument("--json", action="store_true", help="print strict JSON instead of lines")
     p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
-    p.add_argument("--threshold", type=finite_float, help="accept a digit when its margin is at least this "
+    p.add_argument("--threshold", type=margin_threshold, help="accept a digit when its margin is at least this "
                                                           "(default: the run's 1%%-error margin on its test set)")
     p.add_argument("--digits", type=at_most(1000), help="the number of digits each image holds (e.g. 5 for a zip "
                                                     "code): touching digits are split until there are that many")
@@ -129,7 +129,10 @@ def cmd_predict(args) -> None:
                      f"   ({len(rd.digits)} digits where {args.digits} {'was' if args.digits == 1 else 'were'} asked: the ink holds more groups than "
                      f"can be read as {args.digits})" if args.digits and len(rd.digits) > args.digits else "")
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
-            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}")
+            # a '?' whose margin reaches the threshold: its outputs are not one digit's (its unlikeness)
+            odd = [f"{d.label} {d.margin:.2f}" for d in rd.digits if not d.accepted and d.margin >= rd.threshold]
+            odd = f"   ({', '.join(odd)}: sure enough, but not reading as one digit)" if odd else ""
+            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}{odd}")
     if args.show:
         from ..store.folders import MARKER, marker, write_files
         from ..views.reading import picture
