@@ -296,5 +296,5 @@ def test_a_count_the_ink_cannot_give_is_said_not_hidden(run_dir, strips, capsys)
     paths, _ = strips
     assert cli.main(["predict", str(run_dir), str(paths[0]), "--digits", "300"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    n = len(line.split("[")[1].split(","))
-    assert n < 300 and line.endswith(f"(only {n} of the 300 digits asked: the ink has no more places to cut)")
+    n = len(line.split("[")[1].split("]")[0].split(","))
+    assert n < 300 and f"(only {n} of the 300 digits asked: the ink has no more places to cut)" in line
