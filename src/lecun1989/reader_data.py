@@ -146,6 +146,21 @@ def _side_by_side(a: np.ndarray, b: np.ndarray, gap: int) -> np.ndarray:
     return out
 
 
+def touching_column(placed: np.ndarray, new: np.ndarray) -> int | None:
+    """Where a new digit's box starts so that it touches the ink already placed, as the zip-code
+    benchmark places a touching neighbour: the new digit's leftmost strong ink (>= 0.5) one column
+    right of the placed rightmost strong ink, in the row where they come closest, never left of
+    column 0 (a digit whose ink starts far right in its box, touching a narrow one); `placed` and
+    `new` cover the same rows. None where no row holds strong ink of both."""
+    prev, ahead = placed >= 0.5, new >= 0.5
+    rows = prev.any(1) & ahead.any(1)
+    if not rows.any():
+        return None
+    right = np.array([np.flatnonzero(r)[-1] for r in prev[rows]])
+    left = np.array([np.flatnonzero(r)[0] for r in ahead[rows]])
+    return max(0, int((right + 1 - left).max()))
+
+
 def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Two inks on one row, centred on it, b placed as the zip-code benchmark places a touching
     neighbour: its strong ink (>= 0.5) one column right of a's in the row where they come closest."""
@@ -153,12 +168,9 @@ def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ta, tb = (h - a.shape[0]) // 2, (h - b.shape[0]) // 2
     pa, pb = np.zeros((h, a.shape[1])), np.zeros((h, b.shape[1]))
     pa[ta:ta + a.shape[0]], pb[tb:tb + b.shape[0]] = a, b
-    rows = (pa >= 0.5).any(1) & (pb >= 0.5).any(1)
-    if not rows.any():
+    x = touching_column(pa, pb)
+    if x is None:
         return _side_by_side(a, b, 0)
-    right = np.array([np.flatnonzero(r)[-1] for r in pa[rows] >= 0.5])
-    left = np.array([np.flatnonzero(r)[0] for r in pb[rows] >= 0.5])
-    x = max(0, int((right + 1 - left).max()))
     out = np.zeros((h, max(pa.shape[1], x + pb.shape[1])))
     out[:, :pa.shape[1]] = pa
     out[:, x:x + pb.shape[1]] = np.maximum(out[:, x:x + pb.shape[1]], pb)
@@ -198,14 +210,8 @@ def _row(inks: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, 
     for k, (v, dy) in enumerate(drawn):
         top = (height - v.shape[0]) // 2 + dy
         if k and touching[k - 1]:
-            # as the benchmark places a touching neighbour: its strong ink one column right of the
-            # strong ink already there, in the row where they come closest
-            prev, new = ink[top:top + v.shape[0]] >= 0.5, v >= 0.5
-            rows = prev.any(1) & new.any(1)
-            if rows.any():
-                right = np.array([np.flatnonzero(r)[-1] for r in prev[rows]])
-                left = np.array([np.flatnonzero(r)[0] for r in new[rows]])
-                x = max(0, int((right + 1 - left).max()))
+            at = touching_column(ink[top:top + v.shape[0]], v)   # as the benchmark places a touching neighbour
+            x = x if at is None else at
         elif k:
             x += gaps[k - 1]
         box = (slice(top, top + v.shape[0]), slice(x, x + v.shape[1]))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Location, parse_idx
+from ..reader_data import touching_column
 from ..errors import LecunError
 from ..store.atomic import commit, json_text
 from ..store.folders import Lock, check_output, marker, replace_contents
@@ -87,17 +88,9 @@ def make_zip(digits: dict, seed: int, index: int, photo: bool = False) -> tuple[
         top = int(round(height / 2 - v.shape[0] / 2 + jitter))
         if k:
             if touching[k - 1]:
-                # leftmost strong ink of the new digit one column right of the rightmost strong ink
-                # already there, in the row where they come closest: the strokes touch in that row
-                prev = canvas[top:top + v.shape[0]] >= 0.5
-                new = v >= 0.5
-                rows = prev.any(1) & new.any(1)
-                if rows.any():
-                    right = np.array([np.flatnonzero(r)[-1] for r in prev[rows]])
-                    left = np.array([np.flatnonzero(r)[0] for r in new[rows]])
-                    # never left of the canvas: a new digit whose ink starts far right in its box,
-                    # touching a narrow one, would otherwise start before column 0
-                    x = max(0, int((right + 1 - left).max()))
+                # the strokes touch in the row where they come closest
+                at = touching_column(canvas[top:top + v.shape[0]], v)
+                x = x if at is None else at
             else:
                 x += gaps[k - 1]
         canvas[top:top + v.shape[0], x:x + v.shape[1]] = np.maximum(canvas[top:top + v.shape[0], x:x + v.shape[1]], v)
