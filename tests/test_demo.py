@@ -47,6 +47,8 @@ def test_demo_refuses_what_it_did_not_make(run, tmp_path, capsys):
     assert err.count("\n") == 1 and "is not a demo page lecun1989 wrote" in err
     assert mine.read_text(encoding="utf-8") == "<p>my notes</p>"
     assert main(["demo", str(run), "-o", str(tmp_path)]) == 2          # a folder
+    assert main(["demo", str(run), "-o", str(tmp_path / "d.png")]) == 2   # a page named as a picture
+    assert "give a name ending in .html" in capsys.readouterr().err and not (tmp_path / "d.png").exists()
     assert main(["demo", str(tmp_path / "nothing"), "-o", str(tmp_path / "d.html")]) == 2   # not a run
     assert not (tmp_path / "d.html").exists()
     own = tmp_path / "own.html"

@@ -1629,6 +1629,8 @@ COUNT_FAULTS = [
     (("bench", "--ref-steps", "2000000"), "is more than 1,000,000"),
     (("zipcodes", "--out", "z", "--n", "100001"), "is more than 100,000"),
     (("zipcodes", "--out", "z", "--n", "0"), "'0' is not a positive integer"),
+    (("reader", "--usps-digits", "8000", "--out", "r"), "there are 7,291 USPS training digits"),
+    (("reader", "--mnist-digits", "60001", "--out", "r"), "there are 60,000 MNIST training digits"),
     (("predict", "run", "x.png", "--threshold", "-1"), "'-1' is below 0: a margin"),
     (("demo", "run", "-o", "d.html", "--threshold", "-0.5"), "'-0.5' is below 0: a margin"),
     (("sweep", "--lr-grid", "1e-3:1e-1:10000000000"), "has 10,000,000,000 points; a sweep takes at most 1000"),
@@ -1710,6 +1712,16 @@ def test_a_refused_command_leaves_nothing_in_the_way(here, case, fast_engine_war
     r = cli(*corrected, "--out", "out")
     assert r.rc == 0, r.err
     check_folder(here / "out")
+
+
+def test_a_full_standard_output_is_one_line_naming_it(here):
+    class Full(io.StringIO):   # what `> /dev/full` gives a write
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    err = io.StringIO()
+    with contextlib.redirect_stdout(Full()), contextlib.redirect_stderr(err):
+        rc = cli_module.main(["zipcodes", "--out", "z", "--n", "1"])
+    assert (rc, err.getvalue()) == (1, "lecun1989 zipcodes: error: the output: No space left on device\n")
 
 
 @pytest.mark.parametrize("command", ["repro", "paper"])

@@ -154,13 +154,17 @@ def test_plot_and_report_never_replace_files_they_did_not_make(root, tmp_path, c
     mine = tmp_path / "mine"
     (mine / "study").mkdir(parents=True)
     (mine / "study" / "curves.png").write_bytes(b"my own picture")
+    (mine / "page.html").write_bytes(b"my own page")
     (mine / "photo.jpg").write_bytes(b"my own photo")
     assert main(["plot", str(root / "study"), "--out", str(mine)]) == 2
-    assert main(["report", str(root / "study"), "-o", str(mine / "photo.jpg")]) == 2
+    assert main(["report", str(root / "study"), "-o", str(mine / "page.html")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all("left as it is" in line for line in err)
+    assert main(["report", str(root / "study"), "-o", str(mine / "photo.jpg")]) == 2   # a page is never named .jpg
+    assert "give a name ending in .html" in capsys.readouterr().err
     assert (mine / "study" / "curves.png").read_bytes() == b"my own picture"
     assert (mine / "photo.jpg").read_bytes() == b"my own photo"
+    assert (mine / "page.html").read_bytes() == b"my own page"
     assert main(["report", str(root / "study"), "-o", str(mine / "r.html")]) == 0
     assert main(["report", str(root / "study"), "-o", str(mine / "r.html")]) == 0   # its own report: replaced
 

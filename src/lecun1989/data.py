@@ -28,6 +28,7 @@ FORMAT_VERSION = 3   # 3: MNIST resized with PyTorch's fused multiply-adds (resi
 DEFAULT_DATA_SEED = 1337
 MAX_DATA_SEED = 2**32 - 1  # numpy's RandomState takes seeds in 0 .. 2**32 - 1
 SOURCES = ("usps", "mnist", "mnist50k", "mnist-published")
+MNIST_TRAIN_FILE = 60_000   # digits in MNIST's training file (train-images-idx3-ubyte), all of which the reader draws from
 # Training digits drawn from MNIST-train for each MNIST-derived source. mnist50k (the modern
 # recipe's data-scaling row) takes the first 50,000 of the same permutation, so it holds the 7,291
 # of `mnist` (they come first, in the same order) and has the same 2,007 test digits.

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: output closed" + (f"; {note}" if note else ""), file=sys.stderr)
         return 141
     except OSError as e:
-        print(f"{name}: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
+        # with no file name, it was the standard output that failed (`> /dev/full`)
+        print(f"{name}: error: {e.filename or 'the output'}: {e.strerror or e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, SystemError) as e:
         stop = interrupt_behind(e)

@@ -128,12 +128,16 @@ def cmd_modern(args) -> None:
 
 def cmd_reader(args) -> None:
     from dataclasses import replace
-    from .. import reader_data
+    from .. import data, reader_data
     from ..recipes import READER
     recipe = replace(READER, seeds=args.seeds or READER.seeds, passes=args.passes or READER.passes,
                      engine=args.engine, dtype=args.dtype)
     from ..store.folders import check_output
     where = location(args)
+    for flag, n, there, source in (("--usps-digits", args.usps_digits, paper.N_TRAIN, "USPS"),
+                                   ("--mnist-digits", args.mnist_digits, data.MNIST_TRAIN_FILE, "MNIST")):
+        if n is not None and n > there:   # a slice would quietly take all of them
+            raise LecunError(f"{flag} {n}: there are {there:,} {source} training digits; give at most {there}")
     out = default_out(args, "reader", "reader")
     check_output(out, args.force, args.resume, command=args.command)   # before a minute spent on the data
     t0 = time.perf_counter()

@@ -262,6 +262,8 @@ def check_page(out: Path, head: str, what: str, example: str) -> None:
     if str(out) == "":
         raise LecunError(f"-o is empty: give the {what}'s file name, e.g. -o {example}")
     out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm") and not out.is_dir():   # a page named .png would open as nothing
+        raise LecunError(f"-o {out}: the {what} is an HTML page; give a name ending in .html, e.g. -o {example}")
     refuse_running(out.parent)
     if out.is_dir():
         raise LecunError(f"{out} is a folder; give the {what}'s file name, e.g. -o {out / example}")

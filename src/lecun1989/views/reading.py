@@ -30,7 +30,7 @@ def picture(reading: Reading, title: str) -> bytes:
     ax.set_yticks([])
     threshold = f"{reading.threshold:.3f}" if math.isfinite(reading.threshold) else "none"
     ax.set_title(f"{title}: {reading.text or '(no digits)'}   (ink shown dark; margin threshold {threshold})",
-                 fontsize=10)
+                 fontsize=10, pad=22)   # room for the labels of boxes that reach the image's top edge
     for k, d in enumerate(reading.digits):
         a = fig.add_subplot(grid[1, k])
         a.imshow(d.input, cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
