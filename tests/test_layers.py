@@ -32,7 +32,7 @@ LAYERS = (
     ("cli", ("cli/", "__main__.py")),
 )
 # Third-party libraries worth deferring into a function: each costs a noticeable import time.
-HEAVY = {"torch", "numba", "llvmlite", "matplotlib", "PIL", "pooch", "safetensors", "tensorboard", "tqdm",
+HEAVY = {"torch", "numba", "llvmlite", "matplotlib", "PIL", "pooch", "safetensors", "tensorboard", "tqdm", "ray",
          "platformdirs"}
 # A third-party library allowed only in one layer: the command line parses, the views draw.
 ONLY_IN = {"argparse": "cli", "matplotlib": "views"}

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, paper
 from .data import Dataset
-from .engines import DTYPES, RunSpec, check_engine_name, engine_class, initial_runs
+from .engines import DTYPES, RunSpec, check_engine_name, cluster, engine_class, initial_runs
 from .errors import Diverged, LecunError, interrupt_behind
 from .config import EXPLODED, NetConfig, OptimConfig   # EXPLODED: the largest |weight| of a run that has not diverged
 from .results import stats
@@ -237,6 +237,8 @@ def train(recipe: Recipe, data: Dataset, out: str | os.PathLike, force: bool = F
     runs = recipe.runs()
     dirs = run_dirs(out, runs)
     check_memory(recipe, data)
+    if cluster.active() and recipe.engine != "fast":
+        raise LecunError("--cluster trains on the compiled engine; drop --engine torch")
     mode = check_output(out, force, resume, command=command)
     with Lock(out, echo=lambda line: print(line, file=sys.stderr)):
         try:
@@ -272,6 +274,8 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
         replace_contents(out)
     t0 = time.perf_counter()
     engine_cls = engine_class(recipe.engine)
+    if cluster.active():   # the same passes, computed on the cluster's workers; the files are written here
+        engine_cls = cluster.ClusterEngine
     common = {"command": command, "passes": recipe.passes, "optimizer": recipe.optim.to_dict(),
               "engine": recipe.engine, "kernels": engine_cls.kernels_for(len(runs)), "dtype": recipe.dtype,
               "net": recipe.net.to_dict(),

@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
         name = f"lecun1989 {args.command}"
         args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
-        args.func(args)
+        if getattr(args, "cluster", None) is not None:
+            from ..engines import cluster   # Ray only for a command given --cluster
+            with cluster.use(args.cluster, echo=lambda line: print(line, file=sys.stderr)):
+                args.func(args)
+        else:
+            args.func(args)
     except LecunError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         return 3 if isinstance(e, Diverged) else 1 if isinstance(e, OutputError) else 2

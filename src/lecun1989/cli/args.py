@@ -234,6 +234,14 @@ def add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted command in its output folder from its last completed pass")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cluster_arg(p)
+
+
+def add_cluster_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="train on a Ray cluster: auto, HOST:PORT or ray://HOST:PORT as Ray takes them, or local to "
+                        "start one on this machine; the same files as without it (docs/CLUSTER.md; needs "
+                        "pip install 'lecun1989[cluster]')")
 
 
 # The settings of one optimizer only (args' name -> the flag, the optimizer, OptimConfig's field): given

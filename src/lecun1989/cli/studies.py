@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import LecunError
-from .args import add_data_location_args, location, refuse_empty
+from .args import add_cluster_arg, add_data_location_args, location, refuse_empty
 
 
 def cmd_study(args) -> None:
@@ -52,6 +52,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default="results", help="where each row's study.json goes (default results)")
     p.add_argument("--work", default=str(DEFAULT_WORK),
                    help=f"where the rows train, weights and logs included (default {DEFAULT_WORK})")
+    add_cluster_arg(p)
     add_data_location_args(p)
     p.set_defaults(func=cmd_study)
 

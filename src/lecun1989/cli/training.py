@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import paper
 from ..errors import LecunError
-from .args import (MAX_PASSES, add_data_args, add_data_location_args, add_net_args, add_run_args, add_train_args, at_most, data_from_args,
+from .args import (MAX_PASSES, add_cluster_arg, add_data_args, add_data_location_args, add_net_args, add_run_args, add_train_args, at_most, data_from_args,
                    default_out, given_out, load_data, location, net_from_args, parse_float_list, positive_int,
                    recipe_from_args, seed, seed_list)
 
@@ -247,6 +247,7 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted command in its output folder from its last completed pass")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cluster_arg(p)
     add_data_location_args(p)
     p.set_defaults(func=cmd_reader)
 
@@ -268,4 +269,5 @@ def add_commands(sub) -> None:
                                  "with the same settings skips the finished grid points")
     p.add_argument("--force", action="store_true", help="start over, deleting what the folder holds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cluster_arg(p)
     p.set_defaults(func=cmd_sweep)

@@ -85,8 +85,10 @@ class FastEngine:
     CHUNK = 512   # examples per compiled call: the progress bar's granularity
 
     def __init__(self, net: NetConfig, runs: list[RunSpec], data: Dataset, optim: OptimConfig = OptimConfig(),
-                 dtype: str = "float32", passes: int = paper.PASSES, kernels: str | None = None):
+                 dtype: str = "float32", passes: int = paper.PASSES, kernels: str | None = None,
+                 threads: int = THREADS):
         self.dtype = DTYPES[dtype]
+        self.threads = threads   # at most this many kernels at once (a cluster's task has one core)
         self.net, self.optim, self.runs, self.passes = net, optim, runs, passes
         self.kernels = kernels or kernels_for(len(runs))
         assert self.kernels in KERNELS, self.kernels
@@ -230,7 +232,7 @@ class FastEngine:
             self._kernel(fn, *jobs[0])
             self._used.add(fn)
             jobs = jobs[1:]
-        if len(jobs) < 2 or THREADS == 1:
+        if len(jobs) < 2 or self.threads == 1:
             for args in jobs:
                 fn(*args)
             return

@@ -21,6 +21,8 @@ check both, and both against the PyTorch reference).
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from numba import literally, njit, prange
 
@@ -285,6 +287,7 @@ def bbprop(P, ws, ws2, s, drop, h):
 
 # --- the entry points: every group of LANES runs (a row of each state array) ----------------------------
 
+@cache   # one dispatcher per kind and process: each engine after the first finds it compiled
 def train_chunk(kind: int):
     """The training kernel of optimizer `kind` (steps.py), compiled with its code only."""
 

@@ -20,6 +20,8 @@ engine calls them for one run per thread.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from numba import njit
 
@@ -180,6 +182,7 @@ def bbprop(params, x, s, ws, ws2, drop):
 
 # --- the entry points: every run (a row of each state array), one after the other --------------------
 
+@cache   # one dispatcher per kind and process: each engine after the first finds it compiled
 def train_chunk(kind: int):
     """The training kernel of optimizer `kind` (steps.py), compiled with its code only."""
 

@@ -1,0 +1,213 @@
+"""Training on a Ray cluster (`--cluster ADDRESS`): the same runs and the same bytes, the computing spread
+over machines.
+
+Only the computing travels. The trainer's loop (train.py) stays on the driver and writes every file, with
+the same commits, locks and markers as in one process: `ClusterEngine` stands where `FastEngine` stands.
+Each pass the runs go out in batches that keep what makes the engine fast (a group of LANES runs on the
+lane kernels, one run on the single-run kernels), one task per batch. A task builds a FastEngine from its
+runs' weights and optimizer state after the previous pass, as --resume does, trains one pass, evaluates
+both splits and returns the new weights, state and figures. It is a function of its arguments only, so a
+task whose worker or node dies is run again by Ray and gives the same bytes, and so does a batch that
+lands on another worker (as far as the machines compute alike: docs/CLUSTER.md). The data set goes into
+Ray's object store once per command, so workers need neither the raw files nor a shared disk, and each
+worker process keeps the kernels it compiled (or read from its own disk cache) for the tasks after.
+
+Ray is an optional extra, imported only by `use` (the command line's --cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from typing import Callable
+
+from .. import __version__
+from ..errors import LecunError
+from .cache import sources_digest
+from .protocol import RunSpec
+
+INSTALL = "pip install 'lecun1989[cluster]'"
+MAX_RETRIES = 3   # Ray's default for a task whose worker died; said here because the docs quote it
+_USING: list[str] = []   # the address of the cluster the command in progress trains on (one at a time)
+_TASK: list = []         # the remote function, made once a process has connected
+
+
+def active() -> bool:
+    """Whether the command in progress trains on a cluster."""
+    return bool(_USING)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise LecunError(f"--cluster needs Ray, which is an optional extra: {INSTALL}") from None
+    return ray
+
+
+def code_key() -> dict:
+    """What a worker must share with the driver for its runs to be the driver's: the package's version
+    and the sources the kernels are compiled from."""
+    return {"lecun1989": __version__, "engine sources": sources_digest()[:12]}
+
+
+@contextlib.contextmanager
+def use(address: str, echo: Callable[[str], None]):
+    """Train on the Ray cluster at `address` (as Ray takes it: auto, HOST:PORT, ray://HOST:PORT; or
+    local, a new one on this machine) while the block runs. Ray started here stops at the end of it."""
+    if not address.strip():
+        raise LecunError("--cluster is empty: give auto, HOST:PORT, ray://HOST:PORT, or local for a cluster on this "
+                         "machine")
+    ray = _ray()
+    started = not ray.is_initialized()
+    if started and address not in ("auto", "local"):
+        _reachable(address)
+    if started:
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        # ray.init makes SIGTERM exit at once; the command keeps its own (an interrupt, files consistent)
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, TimeoutError) as e:
+            raise LecunError(f"no Ray cluster answers at --cluster {address} ({str(e).strip().splitlines()[0]}); "
+                             f"start one there (`ray start --head`), or give --cluster local for one on this "
+                             f"machine") from None
+        except (RuntimeError, ValueError) as e:   # Ray's own version check, or an address it cannot parse
+            raise LecunError(f"cannot use the Ray cluster at --cluster {address}: "
+                             f"{str(e).strip().splitlines()[0]}") from None
+        finally:
+            for sig, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        echo(f"cluster {address}: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPU{'s' * (cpus != 1)} "
+             f"(Ray {ray.__version__}); the runs' files are the same as in one process")
+        if not _TASK:
+            _TASK.append(ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(train_batch))
+        _USING.append(address)
+        yield
+    finally:
+        if _USING:
+            _USING.pop()
+        if started:
+            ray.shutdown()
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse an address where nothing listens, at once: Ray itself retries for a minute or more, then
+    may end the process."""
+    import socket
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise LecunError(f"--cluster {address}: give auto, HOST:PORT, ray://HOST:PORT, or local for a cluster on "
+                         f"this machine")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise LecunError(f"no Ray cluster answers at --cluster {address} ({e.strerror or e}); start one there "
+                         f"(`ray start --head`), or give --cluster local for one on this machine") from None
+
+
+def train_batch(key: dict, net, optim, dtype: str, passes: int, kernels: str, threads: int, specs: list[RunSpec],
+                states: list[dict] | None, passes_done: int, data):
+    """One pass of a batch of runs, from their weights and optimizer state after pass `passes_done`:
+    (figures, weights, state) per run, as FastEngine gives them. Runs on a worker."""
+    if key != code_key():
+        raise LecunError(f"a worker on {os.uname().nodename} runs other code ({code_key()}) than the driver ({key}); "
+                         f"install the same lecun1989 on every node of the cluster")
+    from .fast import FastEngine
+    engine = FastEngine(net, specs, data, optim=optim, dtype=dtype, passes=passes, kernels=kernels, threads=threads)
+    if passes_done:
+        engine.set_state(states, passes_done)
+    engine.train_pass()
+    return engine.evaluate(), engine.get_params(), engine.get_state()
+
+
+class ClusterEngine:
+    """FastEngine's surface, each pass computed on the cluster (the module's doc)."""
+    name = "fast"
+
+    @staticmethod
+    def kernels_for(n_runs: int) -> str:
+        from .fast import kernels_for
+        return kernels_for(n_runs)
+
+    def __init__(self, net, runs: list[RunSpec], data, optim, dtype: str = "float32", passes: int = 1,
+                 kernels: str | None = None):
+        from .fast import LANES
+        ray = _ray()
+        self.net, self.optim, self.dtype, self.passes = net, optim, dtype, passes
+        self.kernels = kernels or self.kernels_for(len(runs))
+        # A task takes as many units (lane groups, or single runs) as the smallest node has cores, and
+        # trains them on that many threads: one process per node shares the data in its caches, where
+        # a process per core would each read a copy of their own (about a quarter slower per pass on
+        # two cores). The numbers are the same for any grouping: every unit computes alone.
+        unit = LANES if self.kernels == "lanes" else 1
+        self.threads = max(1, min((int(n["Resources"].get("CPU", 0)) for n in ray.nodes()
+                                   if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1), default=1))
+        size = unit * self.threads
+        self.batches = [range(a, min(a + size, len(runs))) for a in range(0, len(runs), size)]
+        self.cores = [min(self.threads, -(-len(b) // unit)) for b in self.batches]
+        self.specs, self.states, self.evals = list(runs), [{} for _ in runs], []
+        self.passes_done = 0
+        self.n_train = len(data.train)
+        self.data = ray.put(data)
+        self.key = code_key()
+
+    def set_state(self, states: list[dict], passes_done: int) -> None:
+        self.states, self.passes_done = list(states), passes_done
+
+    def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
+        ray = _ray()
+        pending = {_TASK[0].options(num_cpus=cores).remote(
+            self.key, self.net, self.optim, self.dtype, self.passes, self.kernels, cores,
+            [self.specs[r] for r in b], [self.states[r] for r in b], self.passes_done, self.data): b
+            for b, cores in zip(self.batches, self.cores)}
+        done = {}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    batch = pending.pop(ref)
+                    done[batch.start] = (batch, _result(ray, ref, batch))
+                    tick(len(batch) * self.n_train)
+        finally:   # interrupted, or a batch failed for good: the others stop too
+            for ref in pending:
+                ray.cancel(ref, force=True)
+        self.evals = [None] * len(self.specs)
+        for batch, (evals, params, states) in done.values():
+            for k, r in enumerate(batch):
+                spec = self.specs[r]
+                self.specs[r] = RunSpec(spec.seed, spec.lr, params[k])
+                self.states[r], self.evals[r] = states[k], evals[k]
+        self.passes_done += 1
+
+    def evaluate(self) -> list[dict]:
+        return list(self.evals)
+
+    def get_params(self) -> list[dict]:
+        return [spec.params for spec in self.specs]
+
+    def get_state(self) -> list[dict]:
+        return list(self.states)
+
+
+def _result(ray, ref, batch: range):
+    """A task's result, or one line saying why there is none."""
+    runs = f"run{'s' * (len(batch) > 1)} {batch.start + 1}" + (f"-{batch.stop}" if len(batch) > 1 else "")
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:   # the task itself raised: the same on any worker
+        cause = e.cause if isinstance(getattr(e, "cause", None), BaseException) else e
+        if isinstance(cause, LecunError):
+            raise LecunError(str(cause)) from None
+        raise LecunError(f"the cluster's task training {runs} failed ({type(cause).__name__}: "
+                         f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''})") from None
+    except ray.exceptions.RayError as e:   # a worker or node lost more often than Ray retries
+        raise LecunError(f"the cluster lost the task training {runs} ({type(e).__name__}, after Ray's "
+                         f"{MAX_RETRIES} retries); check its nodes with `ray status`, then run the same command "
+                         f"with --resume") from None

@@ -1,0 +1,238 @@
+"""--cluster: a Ray cluster of two nodes inside this machine trains the same bytes as one process, through
+a worker killed mid-task and an interrupted driver; what cannot work is one line."""
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the cluster extra (pip install 'lecun1989[cluster]') is not installed")
+from ray.cluster_utils import Cluster   # noqa: E402
+
+from lecun1989 import cli   # noqa: E402
+from lecun1989.engines import cluster as cluster_module   # noqa: E402
+from lecun1989.studies import rows as studies   # noqa: E402
+from lecun1989.studies import runner   # noqa: E402
+
+pytestmark = pytest.mark.data
+
+SMALL = ("--train-size", "300", "--test-size", "100", "--quiet")
+# nine runs: a full group of eight on the lane kernels and a group of one
+LANES_RUNS = ("repro", *SMALL, "--seeds", "0-8", "--passes", "3")
+TIMINGS = {"wall_s", "engine_setup_s", "measures_s"}
+
+
+@pytest.fixture(scope="module")
+def nodes(session_home, raw_dir):
+    """Two nodes of one CPU each. They start with the test environment (a data home of the session's),
+    though the workers read no data: it comes through Ray's object store."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LECUN1989_HOME", str(session_home))
+        mp.setenv("LECUN1989_RAW_DIR", str(raw_dir))
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        worker = c.add_node(num_cpus=1)
+        c.wait_for_nodes()
+    yield c, worker
+    c.shutdown()
+
+
+def cli_run(*argv) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli.main([str(a) for a in argv])
+    return rc, err.getvalue()
+
+
+def tree(root: Path) -> dict[str, object]:
+    """Every file under root: its bytes, or for JSON its content less the timings; TensorBoard's
+    events and a study row's time spent only by name."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.name.endswith(".lock"):
+            continue
+        rel = str(p.relative_to(root))
+        if "tensorboard" in p.parts or p.name.endswith(runner.SPENT):   # wall-clock times
+            out[rel] = "timing"
+        elif p.suffix == ".json":
+            value = json.loads(p.read_text(encoding="utf-8"))
+            out[rel] = {k: v for k, v in value.items() if k not in TIMINGS} if isinstance(value, dict) else value
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+def same_tree(a: Path, b: Path) -> None:
+    ta, tb = tree(a), tree(b)
+    assert sorted(ta) == sorted(tb)
+    for name in ta:
+        assert ta[name] == tb[name], name
+
+
+@pytest.fixture(scope="module")
+def local_lanes(tmp_path_factory, module_env):
+    here = tmp_path_factory.mktemp("local")
+    with module_env(), contextlib.chdir(here):
+        assert cli_run(*LANES_RUNS, "--out", "out")[0] == 0
+    return here / "out"
+
+
+@pytest.fixture(scope="module")
+def module_env(session_home, raw_dir):
+    @contextlib.contextmanager
+    def env():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LECUN1989_HOME", str(session_home))
+            mp.setenv("LECUN1989_RAW_DIR", str(raw_dir))
+            yield
+    return env
+
+
+def test_a_sweep_on_the_cluster_is_the_same_bytes(nodes, tmp_path, monkeypatch):
+    # eight validation runs on the lane kernels (291 digits each), then four on the single-run kernels
+    argv = ("sweep", "--lrs", "0.01,0.03", "--seeds", "0-3", "--passes", "1", "--validation", "7000", "--quiet",
+            "--out", "out")
+    for where, extra in (("local", ()), ("cluster", ("--cluster", nodes[0].address))):
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)
+        rc, err = cli_run(*argv, *extra)
+        assert rc == 0, err
+    assert "cluster " in err and "2 nodes, 2 CPUs" in err
+    same_tree(tmp_path / "local" / "out", tmp_path / "cluster" / "out")
+    assert (tmp_path / "cluster" / "out" / "sweep.json").exists()
+
+
+def test_a_study_on_the_cluster_is_the_same_bytes(nodes, tmp_path, monkeypatch):
+    study = studies.Study("tiny", "lanes and single runs", (
+        studies.Row("lanes", "lecun1989 repro --train-size 200 --test-size 80 --passes 2 --seeds 0-8"),
+        studies.Row("paper", "lecun1989 paper --train-size 200 --test-size 80 --passes 2 --seeds 0-2"),
+    ))
+    for where in ("local", "cluster"):
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)   # the same relative folders, which the files name
+        with (cluster_module.use(nodes[0].address, echo=lambda line: None) if where == "cluster"
+              else contextlib.nullcontext()), contextlib.redirect_stdout(io.StringIO()):
+            runner.run([study], Path("results"), cli.run_command, Path("work"), echo=lambda line: None)
+    for part in ("results", "work"):
+        same_tree(tmp_path / "local" / part, tmp_path / "cluster" / part)
+
+
+def _kill_first_task(killed: list, stop: threading.Event, kill: bool = True) -> None:
+    """SIGKILL the first Ray worker seen training a batch (its title is ray::train_batch); or, not
+    `kill`, only note it."""
+    while not stop.is_set() and not killed:
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read()
+            except OSError:
+                continue
+            if pid.isdigit() and title.startswith(b"ray::train_batch"):
+                if kill:
+                    os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.005)
+
+
+def test_a_worker_killed_mid_task_is_retried_with_the_same_bytes(nodes, local_lanes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=_kill_first_task, args=(killed, stop))
+    killer.start()
+    try:
+        rc, err = cli_run(*LANES_RUNS, "--out", "out", "--cluster", nodes[0].address)
+    finally:
+        stop.set()
+        killer.join()
+    assert rc == 0, err
+    assert killed, "no worker was seen training"
+    same_tree(local_lanes, tmp_path / "out")
+
+
+def test_an_interrupted_driver_resumes_on_the_cluster_to_the_same_bytes(nodes, local_lanes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original, results = cluster_module._result, []
+
+    def interrupted(*args):   # Ctrl-C as the first batch of pass 2 comes back, the other still out
+        results.append(original(*args))
+        if len(results) == 3:   # two batches a pass: eight runs on the lane kernels, then one
+            os.kill(os.getpid(), signal.SIGINT)
+        return results[-1]
+
+    monkeypatch.setattr(cluster_module, "_result", interrupted)
+    rc, err = cli_run(*LANES_RUNS, "--out", "out", "--cluster", nodes[0].address)
+    assert rc == 130, err
+    assert "out holds pass 1 of 3; the same command with --resume continues it" in err
+    monkeypatch.setattr(cluster_module, "_result", original)
+    rc, err = cli_run(*LANES_RUNS, "--out", "out", "--cluster", nodes[0].address, "--resume")
+    assert rc == 0, err
+    same_tree(local_lanes, tmp_path / "out")
+
+
+def test_a_node_lost_mid_command_is_retried_on_the_others_with_the_same_bytes(nodes, local_lanes, tmp_path,
+                                                                               monkeypatch):
+    """It takes the second node away for good: the tests after it need only the head."""
+    monkeypatch.chdir(tmp_path)
+    head, worker = nodes
+    seen, stop = [], threading.Event()
+
+    def lose_node():   # as soon as both nodes train (a pass is two batches, one core each)
+        _kill_first_task(seen, stop, kill=False)
+        if seen:
+            head.remove_node(worker, allow_graceful=False)
+            seen.append("removed")
+
+    thread = threading.Thread(target=lose_node)
+    thread.start()
+    try:
+        rc, err = cli_run(*LANES_RUNS, "--out", "out", "--cluster", head.address)
+    finally:
+        stop.set()
+        thread.join()
+    assert rc == 0, err
+    assert seen[-1:] == ["removed"] and worker not in head.list_all_nodes()
+    same_tree(local_lanes, tmp_path / "out")
+
+
+def test_a_worker_with_other_code_is_one_line(nodes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cluster_module, "code_key", lambda: {"lecun1989": "0.0.0", "engine sources": "older"})
+    rc, err = cli_run("repro", *SMALL, "--passes", "1", "--out", "out", "--cluster", nodes[0].address)
+    assert rc == 2 and len(err.strip().splitlines()) == 2, err   # the cluster's line, then the error
+    assert "runs other code" in err and "install the same lecun1989 on every node" in err
+
+
+def test_an_address_where_nothing_listens_is_one_line(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:   # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc, err = cli_run("repro", *SMALL, "--passes", "1", "--out", "out", "--cluster", f"127.0.0.1:{port}")
+    assert rc == 2 and err.count("\n") == 1 and "no Ray cluster answers" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_ray_the_option_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "ray", None)   # what `import ray` meets where it is not installed
+    rc, err = cli_run("repro", *SMALL, "--passes", "1", "--out", "out", "--cluster", "local")
+    assert rc == 2 and err.count("\n") == 1 and "pip install 'lecun1989[cluster]'" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_the_option_ray_is_not_imported(tmp_path):
+    code = ("import sys\nfrom lecun1989.cli import main\n"
+            f"assert main(['repro', '--train-size', '50', '--test-size', '20', '--passes', '1', '--quiet', "
+            f"'--out', {str(tmp_path / 'out')!r}]) == 0\n"
+            "print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
