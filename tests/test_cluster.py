@@ -210,6 +210,15 @@ def test_a_worker_with_other_code_is_one_line(nodes, tmp_path, monkeypatch):
     assert "runs other code" in err and "install the same lecun1989 on every node" in err
 
 
+def test_a_worker_compiling_for_another_target_is_one_line(nodes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real = cluster_module.code_key()
+    monkeypatch.setattr(cluster_module, "code_key", lambda: {**real, "compiled for": "host znver4"})
+    rc, err = cli_run("repro", *SMALL, "--passes", "1", "--out", "out", "--cluster", nodes[0].address)
+    assert rc == 2 and len(err.strip().splitlines()) == 2, err
+    assert f"compiles the engine for {real['compiled for']}, the driver for host znver4" in err
+
+
 def test_an_address_where_nothing_listens_is_one_line(tmp_path, monkeypatch):
     import socket
     monkeypatch.chdir(tmp_path)

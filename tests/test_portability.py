@@ -1,5 +1,6 @@
 """The same command gives the same numbers on any machine, and numba is needed only by the compiled engine."""
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,22 @@ def test_fixtures_of_any_scope_use_the_tests_private_data_home(home_seen_by_modu
     """A module's fixture that trains a run writes processed data into the data home: it must be the
     tests' own, never the user's."""
     assert home_seen_by_module_fixtures == str(session_home)
+
+
+@pytest.mark.data
+def test_the_engine_compiles_for_one_target_on_every_avx2_cpu_and_runs_record_it(tmp_path):
+    """The fixed target where the CPU runs it (engines/target.py), the host where asked or where it does not;
+    config.json says which."""
+    from lecun1989.engines import fast, target   # noqa: F401  (loading the engine fixes the target)
+    from numba.core import config
+    fits = target._fits() and os.environ.get(target.ENV) != "host"
+    assert target.chosen() == ("haswell" if fits else f"host {target._host().split()[1]}")
+    if fits:
+        assert (config.CPU_NAME, config.CPU_FEATURES) == (target.NAME, target.FEATURES)
+        assert "+fma" in target.FEATURES.split(",") and not any("avx512" in f for f in target.FEATURES.split(","))
+    for name, env in (("fixed", {}), ("host", {target.ENV: "host"})):
+        lecun1989(["repro", "--passes", "1", "--train-size", "100", "--test-size", "50", "--quiet", "--out", name],
+                  tmp_path, env)
+    recorded = {name: json.loads((tmp_path / name / "config.json").read_text())["versions"]["compiled_for"]
+                for name in ("fixed", "host")}
+    assert recorded["fixed"] == target.chosen() and recorded["host"] == target._host()

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, paper
 from .data import Dataset
-from .engines import DTYPES, RunSpec, check_engine_name, cluster, engine_class, initial_runs
+from .engines import DTYPES, RunSpec, check_engine_name, cluster, engine_class, initial_runs, target
 from .errors import Diverged, LecunError, interrupt_behind
 from .config import EXPLODED, NetConfig, OptimConfig   # EXPLODED: the largest |weight| of a run that has not diverged
 from .results import stats
@@ -108,7 +108,8 @@ def versions() -> dict:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = None
-    return {**out, "platform": platform.platform()}
+    # what the compiled engine compiles for (engines/target.py), once it is loaded
+    return {**out, "platform": platform.platform(), "compiled_for": target.chosen()}
 
 
 def plural(n: int, noun: str) -> str:

@@ -25,6 +25,7 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import LecunError
+from . import target
 from .cache import sources_digest
 from .protocol import RunSpec
 
@@ -48,9 +49,9 @@ def _ray():
 
 
 def code_key() -> dict:
-    """What a worker must share with the driver for its runs to be the driver's: the package's version
-    and the sources the kernels are compiled from."""
-    return {"lecun1989": __version__, "engine sources": sources_digest()[:12]}
+    """What a worker must share with the driver for its runs to be the driver's: the package's version,
+    the sources the kernels are compiled from and what they are compiled for (target.py)."""
+    return {"lecun1989": __version__, "engine sources": sources_digest()[:12], "compiled for": target.fix()}
 
 
 @contextlib.contextmanager
@@ -116,9 +117,15 @@ def train_batch(key: dict, net, optim, dtype: str, passes: int, kernels: str, th
                 states: list[dict] | None, passes_done: int, data):
     """One pass of a batch of runs, from their weights and optimizer state after pass `passes_done`:
     (figures, weights, state) per run, as FastEngine gives them. Runs on a worker."""
-    if key != code_key():
-        raise LecunError(f"a worker on {os.uname().nodename} runs other code ({code_key()}) than the driver ({key}); "
-                         f"install the same lecun1989 on every node of the cluster")
+    mine = code_key()
+    if key != mine:
+        where = os.uname().nodename
+        if {k: v for k, v in key.items() if k != "compiled for"} == {k: v for k, v in mine.items() if k != "compiled for"}:
+            raise LecunError(f"a worker on {where} compiles the engine for {mine['compiled for']}, the driver for "
+                             f"{key['compiled for']}, so their runs would differ (a CPU without AVX2 and FMA, or "
+                             f"{target.ENV}=host on one side): leave that node out, or set {target.ENV} alike")
+        raise LecunError(f"a worker on {where} runs other code ({mine}) than the driver ({key}); install the same "
+                         f"lecun1989 on every node of the cluster")
     from .fast import FastEngine
     engine = FastEngine(net, specs, data, optim=optim, dtype=dtype, passes=passes, kernels=kernels, threads=threads)
     if passes_done:

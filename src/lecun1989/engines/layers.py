@@ -21,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import target
 from .cache import key_on_engine_sources
 from .simd import row_dots, row_macc, row_outer
 
+target.fix()   # before the first compiled function is defined: one target for every AVX2 CPU (target.py)
 key_on_engine_sources()   # before the first cached function is defined
 
 # reassoc lets reductions vectorize; contract allows FMA. No assumptions about NaN or infinity.
