@@ -144,3 +144,24 @@ def test_a_study_refuses_its_folders_before_training(tmp_path, monkeypatch, caps
     assert err.count("\n") == 1 and needle in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "mine"]
     assert (tmp_path / "mine" / "paper" / "usps" / "study.json").read_text() == '{"mine": 1}'
+
+
+def test_the_cluster_simulation_follows_the_scheduler():
+    """studies/scaling.py: a pass takes ceil(units / workers) rounds of one unit's pass, rows in sequence."""
+    from lecun1989.studies import scaling
+    base = {"study": "s", "optimizer": {"name": "sgd"}, "kernels": "single", "passes": 10}
+    five = scaling.row_model({**base, "row": "five", "runs": [{}] * 5, "wall_s": 2.0 + 10 * 3 * 1.5})
+    assert five.blocks == ((5, 10),) and abs(five.unit_pass_s - 1.5) < 1e-12   # measured on 2 cores: 3 rounds
+    assert abs(five.seconds(1) - (2 + 10 * 5 * 1.5)) < 1e-9 and five.seconds(5) == five.seconds(500)
+    lanes = scaling.row_model({**base, "row": "lanes", "kernels": "lanes", "runs": [{}] * 10,
+                               "wall_s": 2.0 + 10 * 1 * 0.5})
+    assert lanes.blocks == ((2, 10),) and abs(lanes.unit_pass_s - 0.5) < 1e-12 and lanes.seconds(1) == 2 + 10 * 2 * 0.5
+    sweep = scaling.row_model({**base, "row": "sweep", "runs": [{}] * 5, "sweep": {"points": [{}] * 5},
+                               "wall_s": 4.0 + 10 * (2 + 3) * 1.0})
+    assert sweep.blocks == ((4, 10), (5, 10)) and abs(sweep.unit_pass_s - 1.0) < 1e-12
+    untimed = {**base, "row": "untimed", "runs": [{}] * 5, "wall_s": 1.0}   # trained before its time was kept
+    rows = scaling.models([{**base, "row": "five", "runs": [{}] * 5, "wall_s": 47.0}, untimed])
+    assert rows[1].unit_pass_s == rows[0].unit_pass_s
+    assert scaling.in_sequence([five, lanes], 2) == five.seconds(2) + lanes.seconds(2)
+    assert scaling.side_by_side([five, lanes], 1000) == max(five.seconds(1000), lanes.seconds(1000))
+    assert scaling.grid(10_000, 1.0).blocks == ((1250, 23),)

@@ -3,10 +3,10 @@ over machines.
 
 Only the computing travels. The trainer's loop (train.py) stays on the driver and writes every file, with
 the same commits, locks and markers as in one process: `ClusterEngine` stands where `FastEngine` stands.
-Each pass the runs go out in batches that keep what makes the engine fast (a group of LANES runs on the
-lane kernels, one run on the single-run kernels), one task per batch. A task builds a FastEngine from its
-runs' weights and optimizer state after the previous pass, as --resume does, trains one pass, evaluates
-both splits and returns the new weights, state and figures. It is a function of its arguments only, so a
+Each pass the runs go out in batches that keep what makes the engine fast: units of a group of LANES runs
+on the lane kernels, or of one run on the single-run kernels, shared out over the nodes, one task a node. A task builds a FastEngine from its runs' weights and optimizer state after
+the previous pass, as --resume does, trains one pass, evaluates both splits and returns the new weights,
+state and figures. It is a function of its arguments only, so a
 task whose worker or node dies is run again by Ray and gives the same bytes, and so does a batch that
 lands on another worker (as far as the machines compute alike: docs/CLUSTER.md). The data set goes into
 Ray's object store once per command, so workers need neither the raw files nor a shared disk, and each
@@ -149,16 +149,19 @@ class ClusterEngine:
         ray = _ray()
         self.net, self.optim, self.dtype, self.passes = net, optim, dtype, passes
         self.kernels = kernels or self.kernels_for(len(runs))
-        # A task takes as many units (lane groups, or single runs) as the smallest node has cores, and
-        # trains them on that many threads: one process per node shares the data in its caches, where
-        # a process per core would each read a copy of their own (about a quarter slower per pass on
-        # two cores). The numbers are the same for any grouping: every unit computes alone.
+        # Each pass is one task a node (or a unit, where there are fewer units than nodes), its units
+        # trained on as many threads as the smallest node has cores: one process a node shares the data
+        # in its caches and builds its engine once a pass, where a task per unit would each read and
+        # prepare a copy of their own (a fifth slower on two cores). The numbers are the same for any
+        # grouping: every unit computes alone.
         unit = LANES if self.kernels == "lanes" else 1
-        self.threads = max(1, min((int(n["Resources"].get("CPU", 0)) for n in ray.nodes()
-                                   if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1), default=1))
-        size = unit * self.threads
-        self.batches = [range(a, min(a + size, len(runs))) for a in range(0, len(runs), size)]
-        self.cores = [min(self.threads, -(-len(b) // unit)) for b in self.batches]
+        cores = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes()
+                 if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1]
+        units = [range(a, min(a + unit, len(runs))) for a in range(0, len(runs), unit)]
+        tasks = max(1, min(len(units), len(cores)))
+        cut = [round(k * len(units) / tasks) for k in range(tasks + 1)]
+        self.batches = [range(units[a].start, units[b - 1].stop) for a, b in zip(cut, cut[1:])]
+        self.cores = [min(min(cores, default=1), b - a) for a, b in zip(cut, cut[1:])]
         self.specs, self.states, self.evals = list(runs), [{} for _ in runs], []
         self.passes_done = 0
         self.n_train = len(data.train)

@@ -33,10 +33,11 @@ from ..store.atomic import commit, write_text
 from ..store.rundir import eval_line, read_json, require
 from ..train import final_lines
 from ..trained import load_run
+from . import scaling
 from .rows import RESULT, STUDIES
 
 DOCS = ("README.md", "docs/COMMANDS.md", "docs/DATA.md", "docs/FIDELITY.md", "docs/MODERN.md", "docs/READING.md",
-        "docs/SPEED.md")
+        "docs/SPEED.md", "docs/CLUSTER.md")
 TABLE = re.compile(r"^<!-- table (?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- /table -->$", re.M | re.S)
 FIG = re.compile(r"<!-- fig (?P<spec>[^>]+?) -->(?P<body>.*?)<!-- /fig -->", re.S)
 
@@ -356,6 +357,28 @@ def reader_digits(r: Results) -> list[str]:
                                       ("error of the accepted", "accepted_error"))])
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+SCALING_WORKERS = (1, 2, 8, 32, 64, 256)
+GRID_RUNS, GRID_ROW = 10_000, "paper/usps-hessian-pass"   # the paper's configuration, lane kernels
+
+
+def cluster_scaling(r: Results) -> list[str]:
+    """`study all` and a 10,000-run grid on W one-core workers, simulated from the rows' wall times."""
+    rows = scaling.models([r.row(f"{study.name}/{row.name}") for study in STUDIES.values() for row in study.rows])
+    longest = max(rows, key=lambda m: m.seconds(10 ** 9))
+    big = scaling.grid(GRID_RUNS, next(m for m in rows if m.name == GRID_ROW).unit_pass_s)
+    return _table(["workers", f"`study all` ({len(rows)} rows, one after another, as the runner runs them)",
+                   f"rows side by side (a bound; the longest, {longest.name}, alone takes "
+                   f"{_duration(longest.seconds(10 ** 9))})", f"a grid of {GRID_RUNS:,} runs of the paper's "
+                   f"configuration (one command)"],
+                  [[str(w), _duration(scaling.in_sequence(rows, w)), _duration(scaling.side_by_side(rows, w)),
+                    _duration(big.seconds(w))] for w in SCALING_WORKERS])
+
+
 TABLES = {
     "readme-results": readme_results,
     "paper-usps-output": paper_output("paper/usps"),
@@ -372,6 +395,7 @@ TABLES = {
     "zipcodes": zipcodes,
     "reader-zipcodes": reader_zipcodes,
     "reader-digits": reader_digits,
+    "cluster-scaling": cluster_scaling,
 }
 
 
