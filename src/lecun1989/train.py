@@ -322,11 +322,13 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     setup_s = time.perf_counter() - t0
 
     committed = start
+    # one bar for the whole command: the steps of every pass left, over every run the engine trains
+    bar = tqdm(total=len(data.train) * len(specs) * (recipe.passes - start), desc=f"pass {start + 1}/{recipe.passes}",
+               unit="step", disable=quiet or not live, leave=False, file=sys.stderr, dynamic_ncols=True)
     try:
         for p in range(start + 1, recipe.passes + 1):
-            with tqdm(total=len(data.train) * len(live), desc=f"pass {p}/{recipe.passes}", unit="step",
-                      disable=quiet, leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
-                engine.train_pass(bar.update)
+            bar.set_description(f"pass {p}/{recipe.passes}")
+            engine.train_pass(bar.update)
             evals, params, states = engine.evaluate(), engine.get_params(), engine.get_state()
             still = []
             for k, i in enumerate(live):
@@ -361,12 +363,13 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
             with signals_deferred():   # so that an interrupt's note counts exactly the passes on disk
                 commit({path: content for i in live for path, content in rundirs[i].files().items()})
                 committed = p
-            if single:   # printed once committed: what the screen says, the files hold
-                for line in rundirs[0].lines[rundirs[0].lines.index(f"pass {p}/{recipe.passes}"):][:3]:
-                    echo(line)
-            else:
-                _echo_pass(echo, p, recipe.passes, [evals[k] for k, i in enumerate(live) if i in still],
-                           sum(bool(rd.diverged) for rd in rundirs), data.test_name)
+            with bar.external_write_mode(file=sys.stderr):   # the bar steps aside for the pass's lines
+                if single:   # printed once committed: what the screen says, the files hold
+                    for line in rundirs[0].lines[rundirs[0].lines.index(f"pass {p}/{recipe.passes}"):][:3]:
+                        echo(line)
+                else:
+                    _echo_pass(echo, p, recipe.passes, [evals[k] for k, i in enumerate(live) if i in still],
+                               sum(bool(rd.diverged) for rd in rundirs), data.test_name)
             live = still
             if not live:
                 break
@@ -375,6 +378,8 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
         if stop is not None:
             stop.note = f"{out} holds pass {committed} of {recipe.passes}; the same command with --resume continues it"
         raise
+    finally:
+        bar.close()
 
     summaries = [rd.summary for rd in rundirs]
     finished = [s for s in summaries if not s.get("diverged")]
