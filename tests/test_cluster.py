@@ -109,19 +109,58 @@ def test_a_sweep_on_the_cluster_is_the_same_bytes(nodes, tmp_path, monkeypatch):
     assert (tmp_path / "cluster" / "out" / "sweep.json").exists()
 
 
-def test_a_study_on_the_cluster_is_the_same_bytes(nodes, tmp_path, monkeypatch):
-    study = studies.Study("tiny", "lanes and single runs", (
-        studies.Row("lanes", "lecun1989 repro --train-size 200 --test-size 80 --passes 2 --seeds 0-8"),
-        studies.Row("paper", "lecun1989 paper --train-size 200 --test-size 80 --passes 2 --seeds 0-2"),
-    ))
-    for where in ("local", "cluster"):
-        (tmp_path / where).mkdir()
-        monkeypatch.chdir(tmp_path / where)   # the same relative folders, which the files name
-        with (cluster_module.use(nodes[0].address, echo=lambda line: None) if where == "cluster"
-              else contextlib.nullcontext()), contextlib.redirect_stdout(io.StringIO()):
-            runner.run([study], Path("results"), cli.run_command, Path("work"), echo=lambda line: None)
+STUDY = studies.Study("tiny", "lanes and single runs", (
+    studies.Row("lanes", "lecun1989 repro --train-size 600 --test-size 80 --passes 4 --seeds 0-8"),
+    studies.Row("paper", "lecun1989 paper --train-size 600 --test-size 80 --passes 4 --seeds 0-2"),
+))
+
+
+def run_study(where: Path, address: str | None, lines: list | None = None) -> dict:
+    """STUDY in where/results and where/work, relative to where (the files name their folders): on the
+    cluster with its rows side by side, or in one process one after another."""
+    with contextlib.chdir(where), (cluster_module.use(address, echo=lambda line: None) if address
+                                   else contextlib.nullcontext()), contextlib.redirect_stdout(io.StringIO()):
+        return runner.run([STUDY], Path("results"), cli.run_command, Path("work"),
+                          echo=lines.append if lines is not None else lambda line: None, at_once=2 if address else 1)
+
+
+@pytest.fixture(scope="module")
+def local_study(tmp_path_factory, module_env):
+    where = tmp_path_factory.mktemp("study-local")
+    with module_env():
+        run_study(where, None)
+    return where
+
+
+def test_a_study_on_the_cluster_runs_its_rows_side_by_side_to_the_same_bytes(nodes, local_study, tmp_path):
+    lines = []
+    run_study(tmp_path, nodes[0].address, lines)
+    started = [k for k, line in enumerate(lines) if line.endswith(tuple(row.command for row in STUDY.rows))]
+    saved = [k for k, line in enumerate(lines) if ": saved " in line]
+    assert len(started) == len(saved) == 2 and max(started) < min(saved), lines   # both began before either ended
     for part in ("results", "work"):
-        same_tree(tmp_path / "local" / part, tmp_path / "cluster" / part)
+        same_tree(local_study / part, tmp_path / part)
+
+
+def test_a_study_interrupted_with_its_rows_side_by_side_continues_to_the_same_bytes(nodes, local_study, tmp_path,
+                                                                                    monkeypatch):
+    original, results = cluster_module._result, []
+
+    def interrupted(*args):   # Ctrl-C once both rows have trained a pass, their next ones out
+        results.append(original(*args))
+        if len(results) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return results[-1]
+
+    monkeypatch.setattr(cluster_module, "_result", interrupted)
+    with pytest.raises(KeyboardInterrupt) as stop:
+        run_study(tmp_path, nodes[0].address)
+    assert "the same `lecun1989 study` command continues them" in stop.value.note
+    assert not (tmp_path / "results" / "tiny" / "lanes" / "study.json").exists()
+    monkeypatch.setattr(cluster_module, "_result", original)
+    assert run_study(tmp_path, nodes[0].address)["ran"] == 2
+    for part in ("results", "work"):
+        same_tree(local_study / part, tmp_path / part)
 
 
 def _kill_first_task(killed: list, stop: threading.Event, kill: bool = True) -> None:

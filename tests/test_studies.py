@@ -147,7 +147,8 @@ def test_a_study_refuses_its_folders_before_training(tmp_path, monkeypatch, caps
 
 
 def test_the_cluster_simulation_follows_the_scheduler():
-    """studies/scaling.py: a pass takes ceil(units / workers) rounds of one unit's pass, rows in sequence."""
+    """studies/scaling.py: a pass takes ceil(units / workers) rounds of one unit's pass; a row for every two
+    cores at once."""
     from lecun1989.studies import scaling
     base = {"study": "s", "optimizer": {"name": "sgd"}, "kernels": "single", "passes": 10}
     five = scaling.row_model({**base, "row": "five", "runs": [{}] * 5, "wall_s": 2.0 + 10 * 3 * 1.5})
@@ -162,6 +163,8 @@ def test_the_cluster_simulation_follows_the_scheduler():
     untimed = {**base, "row": "untimed", "runs": [{}] * 5, "wall_s": 1.0}   # trained before its time was kept
     rows = scaling.models([{**base, "row": "five", "runs": [{}] * 5, "wall_s": 47.0}, untimed])
     assert rows[1].unit_pass_s == rows[0].unit_pass_s
-    assert scaling.in_sequence([five, lanes], 2) == five.seconds(2) + lanes.seconds(2)
-    assert scaling.side_by_side([five, lanes], 1000) == max(five.seconds(1000), lanes.seconds(1000))
+    assert scaling.study([five, lanes], 2) == five.seconds(2) + lanes.seconds(2)   # one row at a time
+    assert scaling.study([five, lanes], 4) == max(five.seconds(2), lanes.seconds(2))   # two, two cores each
+    assert scaling.study([five, lanes, lanes], 4) == max(five.seconds(2), 2 * lanes.seconds(2))
+    assert scaling.bound([five, lanes], 1000) == max(five.seconds(1000), lanes.seconds(1000))
     assert scaling.grid(10_000, 1.0).blocks == ((1250, 23),)

@@ -21,7 +21,11 @@ def cmd_study(args) -> None:
         args.run_command(argv + flags, command_line)
 
     refuse_empty(out=args.out, work=args.work)
-    run(select(args.names), Path(args.out), run_row, Path(args.work), location(args))
+    at_once = 1
+    if args.cluster is not None:   # connected by main(): rows side by side, each spread over the cluster
+        from ..engines import cluster
+        at_once = cluster.rows_at_once()
+    run(select(args.names), Path(args.out), run_row, Path(args.work), location(args), at_once=at_once)
 
 
 def cmd_docs(args) -> None:

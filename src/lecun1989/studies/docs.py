@@ -367,16 +367,16 @@ GRID_RUNS, GRID_ROW = 10_000, "paper/usps-hessian-pass"   # the paper's configur
 
 
 def cluster_scaling(r: Results) -> list[str]:
-    """`study all` and a 10,000-run grid on W one-core workers, simulated from the rows' wall times."""
+    """`study all` and a 10,000-run grid on W cores, simulated from the rows' wall times (scaling.py)."""
     rows = scaling.models([r.row(f"{study.name}/{row.name}") for study in STUDIES.values() for row in study.rows])
     longest = max(rows, key=lambda m: m.seconds(10 ** 9))
     big = scaling.grid(GRID_RUNS, next(m for m in rows if m.name == GRID_ROW).unit_pass_s)
-    return _table(["workers", f"`study all` ({len(rows)} rows, one after another, as the runner runs them)",
-                   f"rows side by side (a bound; the longest, {longest.name}, alone takes "
-                   f"{_duration(longest.seconds(10 ** 9))})", f"a grid of {GRID_RUNS:,} runs of the paper's "
-                   f"configuration (one command)"],
-                  [[str(w), _duration(scaling.in_sequence(rows, w)), _duration(scaling.side_by_side(rows, w)),
-                    _duration(big.seconds(w))] for w in SCALING_WORKERS])
+    return _table(["workers (cores)", "rows side by side", f"`study all` ({len(rows)} rows)",
+                   f"no scheduler does better (the longest row, {longest.name}, alone takes "
+                   f"{_duration(longest.seconds(10 ** 9))})",
+                   f"a grid of {GRID_RUNS:,} runs of the paper's configuration (one command)"],
+                  [[str(w), str(scaling.rows_at_once(w)), _duration(scaling.study(rows, w)),
+                    _duration(scaling.bound(rows, w)), _duration(big.seconds(w))] for w in SCALING_WORKERS])
 
 
 TABLES = {

@@ -12,11 +12,12 @@ import multiprocessing
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
 from ..data import Location
+from ..engines import cluster
 from ..errors import Diverged, LecunError, interrupt_behind
 from ..reading.benchmark import accepted_error, make_zipcodes, measure_mnist, mnist_inputs, score_zipcodes
 from ..reading.images import reader
@@ -220,18 +221,23 @@ def run_row(study: Study, row: Row, out: Path, work: Path, run_command: RunComma
 
 
 def run(studies: list[Study], out: Path, run_command: RunCommand, work: Path = DEFAULT_WORK,
-        where: Location = Location(), echo=print) -> dict:
-    """Run every row not done yet with `run_command`; print a line per row and the total wall time."""
+        where: Location = Location(), echo=print, at_once: int = 1) -> dict:
+    """Run every row not done yet with `run_command`, `at_once` rows side by side (on a cluster: each
+    row's runs are spread over it, and one row alone rarely fills it); print a line per row and the
+    total wall time."""
     t0 = time.perf_counter()
     _check_folder(out, "--out")
     _check_folder(work, "--work")
     rows = [(s, r) for s in studies for r in s.rows]
-    ran = 0
+    todo = []
     for i, (study, row) in enumerate(rows, 1):
         tag = f"[{i}/{len(rows)}] {study.name}/{row.name}"
         if done(out, study, row):
             echo(f"{tag}: done already ({result_path(out, study, row)})")
-            continue
+        else:
+            todo.append((tag, study, row))
+
+    def one(tag: str, study: Study, row: Row) -> None:
         echo(f"{tag}: {row.command}")
         t1 = time.perf_counter()
         try:
@@ -242,10 +248,37 @@ def run(studies: list[Study], out: Path, run_command: RunCommand, work: Path = D
                 stop.note = (f"{study.name}/{row.name} stopped in {Path(work) / study.name / row.name}; the same "
                              f"`lecun1989 study` command continues it, and skips the rows done")
             raise
-        ran += 1
         echo(f"{tag}: saved {result_path(out, study, row)} ({time.perf_counter() - t1:.1f}s)")
         sys.stdout.flush()
+
+    if at_once <= 1 or len(todo) <= 1:
+        for job in todo:
+            one(*job)
+    else:
+        _side_by_side(one, todo, at_once)
     total = time.perf_counter() - t0
-    echo(f"studies {', '.join(s.name for s in studies)}: {len(rows)} rows, {ran} run now, "
-         f"{len(rows) - ran} done already; wall time {total:.1f}s ({total / 60:.1f} min)")
-    return {"rows": len(rows), "ran": ran, "wall_s": total}
+    echo(f"studies {', '.join(s.name for s in studies)}: {len(rows)} rows, {len(todo)} run now, "
+         f"{len(rows) - len(todo)} done already; wall time {total:.1f}s ({total / 60:.1f} min)")
+    return {"rows": len(rows), "ran": len(todo), "wall_s": total}
+
+
+def _side_by_side(one, todo: list, at_once: int) -> None:
+    """The rows in threads, at most `at_once` at a time, started in order. The first that fails, or an
+    interrupt, stops the others at their next pass (cluster.stop_all), and no further row starts; the
+    error (or interrupt) is raised once they have stopped, their folders as an interrupted row leaves them."""
+    pool = ThreadPoolExecutor(at_once, thread_name_prefix="row")
+    futures = [pool.submit(one, *job) for job in todo]
+    try:
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f.exception() for f in futures if f in finished and f.exception() is not None), None)
+        if failed is not None:
+            raise failed
+    except BaseException as e:
+        cluster.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        stop = interrupt_behind(e)
+        if stop is not None and not getattr(stop, "note", None):
+            stop.note = ("the rows in progress stopped in their work folders; the same `lecun1989 study` command "
+                         "continues them, and skips the rows done")
+        raise
+    pool.shutdown()

@@ -7,8 +7,10 @@ over the nodes and their cores, and the pass ends when the last comes back. On W
 pass of u units takes ceil(u / W) rounds. A row's time on the two cores it was measured on is a fixed part (the command's start and the
 row's measures, which no worker shares) plus its passes' rounds, ceil(u / 2) each; that gives the time
 of one unit's pass, which the simulation keeps. A sweep row is two blocks: its validation grid, then its
-retrained seeds. The study runner runs rows one after another, so `study all` takes the sum of its rows;
-were rows run side by side, the longest row would bound it. These are estimates from measured times,
+retrained seeds. With `--cluster` the study runner runs rows side by side, one for every two of the
+cluster's cores (engines/cluster.py: rows_at_once), each started in order as one ends; the simulation
+gives each running row an equal share of the cores. The longest row bounds it, as the total work spread
+over every core does. These are estimates from measured times,
 not measurements on a cluster: the overhead of the tasks themselves is in `--cluster local`'s measured
 figure (docs/CLUSTER.md), not here.
 """
@@ -76,13 +78,24 @@ def grid(runs: int, unit_pass_s: float, passes: int = PASSES) -> Row:
     return Row(f"{runs:,} runs", ((units(runs), passes),), unit_pass_s, START_S)
 
 
-def in_sequence(rows: list[Row], workers: int) -> float:
-    """The study runner's order: one row after another."""
-    return sum(r.seconds(workers) for r in rows)
+def rows_at_once(workers: int) -> int:
+    """engines/cluster.py's rows_at_once, for a cluster of `workers` cores."""
+    return max(1, min(64, workers // 2))
 
 
-def side_by_side(rows: list[Row], workers: int) -> float:
-    """Rows run at once (not what the runner does): a lower bound, never under the longest row alone
-    nor under the total work spread over every worker."""
+def study(rows: list[Row], workers: int) -> float:
+    """The study runner on `workers` cores: rows_at_once rows side by side, each on its share of the
+    cores, the next row started as one ends."""
+    slots = [0.0] * rows_at_once(workers)
+    share = max(1, workers // len(slots))
+    for r in rows:
+        k = slots.index(min(slots))
+        slots[k] += r.seconds(share)
+    return max(slots)
+
+
+def bound(rows: list[Row], workers: int) -> float:
+    """No scheduler does better: never under the longest row with every core, nor under the total work
+    spread over every core."""
     work = sum(r.fixed_s + sum(u * p * r.unit_pass_s for u, p in r.blocks) for r in rows)
     return max(max(r.seconds(workers) for r in rows), work / workers)
