@@ -269,6 +269,46 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_address_where_something_else_listens_is_one_line_at_once(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as server:   # a web server's answer to anything, not gRPC's
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer():
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(64)
+                    conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+        threading.Thread(target=answer, daemon=True).start()
+        t0 = time.monotonic()
+        rc, err = cli_run("repro", *SMALL, "--passes", "1", "--out", "out", "--cluster",
+                          f"127.0.0.1:{server.getsockname()[1]}")
+    assert rc == 2 and err.count("\n") == 1 and "not a Ray head node" in err, err
+    assert time.monotonic() - t0 < 20 and not (tmp_path / "out").exists()
+
+
+def test_auto_with_a_dead_cluster_address_is_one_line(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")   # what Ray's auto reads first
+    rc, err = cli_run("repro", *SMALL, "--passes", "1", "--out", "out", "--cluster", "auto")
+    assert rc == 2 and err.count("\n") == 1 and f"no Ray cluster answers at --cluster auto (127.0.0.1:{port})" in err
+
+
+def test_the_reference_engine_is_refused_before_ray_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, err = cli_run("sweep", "--engine", "torch", "--lrs", "0.01", "--seeds", "0", "--validation", "7000",
+                      "--passes", "1", "--out", "f1", "--cluster", "local")
+    assert rc == 2 and err == "lecun1989 sweep: error: --cluster trains on the compiled engine; drop --engine torch\n"
+    assert not (tmp_path / "f1").exists()
+
+
 def test_without_ray_the_option_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)   # what `import ray` meets where it is not installed

@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"lecun1989 {args.command}"
         args.command_line = shlex.join(["lecun1989", *(sys.argv[1:] if argv is None else argv)])
         if getattr(args, "cluster", None) is not None:
+            if getattr(args, "engine", "fast") != "fast":   # before Ray starts, or a sweep writes its settings
+                raise LecunError("--cluster trains on the compiled engine; drop --engine torch")
             from ..engines import cluster   # Ray only for a command given --cluster
             with cluster.use(args.cluster, echo=lambda line: print(line, file=sys.stderr)):
                 args.func(args)

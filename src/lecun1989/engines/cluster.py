@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
+import sys
 import threading
 from typing import Callable
 
 from .. import __version__
 from ..errors import LecunError
+from ..store.atomic import signals_deferred
 from . import target
 from .cache import sources_digest
 from .protocol import RunSpec
@@ -77,25 +78,10 @@ def use(address: str, echo: Callable[[str], None]):
                          "machine")
     ray = _ray()
     started = not ray.is_initialized()
-    if started and address not in ("auto", "local"):
+    if started and address != "local":
         _reachable(address)
     if started:
-        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        # ray.init makes SIGTERM exit at once; the command keeps its own (an interrupt, files consistent)
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            ray.init(address=address, **options)
-        except (ConnectionError, TimeoutError) as e:
-            raise LecunError(f"no Ray cluster answers at --cluster {address} ({str(e).strip().splitlines()[0]}); "
-                             f"start one there (`ray start --head`), or give --cluster local for one on this "
-                             f"machine") from None
-        except (RuntimeError, ValueError) as e:   # Ray's own version check, or an address it cannot parse
-            raise LecunError(f"cannot use the Ray cluster at --cluster {address}: "
-                             f"{str(e).strip().splitlines()[0]}") from None
-        finally:
-            for sig, handler in handlers.items():
-                if handler is not None:
-                    signal.signal(sig, handler)
+        _connect(ray, address)
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -113,19 +99,70 @@ def use(address: str, echo: Callable[[str], None]):
             ray.shutdown()
 
 
-def _reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Refuse an address where nothing listens, at once: Ray itself retries for a minute or more, then
-    may end the process."""
-    import socket
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise LecunError(f"--cluster {address}: give auto, HOST:PORT, ray://HOST:PORT, or local for a cluster on "
-                         f"this machine")
+TOKEN = ("if it uses token authentication (Ray's default for clusters on one machine since 2.59), set "
+         "RAY_AUTH_MODE=token here too, with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+
+
+def _connect(ray, address: str) -> None:
+    """ray.init, with SIGINT held until Ray is up or has failed (Ray interrupted halfway ends the process
+    with a crash at exit). Ray sets a SIGTERM handler of its own that exits at once; the command's own is
+    put back after (so a SIGTERM in the seconds Ray starts ends the command before it wrote anything)."""
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        with signals_deferred(), _quiet_stderr():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, TimeoutError) as e:
+        raise LecunError(f"no Ray cluster answers at --cluster {address} ({str(e).strip().splitlines()[0]}); "
+                         f"start one there (`ray start --head`), or give --cluster local for one on this machine; "
+                         f"{TOKEN}") from None
+    except (RuntimeError, ValueError) as e:   # Ray's own version check, or an address it cannot parse
+        raise LecunError(f"cannot use the Ray cluster at --cluster {address}: "
+                         f"{str(e).strip().splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """The standard error closed to Ray's C++ warnings while it connects (one a second to a cluster that
+    does not let it in, whatever the logging level); what goes wrong is the one line after."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _reachable(given: str, timeout_s: float = 5.0) -> None:
+    """Refuse at once an address where no Ray head answers: Ray itself retries for a minute or more, may
+    wait for ever on a port where something else listens, then may end the process. A Ray head (and
+    Ray's client server) speaks gRPC, so it answers HTTP/2's opening with a SETTINGS frame."""
+    import socket
+    address = given
+    if given == "auto":   # where Ray looks: RAY_ADDRESS, then the cluster last started on this machine
+        address = os.environ.get("RAY_ADDRESS", "")
+        try:
+            address = address or open("/tmp/ray/ray_current_cluster", encoding="utf-8").read().strip()
+        except OSError:
+            address = ""
+        if not address:
+            raise LecunError("--cluster auto finds no Ray cluster this machine belongs to (no RAY_ADDRESS, and no "
+                             "`ray start` here); start one (`ray start --head`), or give --cluster local")
+    named = f"--cluster {given}" + (f" ({address})" if given != address else "")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LecunError(f"{named}: give auto, HOST:PORT, ray://HOST:PORT, or local for a cluster on this machine")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as s:
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            frame = s.recv(9)
     except OSError as e:
-        raise LecunError(f"no Ray cluster answers at --cluster {address} ({e.strerror or e}); start one there "
-                         f"(`ray start --head`), or give --cluster local for one on this machine") from None
+        raise LecunError(f"no Ray cluster answers at {named} ({e.strerror or e}); start one there (`ray start "
+                         f"--head`), or give --cluster local for one on this machine") from None
+    if len(frame) < 4 or frame[3] != 4:
+        raise LecunError(f"{named}: something answers there, but not a Ray head node (it does not speak gRPC); "
+                         f"give the head's address (`ray status` on it shows it)")
 
 
 def train_batch(key: dict, net, optim, dtype: str, passes: int, kernels: str, threads: int, specs: list[RunSpec],
@@ -235,6 +272,6 @@ def _result(ray, ref, batch: range):
         raise LecunError(f"the cluster's task training {runs} failed ({type(cause).__name__}: "
                          f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''})") from None
     except ray.exceptions.RayError as e:   # a worker or node lost more often than Ray retries
+        check = "" if _USING[-1:] == ["local"] else "check its nodes with `ray status`, then "
         raise LecunError(f"the cluster lost the task training {runs} ({type(e).__name__}, after Ray's "
-                         f"{MAX_RETRIES} retries); check its nodes with `ray status`, then run the same command "
-                         f"with --resume") from None
+                         f"{MAX_RETRIES} retries); {check}run the same command with --resume") from None
