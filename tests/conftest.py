@@ -6,6 +6,7 @@ downloaded once, through the package's own checksummed downloaders, into the dat
 line saying how to supply the data. Tests that need no data never look for it.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -90,6 +91,20 @@ def isolated_home(session_home, request):
             mp.delenv(data.RAW_DIR_ENV, raising=False)
         mp.delenv(data.OFFLINE_ENV, raising=False)
         yield
+
+
+@pytest.fixture(scope="module")
+def module_env(session_home, raw_dir):
+    """The environment conftest gives every test, for a module's fixtures (made outside any test's): a
+    context manager, so that nothing of it outlasts the fixture that uses it."""
+    @contextlib.contextmanager
+    def env():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(data.HOME_ENV, str(session_home))
+            mp.setenv(data.RAW_DIR_ENV, str(raw_dir))
+            mp.delenv(data.OFFLINE_ENV, raising=False)
+            yield
+    return env
 
 
 @pytest.fixture(scope="session")

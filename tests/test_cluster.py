@@ -31,12 +31,10 @@ TIMINGS = {"wall_s", "engine_setup_s", "measures_s"}
 
 
 @pytest.fixture(scope="module")
-def nodes(session_home, raw_dir):
+def nodes(module_env):
     """Two nodes of one CPU each. They start with the test environment (a data home of the session's),
     though the workers read no data: it comes through Ray's object store."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LECUN1989_HOME", str(session_home))
-        mp.setenv("LECUN1989_RAW_DIR", str(raw_dir))
+    with module_env():
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
         worker = c.add_node(num_cpus=1)
         c.wait_for_nodes()
@@ -82,17 +80,6 @@ def local_lanes(tmp_path_factory, module_env):
     with module_env(), contextlib.chdir(here):
         assert cli_run(*LANES_RUNS, "--out", "out")[0] == 0
     return here / "out"
-
-
-@pytest.fixture(scope="module")
-def module_env(session_home, raw_dir):
-    @contextlib.contextmanager
-    def env():
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("LECUN1989_HOME", str(session_home))
-            mp.setenv("LECUN1989_RAW_DIR", str(raw_dir))
-            yield
-    return env
 
 
 def test_a_sweep_on_the_cluster_is_the_same_bytes(nodes, tmp_path, monkeypatch):

@@ -259,20 +259,6 @@ def here(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def module_env(session_home, raw_dir):
-    """The environment conftest gives every test, for the module's fixtures (made outside any test's):
-    a context manager, so that nothing of it outlasts the fixture that uses it."""
-    @contextlib.contextmanager
-    def env():
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv(data_module.HOME_ENV, str(session_home))
-            mp.setenv(data_module.RAW_DIR_ENV, str(raw_dir))
-            mp.delenv(data_module.OFFLINE_ENV, raising=False)
-            yield
-    return env
-
-
 def made(env, tmp_path_factory, name: str, *argv, hook=None, rc=0) -> Path:
     """Run a command once for the module into a folder of its own; return the folder."""
     out = tmp_path_factory.mktemp(name) / "out"

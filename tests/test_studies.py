@@ -168,3 +168,5 @@ def test_the_cluster_simulation_follows_the_scheduler():
     assert scaling.study([five, lanes, lanes], 4) == max(five.seconds(2), 2 * lanes.seconds(2))
     assert scaling.bound([five, lanes], 1000) == max(five.seconds(1000), lanes.seconds(1000))
     assert scaling.grid(10_000, 1.0).blocks == ((1250, 23),)
+    from lecun1989.engines import fast, simd   # the copies scaling.py keeps, so as not to import numba
+    assert (scaling.LANES, scaling.LANES_FROM) == (simd.LANES, fast.LANES_FROM)

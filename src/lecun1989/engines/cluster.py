@@ -49,10 +49,15 @@ def stop_all() -> None:
     _STOP.set()
 
 
+def rows_for(cpus: int) -> int:
+    """How many of a study's rows to run side by side on `cpus` cores: one for every two (a row trains 5
+    or 10 runs, 2 to 5 units a pass, so one alone rarely fills a cluster), at most 64."""
+    return max(1, min(64, cpus // 2))
+
+
 def rows_at_once() -> int:
-    """How many of a study's rows to run side by side: one for every two of the cluster's cores (a row
-    trains 5 or 10 runs, 2 to 5 units a pass, so one alone rarely fills it), at most 64."""
-    return max(1, min(64, int(_ray().cluster_resources().get("CPU", 1)) // 2))
+    """rows_for the cluster the command trains on."""
+    return rows_for(int(_ray().cluster_resources().get("CPU", 1)))
 
 
 def _ray():
@@ -80,9 +85,9 @@ def use(address: str, echo: Callable[[str], None]):
     started = not ray.is_initialized()
     if started and address != "local":
         _reachable(address)
-    if started:
-        _connect(ray, address)
     try:
+        if started:
+            _connect(ray, address)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus = int(ray.cluster_resources().get("CPU", 0))
         echo(f"cluster {address}: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPU{'s' * (cpus != 1)} "
@@ -91,11 +96,12 @@ def use(address: str, echo: Callable[[str], None]):
             _TASK.append(ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(train_batch))
         _USING.append(address)
         _STOP.clear()
-        yield
-    finally:
-        if _USING:
+        try:
+            yield
+        finally:
             _USING.pop()
-        if started:
+    finally:   # also when an interrupt held while Ray started arrives as it returns
+        if started and ray.is_initialized():
             ray.shutdown()
 
 

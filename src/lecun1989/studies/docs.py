@@ -375,7 +375,7 @@ def cluster_scaling(r: Results) -> list[str]:
                    f"no scheduler does better (the longest row, {longest.name}, alone takes "
                    f"{_duration(longest.seconds(10 ** 9))})",
                    f"a grid of {GRID_RUNS:,} runs of the paper's configuration (one command)"],
-                  [[str(w), str(scaling.rows_at_once(w)), _duration(scaling.study(rows, w)),
+                  [[str(w), str(scaling.rows_for(w)), _duration(scaling.study(rows, w)),
                     _duration(scaling.bound(rows, w)), _duration(big.seconds(w))] for w in SCALING_WORKERS])
 
 

@@ -8,7 +8,7 @@ pass of u units takes ceil(u / W) rounds. A row's time on the two cores it was m
 row's measures, which no worker shares) plus its passes' rounds, ceil(u / 2) each; that gives the time
 of one unit's pass, which the simulation keeps. A sweep row is two blocks: its validation grid, then its
 retrained seeds. With `--cluster` the study runner runs rows side by side, one for every two of the
-cluster's cores (engines/cluster.py: rows_at_once), each started in order as one ends; the simulation
+cluster's cores (engines/cluster.py: rows_for), each started in order as one ends; the simulation
 gives each running row an equal share of the cores. The longest row bounds it, as the total work spread
 over every core does. These are estimates from measured times,
 not measurements on a cluster: the overhead of the tasks themselves is in `--cluster local`'s measured
@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..engines.cluster import rows_for
 from ..paper import PASSES
 
-LANES = 8        # runs per lane group (engines/simd.py's LANES, without importing numba)
-LANES_FROM = 7   # engines/fast.py's rule: from 7 runs a command trains on the lane kernels
+# engines/simd.py's LANES and fast.py's LANES_FROM, which import numba (tests/test_studies.py holds them equal)
+LANES = 8        # runs per lane group
+LANES_FROM = 7   # from 7 runs a command trains on the lane kernels
 START_S = 2.0    # a command's start, once compiled: imports, data, the engine (docs/SPEED.md)
 MEASURED_ON = 2  # the cores the results were measured on
 
@@ -78,15 +80,10 @@ def grid(runs: int, unit_pass_s: float, passes: int = PASSES) -> Row:
     return Row(f"{runs:,} runs", ((units(runs), passes),), unit_pass_s, START_S)
 
 
-def rows_at_once(workers: int) -> int:
-    """engines/cluster.py's rows_at_once, for a cluster of `workers` cores."""
-    return max(1, min(64, workers // 2))
-
-
 def study(rows: list[Row], workers: int) -> float:
-    """The study runner on `workers` cores: rows_at_once rows side by side, each on its share of the
+    """The study runner on `workers` cores: rows_for(workers) rows side by side, each on its share of the
     cores, the next row started as one ends."""
-    slots = [0.0] * rows_at_once(workers)
+    slots = [0.0] * rows_for(workers)
     share = max(1, workers // len(slots))
     for r in rows:
         k = slots.index(min(slots))
