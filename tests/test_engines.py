@@ -200,6 +200,37 @@ def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case, lanes):
     assert not np.array_equal(flat(fast, 0), flat(fast, 1))
 
 
+@pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
+def test_cross_entropy_teaches_a_not_digit_the_uniform_distribution(usps, lanes):
+    """An example labelled N_CLASSES (every target -1: the reader's not-digits) is taught by
+    cross-entropy towards 1/10 on every class, not towards some class: the kernels and the reference
+    agree to 1e-9, and its loss is logsumexp(y) - mean(y)."""
+    from dataclasses import replace as dc_replace
+    from lecun1989 import paper
+    from lecun1989.data import Split
+    ds = usps.subset(150, 60)
+    labels = ds.train.labels.copy()
+    labels[::3] = paper.N_CLASSES
+    ds = dc_replace(ds, train=Split(ds.train.images, labels))
+    net, optim = NetConfig(loss="ce", activation="relu"), OptimConfig("adamw")
+    runs = initial_runs(net, [(2, 3e-4), (3, 3e-4)])
+    fast = FastEngine(net, runs, ds, optim, "float64", passes=2, kernels=lanes)
+    ref = TorchEngine(net, runs, ds, optim, "float64", passes=2)
+    for _ in range(2):
+        fast.train_pass()
+        ref.train_pass()
+    for a, b in zip(fast.get_params(), ref.get_params()):
+        for name in a:
+            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    for ea, eb in zip(fast.evaluate(), ref.evaluate()):
+        assert abs(ea["train"].loss - eb["train"].loss) <= 1e-9
+    import torch
+    from lecun1989.engines.torch_ref import loss_fn
+    y = torch.tensor([[0.5, -1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
+    expected = torch.logsumexp(y, 1) - y.mean()
+    assert abs(float(loss_fn(net, y, -torch.ones_like(y)) - expected)) < 1e-12
+
+
 def test_training_noise_is_seeded_per_run_and_pass():
     net = NetConfig(loss="ce", dropout=0.25, shift=1)
     s1, k1 = training_noise(net, 4, 2, 1000)

@@ -210,7 +210,9 @@ def test_reader_trains_the_papers_network_and_predict_reads_with_its_committee(r
     assert len(runs) == 2
     config = json.loads((runs[0] / "config.json").read_text())
     assert config["data"]["source"] == "reader" and {k: config["reader"][k] for k in ("usps_digits", "mnist_digits")} == {"usps_digits": 400, "mnist_digits": 400}
-    assert config["net"]["activation"] == "scaled_tanh" and config["optimizer"]["name"] == "sdlm"
+    # the paper's network (its table, its 9,760 parameters) with the modern recipe
+    assert {k: config["net"][k] for k in ("table", "activation", "loss")} == {"table": "block", "activation": "relu", "loss": "ce"}
+    assert config["optimizer"]["name"] == "adamw"
     r = reading.reader(reader_run)
     assert len(r.nets) == 2 and math.isfinite(r.threshold)
     x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16))

@@ -50,9 +50,9 @@ def test_the_page_reads_a_thin_tall_352_drawn_at_phone_width(phone, draw):
 
 
 def test_the_reader_reads_photographed_zip_codes(usps):
-    """Forty photographed strips of test digits (seed 3, never used to choose anything): more than a
-    third read right whole (docs/READING.md: about 60% over 1,000), and those shown with no '?' are
-    right but for at most one (97% over 1,000: one in forty strips' few shown may be wrong)."""
+    """Forty photographed strips of test digits (seed 3, never used to choose anything): half read
+    right whole (docs/READING.md: about 64% over 1,000), and those shown with no '?' (about one in
+    twenty over 1,000, 96% of them right) are right but for at most one."""
     digits = benchmark.test_digits()
     from PIL import Image
     right = shown = shown_right = 0
@@ -64,4 +64,4 @@ def test_the_reader_reads_photographed_zip_codes(usps):
         sure = got.count_sure and all(d.accepted for d in got.digits)
         shown += sure
         shown_right += sure and labels == meta["zip"]
-    assert right >= 15 and shown >= 3 and shown_right >= shown - 1
+    assert right >= 20 and shown >= 1 and shown_right >= shown - 1

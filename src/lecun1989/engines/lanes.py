@@ -164,6 +164,7 @@ def loss_bprop(ws, t, s):
     """dE/da of the outputs into d4 (and dE/dy into dy for tanh outputs)."""
     y, d4 = seg(ws, Y, NO), seg(ws, D4, NO)
     if s.ce:      # softmax cross-entropy, per lane
+        uniform = L.no_class(t)
         for l in range(V):
             top = y[l]
             for j in range(NO):
@@ -173,7 +174,7 @@ def loss_bprop(ws, t, s):
                 d4[j * V + l] = np.exp(y[j * V + l] - top)
                 total += d4[j * V + l]
             for j in range(NO):
-                d4[j * V + l] = d4[j * V + l] / total - (1 if t[j] > 0 else 0)
+                d4[j * V + l] = d4[j * V + l] / total - L.ce_target(t, j, uniform)
     else:
         dy = seg(ws, DY, NO)
         scale = y.dtype.type(2) / y.dtype.type(NO)

@@ -220,12 +220,30 @@ def mse_bbprop(y, ddy):
     ddy[:] = y.dtype.type(2) / y.dtype.type(y.size)
 
 
-# --- loss: softmax cross-entropy of the outputs (logits); t holds +1 for the class -------------------
+# --- loss: softmax cross-entropy of the outputs (logits) against a target distribution q --------------
+# q is one-hot on the class (the t that is +1); for an example that is no digit (every t -1, the
+# reader's not-digits) it is uniform, 1 / n: E = logsumexp(y) - sum_i q_i y_i, dE/dy = softmax(y) - q.
+
+@njit(**INLINE)
+def ce_target(t, i, uniform):
+    """q_i: 1 for the class, 0 elsewhere; 1 / n everywhere when `uniform` (no class is marked)."""
+    if uniform:
+        return 1.0 / t.size
+    return 1.0 if t[i] > 0 else 0.0
+
+
+@njit(**INLINE)
+def no_class(t):
+    for i in range(t.size):
+        if t[i] > 0:
+            return False
+    return True
+
 
 @njit(**INLINE)
 def ce_fprop(y, t):
     top = np.float64(y[0])
-    label = 0
+    label = -1
     for i in range(y.size):
         top = max(top, np.float64(y[i]))
         if t[i] > 0:
@@ -233,12 +251,17 @@ def ce_fprop(y, t):
     s = 0.0
     for i in range(y.size):
         s += np.exp(np.float64(y[i]) - top)
-    return top + np.log(s) - np.float64(y[label])
+    if label >= 0:
+        return top + np.log(s) - np.float64(y[label])
+    mean = 0.0
+    for i in range(y.size):
+        mean += np.float64(y[i])
+    return top + np.log(s) - mean / y.size
 
 
 @njit(**INLINE)
 def ce_bprop(y, t, dy):
-    """dE/dy = softmax(y) - onehot(label)."""
+    """dE/dy = softmax(y) - q."""
     top = y[0]
     for i in range(y.size):
         top = max(top, y[i])
@@ -246,5 +269,6 @@ def ce_bprop(y, t, dy):
     for i in range(y.size):
         dy[i] = np.exp(y[i] - top)
         s += dy[i]
+    uniform = no_class(t)
     for i in range(y.size):
-        dy[i] = dy[i] / s - (1 if t[i] > 0 else 0)
+        dy[i] = dy[i] / s - ce_target(t, i, uniform)   # in float64, as the 1 and 0 were

@@ -26,10 +26,12 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def loss_fn(config: NetConfig, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The MSE over the outputs against the +-1 targets, or the softmax cross-entropy of the logits;
-    both averaged over the examples."""
+    """The MSE over the outputs against the +-1 targets, or the softmax cross-entropy of the logits
+    against one-hot targets (uniform for an example that is no digit, every target -1); both
+    averaged over the examples."""
     if config.loss == "ce":
-        return F.cross_entropy(output, target.argmax(dim=1))
+        q = (target > 0).to(output.dtype)
+        return F.cross_entropy(output, torch.where(q.sum(dim=1, keepdim=True) > 0, q, 1.0 / q.shape[1]))
     return mse(output, target)
 
 

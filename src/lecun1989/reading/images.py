@@ -86,7 +86,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    Its unlikeness u (`unlikeness`): for a network trained with cross-entropy, -log of the top
    class's softmax probability; for one trained with MSE towards +1 / -1, max(0, (sum_k (y_k + 1)^2 -
    4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
-   DIGIT_COST (0.1) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
+   DIGIT_COST (0.1 for MSE, -0.1 for cross-entropy) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
    cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (2) times
    max(0, its width / Href - WIDEST_DIGIT (1)). An atom cut from a group (not a whole group) may be
    left out of the reading at SKIP_COST (1.0): a stroke's tail that reads as no digit. For every count
@@ -100,8 +100,8 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    or with joins across any gap when some have more; then N, else the most below N, else the fewest
    (predict says so). Each digit's label is its largest output and its margin the largest minus the
    second largest output (`confidence.margin`); it is shown as `?` unless its margin is at least the
-   threshold and its unlikeness at most MAX_UNLIKENESS (0.1: it reads as one digit). A run's
-   threshold is the margin at which its own test digits err at 1% (`confidence.rejection_at`),
+   threshold and its unlikeness at most MAX_UNLIKENESS (0.1 for MSE, 0.05 for cross-entropy: it reads as
+   one digit). A run's threshold is the margin at which its own test digits err at 1% (`confidence.rejection_at`),
    computed once per run (or study) and process, or given.
 """
 
@@ -125,12 +125,18 @@ from ..trained import load_net, run_test_split
 from .confidence import margin, rejection_at
 
 MIN_CONTRAST = 0.3       # the least contrast with the paper that is ink: below it, noise on a blank page
-DIGIT_COST = 0.1         # each digit's cost besides its own: of equally sure readings, the one of fewer digits
+# each digit's cost besides its own unlikeness, per loss (the unlikenesses are on their own scales):
+# for MSE, of equally sure readings the one of fewer digits; cross-entropy's -log p is near 0 for a
+# sure digit, and there a small reward per digit keeps touching pairs apart (chosen on benchmark
+# seeds 1 and 2: docs/READING.md)
+DIGIT_COST = {"mse": 0.1, "ce": -0.1}
 JOIN_COST = 0.5          # the cost of one digit made of two groups: apart, they are two digits unless they read worse
 WIDEST_DIGIT = 1.0       # digit heights a single digit is seldom wider than; two touching are
 WIDE_COST = 2.0          # the cost of each digit height of width beyond it
 CUT_COST = 0.5           # the cost of a cut through a connected group: a group is one digit unless it reads worse
-MAX_UNLIKENESS = 0.1     # a digit shown needs this little unlikeness too: it reads as one digit, not a piece or two
+# a digit shown needs this little unlikeness too: it reads as one digit, not a piece or two. Per loss,
+# as the two unlikenesses are on their own scales: for cross-entropy, a top class of at least 95%
+MAX_UNLIKENESS = {"mse": 0.1, "ce": 0.05}
 SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a mark that reads as no digit
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
@@ -424,7 +430,7 @@ class Candidates:
     def paths(self, loss: str) -> list:
         """best_paths over the candidates' costs (step 7)."""
         g = self.group_of
-        cost = dict(zip(self.spans, DIGIT_COST + unlikeness(self.outputs, loss) + np.array(
+        cost = dict(zip(self.spans, DIGIT_COST[loss] + unlikeness(self.outputs, loss) + np.array(
             [CUT_COST * (i > 0 and g[i - 1] == g[i]) + JOIN_COST * (g[j - 1] - g[i])
              + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT) for (i, j), b in zip(self.spans, self.boxes)])))
         # only a piece cut from a group may be left out (a stroke's tail), never a whole group
@@ -476,7 +482,7 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
     index = {span: n for n, span in enumerate(c.spans)}
     chosen = [index[span] for span in paths[count][1]]
     margins, far = margin(c.outputs[chosen]), unlikeness(c.outputs[chosen], r.loss)
-    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold and u <= MAX_UNLIKENESS), c.boxes[n],
+    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold and u <= MAX_UNLIKENESS[r.loss]), c.boxes[n],
                   c.inputs[n], c.outputs[n], float(u)) for n, m, u in zip(chosen, margins, far)]
     text = ("" if sure else "?") + "".join(d.char for d in read)
     return Reading(text, read, r.threshold, polarity, ink.shape, ink, sure, network)

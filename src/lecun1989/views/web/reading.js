@@ -7,8 +7,8 @@
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
-  const DIGIT_COST = 0.1, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
-  const SKIP_COST = 1.0, MAX_UNLIKENESS = 0.1;
+  const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
+  const SKIP_COST = 1.0, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -379,7 +379,7 @@
       const input = normalize(v, ph, pw), layers = api.forward(input);
       return { box: p.box, input, layers };
     });
-    const cost = candidates.map(([i, j], c) => DIGIT_COST + unlikeness(read[c].layers.out, api.loss) +
+    const cost = candidates.map(([i, j], c) => DIGIT_COST[api.loss] + unlikeness(read[c].layers.out, api.loss) +
       CUT_COST * (i > 0 && groupOf[i - 1] === groupOf[i] ? 1 : 0) + JOIN_COST * (groupOf[j - 1] - groupOf[i]) +
       WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT));
     // only a piece cut from a group may be left out (a stroke's tail), never a whole group
@@ -393,7 +393,7 @@
     const index = new Map(candidates.map(([i, j], c) => [i + "," + j, c]));
     const out = paths[count].path.map(([i, j]) => {
       const r = read[index.get(i + "," + j)], m = api.margin(r.layers.out), label = api.argmax(r.layers.out);
-      const accepted = m >= api.threshold && unlikeness(r.layers.out, api.loss) <= MAX_UNLIKENESS;
+      const accepted = m >= api.threshold && unlikeness(r.layers.out, api.loss) <= MAX_UNLIKENESS[api.loss];
       return { label, margin: m, accepted, char: accepted ? String(label) : "?", box: r.box, input: r.input, layers: r.layers };
     });
     return { text: (sure ? "" : "?") + out.map(d => d.char).join(""), countSure: sure, digits: out };
