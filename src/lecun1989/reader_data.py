@@ -12,7 +12,8 @@ ink at +1). So each example here is made as such a digit is: its ink drawn at a 
   included), a blur of sd U(0, 0.8) pixels, and after normalizing, for SHIFT_SHARE of them, a shift
   of up to one pixel (the cut around a digit is not always tight). Its polarity needs no draw: the
   reader turns either polarity into ink before this step;
-- not a digit, labelled NONE (the targets all -1: no output should rise), NEGATIVE_SHARE of the
+- not a digit, labelled NONE (the targets all -1: with MSE no output should rise, with cross-entropy no class is
+  preferred, the uniform distribution), NEGATIVE_SHARE of the
   set, of four kinds drawn with the odds KINDS: a digit's left or right piece (cut at U(0.25, 0.75)
   of its width, the piece a cut in the wrong place leaves; at least WIDE_PIECE of a height wide, as
   a 1 is not); two digits side by side, three times in four touching as the zip-code benchmark makes
