@@ -51,8 +51,8 @@ def test_the_page_reads_a_thin_tall_352_drawn_at_phone_width(phone, draw):
 
 def test_the_reader_reads_photographed_zip_codes(usps):
     """Forty photographed strips of test digits (seed 3, never used to choose anything): half read
-    right whole (docs/READING.md: about 64% over 1,000), and those shown with no '?' (about one in
-    twenty over 1,000, 96% of them right) are right but for at most one."""
+    right whole (docs/READING.md: about 66% over 1,000), and those shown with no '?' (about one in
+    ten over 1,000, 98% of them right) are right but for at most one."""
     digits = benchmark.test_digits()
     from PIL import Image
     right = shown = shown_right = 0

@@ -204,6 +204,21 @@ def test_predict_leaves_foreign_files_alone(run_dir, strips, tmp_path, capsys):
     assert (mine / "z0-reading.png").read_bytes() == b"my own"
 
 
+def test_predict_replaces_only_its_own_pictures_in_a_folder_it_drew(run_dir, strips, tmp_path, capsys):
+    """In a folder --show made, its own picture is drawn again; a file put there by someone else under
+    a name it would write, or its picture changed since, is left as it is (one line, nothing written)."""
+    paths, _ = strips
+    pics = tmp_path / "pics"
+    assert command(["predict", str(run_dir), str(paths[0]), "--show", str(pics)], capsys)[0] == 0
+    assert command(["predict", str(run_dir), str(paths[0]), "--show", str(pics)], capsys)[0] == 0   # its own: redrawn
+    for name in ("z0-reading.png", "z1-reading.png"):    # changed since, or never drawn
+        (pics / name).write_bytes(b"mine")
+        status, _, err = command(["predict", str(run_dir), str(paths[0]), str(paths[1]), "--show", str(pics)], capsys)
+        assert status == 2 and err.count("\n") == 1 and "is not a file lecun1989 drew" in err
+        assert (pics / name).read_bytes() == b"mine"
+        (pics / name).unlink()
+
+
 @pytest.mark.parametrize("case", ["missing", "unreadable", "folder-image", "not-a-run", "no-image"])
 def test_predict_bad_input_is_one_line(case, run_dir, tmp_path, capsys):
     good = tmp_path / "good.png"
@@ -250,7 +265,9 @@ def test_every_image_that_cannot_be_read_is_named_and_the_others_are_read(run_di
     assert status == 2 and "Traceback" not in err
     assert [line.split(":")[0] for line in out.splitlines()[1:]] == good
     lines = err.splitlines()
-    assert [line.split(":")[0] for line in lines[:3]] == bad and "3 of the 5 images could not be read" in lines[3]
+    # each line names its image first, once
+    assert all(line.startswith(path) and line.count(path) == 1 for line, path in zip(lines[:3], bad))
+    assert "3 of the 5 images could not be read" in lines[3]
     result = strict_json(command(argv + ["--json"], capsys)[1])
     assert [i["image"] for i in result["images"]] == good and [f["image"] for f in result["failed"]] == bad
     assert result["digits_asked"] is None

@@ -39,6 +39,13 @@ def run_command(argv: list[str], command_line: str) -> None:
 
 
 class Parser(argparse.ArgumentParser):
+    def _print_message(self, message, file=None):
+        """As argparse's, but a failed write (`--help > /dev/full`) is an error, not ignored."""
+        if message:
+            file = file or sys.stdout
+            file.write(message)
+            file.flush()
+
     def error(self, message):
         """One line, not the usage block: what is wrong, and where to read more."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

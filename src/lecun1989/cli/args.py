@@ -95,7 +95,7 @@ def margin_threshold(text: str) -> float:
     value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is below 0: a margin (the largest output minus the second "
-                                         f"largest) is never negative; 0 accepts every digit")
+                                         f"largest) is never negative; 0 accepts every digit by its margin")
     return value
 
 

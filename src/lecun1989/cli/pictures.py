@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data import Location
 from ..errors import LecunError
-from ..store.folders import MARKER, check_picture_folder, marker, write_files
+from ..store.folders import check_picture_folder, write_pictures
 from .args import add_data_location_args, finite_float, given_out, location
 
 
@@ -35,8 +35,7 @@ def reject(paths: list[Path], out: Path | None = None, error: float = 0.01, wher
     check_picture_folder(target)
     result = measure(paths, error, where)
     files = {**picture(result), "reject.json": json_text(summary(result, command)).encode("utf-8")}
-    written = write_files(target, {**files, MARKER: marker(target, "plots")[target / MARKER].encode("utf-8")})
-    return result, [p for p in written if p.name != MARKER]
+    return result, write_pictures(target, files)
 
 
 def plot_folders(paths: list[Path], out: Path | None, where: Location):
@@ -56,8 +55,7 @@ def plot_folders(paths: list[Path], out: Path | None, where: Location):
         check_picture_folder(target)
     for path, target in zip(paths, targets):
         pictures = draw_folder(Path(path), where)
-        written = write_files(target, {**pictures, MARKER: marker(target, "plots")[target / MARKER]})
-        yield path, [p for p in written if p.name != MARKER]
+        yield path, write_pictures(target, pictures)
 
 
 def cmd_plot(args) -> None:

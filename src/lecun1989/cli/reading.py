@@ -25,7 +25,8 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print strict JSON instead of lines")
     p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
     p.add_argument("--threshold", type=margin_threshold, help="accept a digit when its margin is at least this "
-                                                          "(default: the run's 1%%-error margin on its test set)")
+                                                          "(default: the run's 1%%-error margin on its test set) "
+                                                          "and it reads as one digit (docs/READING.md, step 7)")
     p.add_argument("--digits", type=at_most(1000), help="the number of digits each image holds (e.g. 5 for a zip "
                                                     "code): touching digits are split until there are that many")
     p.add_argument("--no-deslant", dest="deslant", action="store_false", help="do not deslant the digits")
@@ -119,7 +120,7 @@ def cmd_predict(args) -> None:
                                     "failed": [{"image": str(path), "error": e} for path, e in failed]}))
     else:
         how = ("given" if args.threshold is not None else
-               f"1% error on the run's test digits, where {100 * r.test_rejection:.1f}% of them are rejected")
+               f"1% error on the run's test digits, {r.rejection_note()}")
         t = f"{r.threshold:.4f}" if math.isfinite(r.threshold) else "none (no margin reaches 1% error)"
         print(f"margin threshold {t} ({how}); '?' marks a digit below it, or one that reads as no single digit")
         for path, rd in read:
@@ -134,14 +135,13 @@ def cmd_predict(args) -> None:
             odd = f"   ({', '.join(odd)}: sure enough, but not reading as one digit)" if odd else ""
             print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}{odd}")
     if args.show:
-        from ..store.folders import MARKER, marker, write_files
+        from ..store.folders import write_pictures
         from ..views.reading import picture
         folder = Path(args.show)
         files = {name: picture(rd, Path(path).name) for name, path, rd in zip(_picture_names(paths), paths, readings)}
         if files:
-            written = write_files(folder, {**files, MARKER: marker(folder, "plots")[folder / MARKER]})
-            print(f"pictures: {', '.join(str(p) for p in written if p.name != MARKER)}",
-                  file=sys.stderr if args.json else sys.stdout)
+            written = write_pictures(folder, files, "--show")
+            print(f"pictures: {', '.join(map(str, written))}", file=sys.stderr if args.json else sys.stdout)
     if failed:
         _refuse(failed, len(args.images))
 
@@ -149,10 +149,12 @@ def cmd_predict(args) -> None:
 def _refuse(failed: list[tuple[str, str]], given: int) -> None:
     """The images predict could not read: one alone is its error; several are named a line each on
     stderr, then counted in the error."""
+    def named(path: str, error: str) -> str:   # most errors name their image already
+        return error if str(path) in error else f"{path}: {error}"
     if len(failed) == 1:
-        raise LecunError(f"{failed[0][0]}: {failed[0][1]}")
+        raise LecunError(named(*failed[0]))
     for path, error in failed:
-        print(f"{path}: {error}", file=sys.stderr)
+        print(named(path, error), file=sys.stderr)
     raise LecunError(f"{len(failed)} of the {given} images could not be read (each is named above)")
 
 

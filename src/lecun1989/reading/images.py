@@ -88,7 +88,9 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
    DIGIT_COST (0.1 for MSE, -0.1 for cross-entropy) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
    cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (2) times
-   max(0, its width / Href - WIDEST_DIGIT (1)). An atom cut from a group (not a whole group) may be
+   max(0, its width / Href - WIDEST_DIGIT (1)); one lower than LOWEST_DIGIT (0.5) Href (a sliver that
+   a cut path leaves at a blob's edge, which scaled to 16x16 would read as a sure 1) is never a digit.
+   An atom cut from a group (not a whole group) may be
    left out of the reading at SKIP_COST (1.0): a stroke's tail that reads as no digit. For every count
    k the cheapest reading of all atoms as k consecutive candidates is found (`best_paths`: for each
    j in turn, leaving atom j - 1 out, then the candidates (i, j) in order of i; a cost replaces
@@ -138,6 +140,7 @@ CUT_COST = 0.5           # the cost of a cut through a connected group: a group 
 # as the two unlikenesses are on their own scales: for cross-entropy, a top class of at least 95%
 MAX_UNLIKENESS = {"mse": 0.1, "ce": 0.05}
 SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a mark that reads as no digit
+LOWEST_DIGIT = 0.5       # digit heights a candidate must span to be a digit: a sliver a cut leaves is not one
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
@@ -337,6 +340,13 @@ class Reader:
     threshold: float
     run_dir: Path | None = None
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
+    test_unsure: float | None = None      # the share shown as '?' by the threshold and the unlikeness limit
+    test_shown_error: float | None = None  # the error of the others, shown
+
+    def rejection_note(self) -> str:
+        """What the threshold does on the run's test digits, and what the whole rule of step 7 does."""
+        return (f"{100 * self.test_rejection:.1f}% of them rejected by it; with the unlikeness limit "
+                f"{100 * self.test_unsure:.1f}% show as '?' and the others err at {100 * self.test_shown_error:.2f}%")
 
     @property
     def nets(self) -> tuple:
@@ -371,14 +381,17 @@ def run_folders(folder: Path) -> list[Path]:
     return runs
 
 
-def run_threshold(net, run_dir: Path, where: Location = Location()) -> tuple[float, float]:
-    """(the margin at which the run's own test digits err at 1%, the share of them rejected there); `net`
-    a network or a tuple of them, `run_dir` a run or study folder."""
+def run_threshold(net, run_dir: Path, where: Location = Location()) -> tuple[float, float, float, float]:
+    """(the margin at which the run's own test digits err at 1%, the share of them rejected there, the
+    share shown as '?' by the whole rule of step 7 (that margin and the unlikeness limit), the error
+    of those shown); `net` a network or a tuple of them, `run_dir` a run or study folder."""
     test = run_test_split(run_folders(run_dir)[0], where)
-    out = Reader(net, 0.0).outputs(test.images)
+    r = Reader(net, 0.0)
+    out = r.outputs(test.images)
     correct = out.argmax(1) == test.labels
     share, threshold = rejection_at(margin(out), correct, REJECT_ERROR)
-    return threshold, share
+    shown = (margin(out) >= threshold) & (unlikeness(out, r.loss) <= MAX_UNLIKENESS[r.loss])
+    return threshold, share, 1.0 - float(shown.mean()), float(1.0 - correct[shown].mean()) if shown.any() else 0.0
 
 
 @lru_cache(maxsize=None)
@@ -387,8 +400,8 @@ def _reader(run_dir: Path, threshold: float | None, where: Location) -> Reader:
     net = nets if len(nets) > 1 else nets[0]
     if threshold is not None:
         return Reader(net, threshold, run_dir)
-    t, share = run_threshold(net, run_dir, where)
-    return Reader(net, t, run_dir, share)
+    t, share, unsure, shown_error = run_threshold(net, run_dir, where)
+    return Reader(net, t, run_dir, share, unsure, shown_error)
 
 
 def reader(net_or_run, threshold: float | None = None, where: Location = Location()) -> Reader:
@@ -432,7 +445,8 @@ class Candidates:
         g = self.group_of
         cost = dict(zip(self.spans, DIGIT_COST[loss] + unlikeness(self.outputs, loss) + np.array(
             [CUT_COST * (i > 0 and g[i - 1] == g[i]) + JOIN_COST * (g[j - 1] - g[i])
-             + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT) for (i, j), b in zip(self.spans, self.boxes)])))
+             + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT)
+             + (math.inf if b[3] - b[1] < LOWEST_DIGIT * self.href else 0.0) for (i, j), b in zip(self.spans, self.boxes)])))
         # only a piece cut from a group may be left out (a stroke's tail), never a whole group
         g = self.group_of
         alone = [g.count(x) == 1 for x in g]

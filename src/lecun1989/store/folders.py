@@ -41,12 +41,12 @@ def marked(path: Path) -> str | None:
     return kind if kind in KINDS else None
 
 
-def marker(path: Path, kind: str, command: str | None = None) -> dict[Path, str]:
+def marker(path: Path, kind: str, command: str | None = None, **fields) -> dict[Path, str]:
     """The marker file of a folder of this kind (made by `command`, when one command alone may replace
-    it), for the commit that makes the folder's first files (one commit: an interrupt cannot leave some
-    folders of a command marked and others not)."""
+    it; with `fields` besides), for the commit that makes the folder's first files (one commit: an
+    interrupt cannot leave some folders of a command marked and others not)."""
     return {path / MARKER: json_text({"kind": kind, "made_by": f"lecun1989 {__version__}",
-                                      **({"command": command} if command else {})})}
+                                      **({"command": command} if command else {}), **fields})}
 
 
 def marked_command(path: Path) -> str | None:
@@ -246,6 +246,34 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
         cause = f"{in_the_way} is a file, not a folder" if in_the_way else (e.strerror or e)
         raise OutputError(f"cannot write into {folder} ({cause})") from None
     return [Path(folder) / name for name in files]
+
+
+def write_pictures(folder: Path, files: dict[str, bytes | str], flag: str = "--out") -> list[Path]:
+    """Put pictures (and their companions, name -> contents) into a folder check_picture_folder let
+    through, with its marker, all together (write_files); the paths written, the marker left out. The
+    marker records the SHA-256 of every file it wrote ("drawn"), so that a file of the same name that
+    this program did not write, or that was changed since, is never replaced: one line, nothing
+    written. (A folder whose marker predates the record is trusted as before.)"""
+    import hashlib
+    blobs = {name: data.encode("utf-8") if isinstance(data, str) else data for name, data in files.items()}
+    drawn = _marker_field(Path(folder), "drawn") if marked(Path(folder)) == "plots" else None
+    drawn = drawn if isinstance(drawn, dict) else None
+    for name in blobs:
+        path = Path(folder) / name
+        if drawn is None or not path.exists():
+            continue
+        try:
+            same = path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == drawn.get(name)
+        except OSError:
+            same = False
+        if not same:
+            raise LecunError(f"{path} is not a file lecun1989 drew (or it was changed since), so it is left as it "
+                             f"is; move it, or choose another {flag}")
+    record = {**(drawn or {}),
+              **{name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}}
+    mark = marker(Path(folder), "plots", drawn=record)[Path(folder) / MARKER]
+    written = write_files(folder, {**blobs, MARKER: mark.encode("utf-8")})
+    return [p for p in written if p.name != MARKER]
 
 
 def refuse_running(path: Path) -> None:

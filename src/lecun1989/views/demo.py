@@ -37,7 +37,7 @@ def model_data(run_dir: Path, where: Location = Location(), threshold: float | N
     r = reader(run_dir, threshold, where)
     runs = run_folders(run_dir)
     note = ("threshold given" if threshold is not None else
-            f"digits with a smaller margin are rejected: {r.test_rejection * 100:.1f}% of its test digits")
+            f"a digit needs the margin at which its test digits err at 1%: {r.rejection_note()}")
     config = read_config(runs[0])
     n, d = config["net"], config.get("data", {})
     who = (f"run {Path(run_dir).resolve().name}" if len(runs) == 1 else
