@@ -161,6 +161,20 @@ def test_strokes_drawn_on_the_canvas_are_read(browser, run, draw):
     assert len(shown) == 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "#digits .digit")) == 2
     assert not browser.find_element(By.ID, "hint").is_displayed()
+    # the window resized: the strokes are drawn again at the pad's new size, and those pixels read again
+    from selenium.webdriver.support.ui import WebDriverWait
+    width = "return document.getElementById('pad').width"
+    before = browser.execute_script(width)
+    browser.set_window_size(700, 1400)
+    try:
+        WebDriverWait(browser, 10).until(lambda b: b.execute_script(width) != before)
+        again = reading.read_image(run, draw.grey(browser))
+        assert browser.find_element(By.ID, "reading").text == again.text
+        assert [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#digits .digit .conf")] == \
+            [f"{d.margin:.2f}" for d in again.digits]
+    finally:
+        browser.set_window_size(1000, 1400)
+        WebDriverWait(browser, 10).until(lambda b: b.execute_script(width) == before)
     # a digit less sure than the threshold: '?' in the reading, its guess marked in its tile
     browser.execute_script("lecun1989.threshold = 1e9; read();")
     assert browser.find_element(By.ID, "reading").text == "??"
