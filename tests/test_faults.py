@@ -1708,6 +1708,11 @@ def test_a_full_standard_output_is_one_line_naming_it(here):
     with contextlib.redirect_stdout(Full()), contextlib.redirect_stderr(err):
         rc = cli_module.main(["zipcodes", "--out", "z", "--n", "1"])
     assert (rc, err.getvalue()) == (1, "lecun1989 zipcodes: error: the output: No space left on device\n")
+    for argv, name in ((["--help"], "lecun1989"), (["predict", "--help"], "lecun1989"), (["--version"], "lecun1989")):
+        err = io.StringIO()   # argparse itself would ignore the failed write and exit 0
+        with contextlib.redirect_stdout(Full()), contextlib.redirect_stderr(err):
+            rc = cli_module.main(argv)
+        assert (rc, err.getvalue()) == (1, f"{name}: error: the output: No space left on device\n"), argv
 
 
 @pytest.mark.parametrize("command", ["repro", "paper"])

@@ -50,13 +50,13 @@ def test_the_page_reads_a_thin_tall_352_drawn_at_phone_width(phone, draw):
 
 
 def test_the_reader_reads_photographed_zip_codes(usps):
-    """Forty photographed strips of test digits (seed 3, never used to choose anything): half read
-    right whole (docs/READING.md: about 66% over 1,000), and those shown with no '?' (about one in
-    ten over 1,000, 98% of them right) are right but for at most one."""
+    """Eighty photographed strips of test digits (seed 3, never used to choose anything): more than half
+    read right whole (docs/READING.md: about 66% over 1,000), and every one shown with no '?' is right
+    (about one strip in ten is shown so over 1,000, 98% of them right)."""
     digits = benchmark.test_digits()
     from PIL import Image
     right = shown = shown_right = 0
-    for i in range(40):
+    for i in range(80):
         rgb, meta = benchmark.make_zip(digits, 3, i, photo=True)
         got = reading.read_image(READER, reading.image_array(Image.fromarray(rgb, "RGB")))
         labels = "".join(str(d.label) for d in got.digits)
@@ -64,4 +64,17 @@ def test_the_reader_reads_photographed_zip_codes(usps):
         sure = got.count_sure and all(d.accepted for d in got.digits)
         shown += sure
         shown_right += sure and labels == meta["zip"]
-    assert right >= 20 and shown >= 1 and shown_right >= shown - 1
+    assert right >= 40 and shown >= 4 and shown_right == shown
+
+
+@pytest.mark.parametrize("box", [(140, 55, 146, 61), (140, 55, 148, 63), (140, 50, 152, 62), (140, 50, 160, 70)])
+def test_a_lone_dot_is_never_a_digit(box):
+    """A dot alone on the page (the reader read the first three as 11, two sure 1s: the slivers its cut
+    paths leave at the dot's edges, scaled to 16x16). No candidate lower than half a digit height is
+    a digit, so nothing is accepted."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    im = Image.new("L", (300, 120), 255)
+    ImageDraw.Draw(im).ellipse(box, fill=0)
+    got = reading.read_image(READER, np.asarray(im, dtype=np.float64) / 255)
+    assert not any(d.accepted for d in got.digits), got.text

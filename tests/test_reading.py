@@ -219,6 +219,26 @@ def test_predict_replaces_only_its_own_pictures_in_a_folder_it_drew(run_dir, str
         (pics / name).unlink()
 
 
+def test_a_link_or_a_legacy_pictures_folder_is_not_replaced_blindly(run_dir, strips, tmp_path, capsys):
+    """A link under a picture's name is never replaced, whatever the marker says; in a folder whose
+    marker predates the record of drawn files, the files there are taken as drawn, and recorded."""
+    import os
+    paths, _ = strips
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / ".lecun1989").write_text(json.dumps({"kind": "plots", "made_by": "lecun1989 0.0.9"}))
+    (pics / "z1-reading.png").write_bytes(b"drawn before the record")
+    os.symlink(tmp_path / "nowhere.png", pics / "z0-reading.png")
+    status, _, err = command(["predict", str(run_dir), str(paths[0]), "--show", str(pics)], capsys)
+    assert status == 2 and "z0-reading.png is not a file lecun1989 drew" in err
+    assert (pics / "z0-reading.png").is_symlink()
+    (pics / "z0-reading.png").unlink()
+    assert command(["predict", str(run_dir), str(paths[0]), "--show", str(pics)], capsys)[0] == 0
+    drawn = json.loads((pics / ".lecun1989").read_text())["drawn"]
+    assert set(drawn) == {"z0-reading.png", "z1-reading.png"}
+    assert command(["predict", str(run_dir), str(paths[1]), "--show", str(pics)], capsys)[0] == 0   # z1: recorded
+
+
 @pytest.mark.parametrize("case", ["missing", "unreadable", "folder-image", "not-a-run", "no-image"])
 def test_predict_bad_input_is_one_line(case, run_dir, tmp_path, capsys):
     good = tmp_path / "good.png"

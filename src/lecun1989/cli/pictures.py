@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data import Location
 from ..errors import LecunError
-from ..store.folders import check_picture_folder, write_pictures
+from ..store.folders import check_picture_folder, check_pictures, write_pictures
 from .args import add_data_location_args, finite_float, given_out, location
 
 
@@ -53,8 +53,11 @@ def plot_folders(paths: list[Path], out: Path | None, where: Location):
                              f"different --out folders")
     for target in targets:
         check_picture_folder(target)
-    for path, target in zip(paths, targets):
-        pictures = draw_folder(Path(path), where)
+    # every folder drawn, and every name checked, before any is written: a refusal writes nothing
+    drawn = [draw_folder(Path(path), where) for path in paths]
+    for target, pictures in zip(targets, drawn):
+        check_pictures(target, pictures)
+    for path, target, pictures in zip(paths, targets, drawn):
         yield path, write_pictures(target, pictures)
 
 

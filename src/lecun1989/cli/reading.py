@@ -73,9 +73,10 @@ def cmd_predict(args) -> None:
         raise LecunError("--truth reads the images its zipcodes.json lists: give no IMAGE with it")
     if args.truth and args.show:
         raise LecunError("--show draws the images given as IMAGE; it does not go with --truth")
-    if args.show:
-        from ..store.folders import check_picture_folder
+    if args.show:   # before any image is read
+        from ..store.folders import check_picture_folder, check_pictures
         check_picture_folder(Path(args.show), "--show")
+        check_pictures(Path(args.show), _picture_names(args.images), "--show")
     # every file is opened before the network is loaded; one that cannot be (missing, not an image, or
     # with no ink when read) does not keep the others from being read, and each is named
     failed, greys = [], []
@@ -149,8 +150,8 @@ def cmd_predict(args) -> None:
 def _refuse(failed: list[tuple[str, str]], given: int) -> None:
     """The images predict could not read: one alone is its error; several are named a line each on
     stderr, then counted in the error."""
-    def named(path: str, error: str) -> str:   # most errors name their image already
-        return error if str(path) in error else f"{path}: {error}"
+    def named(path: str, error: str) -> str:   # most errors name their image first already
+        return error if error.startswith((f"{path} ", f"{path}:")) else f"{path}: {error}"
     if len(failed) == 1:
         raise LecunError(named(*failed[0]))
     for path, error in failed:

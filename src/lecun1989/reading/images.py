@@ -341,10 +341,12 @@ class Reader:
     run_dir: Path | None = None
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
     test_unsure: float | None = None      # the share shown as '?' by the threshold and the unlikeness limit
-    test_shown_error: float | None = None  # the error of the others, shown
+    test_shown_error: float | None = None  # the error of the others, shown (None: none is)
 
     def rejection_note(self) -> str:
         """What the threshold does on the run's test digits, and what the whole rule of step 7 does."""
+        if self.test_shown_error is None:
+            return f"{100 * self.test_rejection:.1f}% of them rejected by it; with the unlikeness limit every one shows as '?'"
         return (f"{100 * self.test_rejection:.1f}% of them rejected by it; with the unlikeness limit "
                 f"{100 * self.test_unsure:.1f}% show as '?' and the others err at {100 * self.test_shown_error:.2f}%")
 
@@ -391,7 +393,7 @@ def run_threshold(net, run_dir: Path, where: Location = Location()) -> tuple[flo
     correct = out.argmax(1) == test.labels
     share, threshold = rejection_at(margin(out), correct, REJECT_ERROR)
     shown = (margin(out) >= threshold) & (unlikeness(out, r.loss) <= MAX_UNLIKENESS[r.loss])
-    return threshold, share, 1.0 - float(shown.mean()), float(1.0 - correct[shown].mean()) if shown.any() else 0.0
+    return threshold, share, 1.0 - float(shown.mean()), float(1.0 - correct[shown].mean()) if shown.any() else None
 
 
 @lru_cache(maxsize=None)

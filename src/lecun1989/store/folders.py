@@ -248,30 +248,59 @@ def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
     return [Path(folder) / name for name in files]
 
 
+def _drawn(folder: Path) -> dict | None:
+    """The SHA-256 of every file this program drew into a folder of pictures, by name; None where the
+    folder's marker predates that record (or a run's plots/ folder predates markers): all its files
+    are taken as drawn."""
+    if marked(folder) != "plots":
+        return None
+    try:
+        fields = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if "drawn" not in fields:
+        return None
+    return fields["drawn"] if isinstance(fields["drawn"], dict) else {}
+
+
+def _sha256(path: Path) -> str | None:
+    import hashlib
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def check_pictures(folder: Path, names, flag: str = "--out") -> None:
+    """That none of `names` in `folder` (one check_picture_folder let through) is a file this program
+    did not draw, or one changed since, or a link: those are never replaced. Before the work where
+    the names are known, and again as they are written."""
+    folder = Path(folder)
+    drawn = _drawn(folder)
+    for name in names:
+        path = folder / name
+        if path.is_symlink() or (drawn is not None and os.path.lexists(path) and
+                                 not (path.is_file() and _sha256(path) == drawn.get(name))):
+            raise LecunError(f"{path} is not a file lecun1989 drew (or it was changed since), so it is left as it "
+                             f"is; move it, or choose another {flag}")
+
+
 def write_pictures(folder: Path, files: dict[str, bytes | str], flag: str = "--out") -> list[Path]:
     """Put pictures (and their companions, name -> contents) into a folder check_picture_folder let
     through, with its marker, all together (write_files); the paths written, the marker left out. The
-    marker records the SHA-256 of every file it wrote ("drawn"), so that a file of the same name that
-    this program did not write, or that was changed since, is never replaced: one line, nothing
-    written. (A folder whose marker predates the record is trusted as before.)"""
+    marker records the SHA-256 of every file drawn into the folder, so that a file of the same name
+    that this program did not write, or that was changed since, is never replaced (check_pictures).
+    In a folder whose marker predates the record, the files there are recorded as drawn."""
     import hashlib
+    folder = Path(folder)
     blobs = {name: data.encode("utf-8") if isinstance(data, str) else data for name, data in files.items()}
-    drawn = _marker_field(Path(folder), "drawn") if marked(Path(folder)) == "plots" else None
-    drawn = drawn if isinstance(drawn, dict) else None
-    for name in blobs:
-        path = Path(folder) / name
-        if drawn is None or not path.exists():
-            continue
-        try:
-            same = path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == drawn.get(name)
-        except OSError:
-            same = False
-        if not same:
-            raise LecunError(f"{path} is not a file lecun1989 drew (or it was changed since), so it is left as it "
-                             f"is; move it, or choose another {flag}")
-    record = {**(drawn or {}),
-              **{name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}}
-    mark = marker(Path(folder), "plots", drawn=record)[Path(folder) / MARKER]
+    check_pictures(folder, blobs, flag)
+    drawn = _drawn(folder)
+    if drawn is None:
+        drawn = {p.name: _sha256(p) for p in (folder.iterdir() if folder.is_dir() else ())
+                 if p.name not in (MARKER, LOCK) and p.is_file() and not p.is_symlink()}
+    record = {**drawn, **{name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}}
+    mark = marker(folder, "plots", drawn=record)[folder / MARKER]
     written = write_files(folder, {**blobs, MARKER: mark.encode("utf-8")})
     return [p for p in written if p.name != MARKER]
 
