@@ -177,3 +177,27 @@ def draw():
     predict reads them."""
     from types import SimpleNamespace
     return SimpleNamespace(stroke=draw_on_pad, grey=pad_grey)
+
+
+def train_side_by_side(net, optim, runs, ds, kernels, train: int, **engine):
+    """The compiled engine (`kernels`) and the PyTorch reference from the same initial runs, in float64,
+    after `train` passes each over ds (`engine`: their further settings, e.g. passes); their weights
+    are checked to agree within 1e-9 before both are returned."""
+    import numpy as np
+    from lecun1989.engines.fast import FastEngine
+    from lecun1989.engines.torch_ref import TorchEngine
+    fast = FastEngine(net, runs, ds, optim, "float64", kernels=kernels, **engine)
+    ref = TorchEngine(net, runs, ds, optim, "float64", **engine)
+    for _ in range(train):
+        fast.train_pass()
+        ref.train_pass()
+    for a, b in zip(fast.get_params(), ref.get_params()):
+        for name in a:
+            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    return fast, ref
+
+
+@pytest.fixture
+def side_by_side():
+    """side_by_side(net, optim, runs, ds, kernels, train, **engine): train_side_by_side."""
+    return train_side_by_side

@@ -180,19 +180,11 @@ MODERN_CASES = {
 
 @pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
 @pytest.mark.parametrize("case", MODERN_CASES)
-def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case, lanes):
+def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case, lanes, side_by_side):
     """Cross-entropy, AdamW with linear decay, rolls, ReLU and dropout: the same draws, the same numbers."""
     net, optim, lr = MODERN_CASES[case]
-    ds = usps.subset(150, 60)
     runs = initial_runs(net, [(2, lr), (3, lr)])
-    fast = FastEngine(net, runs, ds, optim, "float64", passes=3, kernels=lanes)
-    ref = TorchEngine(net, runs, ds, optim, "float64", passes=3)
-    for _ in range(3):
-        fast.train_pass()
-        ref.train_pass()
-    for a, b in zip(fast.get_params(), ref.get_params()):
-        for name in a:
-            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    fast, ref = side_by_side(net, optim, runs, usps.subset(150, 60), lanes, train=3, passes=3)
     for ea, eb in zip(fast.evaluate(), ref.evaluate()):
         for split in ("train", "test"):
             assert ea[split].misses == eb[split].misses
@@ -201,7 +193,7 @@ def test_modern_pieces_float64_equal_reference_within_1e_9(usps, case, lanes):
 
 
 @pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
-def test_cross_entropy_teaches_a_not_digit_the_uniform_distribution(usps, lanes):
+def test_cross_entropy_teaches_a_not_digit_the_uniform_distribution(usps, lanes, side_by_side):
     """An example labelled N_CLASSES (every target -1: the reader's not-digits) is taught by
     cross-entropy towards 1/10 on every class, not towards some class: the kernels and the reference
     agree to 1e-9, and its loss is logsumexp(y) - mean(y)."""
@@ -214,14 +206,7 @@ def test_cross_entropy_teaches_a_not_digit_the_uniform_distribution(usps, lanes)
     ds = dc_replace(ds, train=Split(ds.train.images, labels))
     net, optim = NetConfig(loss="ce", activation="relu"), OptimConfig("adamw")
     runs = initial_runs(net, [(2, 3e-4), (3, 3e-4)])
-    fast = FastEngine(net, runs, ds, optim, "float64", passes=2, kernels=lanes)
-    ref = TorchEngine(net, runs, ds, optim, "float64", passes=2)
-    for _ in range(2):
-        fast.train_pass()
-        ref.train_pass()
-    for a, b in zip(fast.get_params(), ref.get_params()):
-        for name in a:
-            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    fast, ref = side_by_side(net, optim, runs, ds, lanes, train=2, passes=2)
     for ea, eb in zip(fast.evaluate(), ref.evaluate()):
         assert abs(ea["train"].loss - eb["train"].loss) <= 1e-9
     import torch

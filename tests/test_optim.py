@@ -104,19 +104,11 @@ def test_bbprop_of_one_layer_is_the_exact_gauss_newton_diagonal():
 
 @pytest.mark.parametrize("hessian", ["pass", "running"])
 @pytest.mark.parametrize("lanes", ["single", "lanes"], ids=["single-run kernels", "lane kernels"])
-def test_sdlm_float64_equals_reference_within_1e_9(usps, hessian, lanes):
+def test_sdlm_float64_equals_reference_within_1e_9(usps, hessian, lanes, side_by_side):
     net = NetConfig(output_bias=-1.0)
     optim = OptimConfig("sdlm", schedule="1:1,0.5", hessian_samples=60, hessian=hessian)
-    ds = usps.subset(200, 100)
     runs = initial_runs(net, [(2, 5e-4), (3, 1e-3)])
-    fast = FastEngine(net, runs, ds, optim, "float64", kernels=lanes)
-    ref = TorchEngine(net, runs, ds, optim, "float64")
-    for _ in range(2):
-        fast.train_pass()
-        ref.train_pass()
-    for a, b in zip(fast.get_params(), ref.get_params()):
-        for name in a:
-            assert np.abs(a[name] - b[name]).max() <= 1e-9, name
+    fast, ref = side_by_side(net, optim, runs, usps.subset(200, 100), lanes, train=2)
     assert [e["train"].misses for e in fast.evaluate()] == [e["train"].misses for e in ref.evaluate()]
 
 

@@ -9,6 +9,7 @@ pid) on its output folder while it writes, and the readers write nothing into a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -264,17 +265,16 @@ def _drawn(folder: Path) -> dict | None:
 
 
 def _sha256(path: Path) -> str | None:
-    import hashlib
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
 
 
-def check_pictures(folder: Path, names, flag: str = "--out") -> None:
+def check_pictures(folder: Path, names, flag: str = "--out") -> dict | None:
     """That none of `names` in `folder` (one check_picture_folder let through) is a file this program
     did not draw, or one changed since, or a link: those are never replaced. Before the work where
-    the names are known, and again as they are written."""
+    the names are known, and again as they are written. Returns the folder's record (_drawn)."""
     folder = Path(folder)
     drawn = _drawn(folder)
     for name in names:
@@ -283,6 +283,7 @@ def check_pictures(folder: Path, names, flag: str = "--out") -> None:
                                  not (path.is_file() and _sha256(path) == drawn.get(name))):
             raise LecunError(f"{path} is not a file lecun1989 drew (or it was changed since), so it is left as it "
                              f"is; move it, or choose another {flag}")
+    return drawn
 
 
 def write_pictures(folder: Path, files: dict[str, bytes | str], flag: str = "--out") -> list[Path]:
@@ -291,11 +292,9 @@ def write_pictures(folder: Path, files: dict[str, bytes | str], flag: str = "--o
     marker records the SHA-256 of every file drawn into the folder, so that a file of the same name
     that this program did not write, or that was changed since, is never replaced (check_pictures).
     In a folder whose marker predates the record, the files there are recorded as drawn."""
-    import hashlib
     folder = Path(folder)
     blobs = {name: data.encode("utf-8") if isinstance(data, str) else data for name, data in files.items()}
-    check_pictures(folder, blobs, flag)
-    drawn = _drawn(folder)
+    drawn = check_pictures(folder, blobs, flag)
     if drawn is None:
         drawn = {p.name: _sha256(p) for p in (folder.iterdir() if folder.is_dir() else ())
                  if p.name not in (MARKER, LOCK) and p.is_file() and not p.is_symlink()}
