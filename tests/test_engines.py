@@ -109,6 +109,39 @@ def test_a_run_gives_the_same_numbers_in_any_batch(usps):
     a, b = batch.get_params()[0], single.get_params()[0]
     for name in a:
         assert np.abs(a[name] - b[name]).max() <= 1e-4 * np.abs(b[name]).max(), name
+    # the same weights give the same figures whichever kernels trained them: every run is evaluated
+    # on the lane kernels, a run alone eight examples at a time (here 300 and 100: the last vector part full)
+    alone[0]._run(alone[0].params, 0)[:] = single.params[0]
+    assert alone[0].evaluate()[0] == single.evaluate()[0]
+
+
+def test_no_kernel_lets_the_compiler_reorder_a_sum(usps, monkeypatch):
+    """Every float operation of the kernels (the single-run fprop and bprop, the lane kernels'
+    evaluation) is compiled without reassoc, or 'fast', which includes it: each sum adds in the order
+    the source or simd.py writes, not in one chosen by LLVM's version and cost model
+    (docs/REPRODUCIBILITY.md). Compiled here from the kernels' own source and flags, as numba shows no
+    code it loaded from its cache."""
+    import re
+    from numba import njit
+    from lecun1989.engines import layers, lanes, single
+
+    def fresh(fn):
+        return njit(**{**layers.FLAGS, "cache": False})(fn.py_func)
+
+    net = NetConfig()
+    engine = FastEngine(net, specs(net, [0]), usps.subset(8, 8))
+    p, data = engine.params[0], engine.splits["train"]
+    ws, drop = single.workspace(p, engine.settings.pad), p[:0]
+    fprop, bprop, evaluate = fresh(single.fprop), fresh(single.bprop), fresh(lanes.evaluate_one)
+    fprop(p, data.inputs[0], engine.settings, ws, drop)
+    bprop(p, data.inputs[0], data.targets[0], engine.settings, ws, drop)
+    monkeypatch.setattr(lanes, "evaluate_one", evaluate)
+    engine.evaluate()
+    for fn in (fprop, bprop, evaluate):
+        code = "\n".join(fn.inspect_llvm().values())
+        flags = re.findall(r"= (?:fadd|fsub|fmul|fdiv)((?: [a-z]+)*) (?:float|double|<)", code)
+        assert len(flags) > 100, fn.py_func.__name__
+        assert not [f for f in flags if "reassoc" in f or "fast" in f], fn.py_func.__name__
 
 
 def test_the_kernel_set_depends_on_the_number_of_runs_only():
@@ -151,7 +184,7 @@ def test_the_disk_cache_is_keyed_on_the_compiled_sources_only():
     import json
     import re
     from lecun1989.engines import cache, single
-    locator = single.evaluate._cache._impl.locator
+    locator = single.estimate_hessian._cache._impl.locator
     assert type(locator).__name__.startswith("Engine")
     assert locator.get_source_stamp() == cache.sources_digest()
     assert type(locator).from_function(json.dumps, json.__file__) is None   # other code keeps numba's own keys
@@ -242,3 +275,54 @@ def test_rolled_unrolling_equals_unrolling_the_rolled_image():
         L.im2col(np.append(image, -1.0)[None], idx1s[k], a)    # images carry the pad value last
         L.im2col(np.append(rolled, -1.0)[None], idx1, b)
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_lane_kernels_vector_steps_give_the_bits_of_the_plain_loops(dtype):
+    """AdamW, momentum and SDLM's running curvature for a group of LANES runs, each lane with settings
+    of its own: simd.py's vector steps, as the lane kernels take them, and steps.py's elementwise
+    loops, 20 steps from the same state, bit for bit."""
+    from numba import njit
+    from lecun1989.engines import layers, steps
+    from lecun1989.engines.network import N_FLAT
+    from lecun1989.engines.simd import LANES as V
+
+    # compiled here from today's sources, never a cached copy
+    @njit(**{**layers.FLAGS, "cache": False})
+    def vector(kind, p, g, h, m, v, st, hyper, t):
+        if kind == -1:
+            steps.follow_curvature(h, g, st, hyper, V)
+        else:
+            steps.update(kind, p, g, h, m, v, st, hyper, V, t)
+
+    @njit(**{**layers.FLAGS, "cache": False})
+    def plain(kind, p, g, h, m, v, st, hyper, t):
+        if kind == -1:
+            steps.follow_plain(h, g, st, hyper, V)
+        elif kind == steps.MOMENTUM:
+            steps.momentum_plain(p, g, m, hyper, V)
+        else:   # update's settings of the step, then the loop
+            decay, step_size, c2 = np.empty(V, p.dtype), np.empty(V, p.dtype), np.empty(V, p.dtype)
+            for l in range(V):
+                lr, b1, b2 = hyper[l], hyper[V + l], hyper[2 * V + l]
+                decay[l] = p.dtype.type(1) - lr * hyper[4 * V + l]
+                step_size[l] = p.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** t))
+                c2[l] = p.dtype.type(np.sqrt(1.0 - np.float64(b2) ** t))
+            steps.adamw_plain(p, g, m, v, hyper, decay, step_size, c2, V)
+
+    settings = {steps.ADAMW: [3e-4, 0.9, 0.999, 1e-8, 0.01], steps.MOMENTUM: [0.01, 0.9], -1: [1e-3, 0.02, 0.01]}
+    rng = np.random.default_rng(5)
+    n = N_FLAT * V
+    for kind, values in settings.items():
+        hyper = (np.repeat(values, V) * (1 - 1e-3 * rng.random(len(values) * V))).astype(dtype)
+        grads = (rng.standard_normal((20, n)) * 1e-2).astype(dtype)
+        start = [rng.standard_normal(n).astype(dtype), np.abs(grads[0]), np.zeros(n, dtype), np.zeros(n, dtype)]
+        ends = []
+        for fn in (plain, vector):
+            p, h, m, v = (a.copy() for a in start)
+            st = np.zeros(n, dtype)
+            for t in range(20):
+                fn(kind, p, grads[t], h, m, v, st, hyper, t + 1)
+            ends.append((p, h, m, v, st))
+        for a, b in zip(*ends):
+            assert np.isfinite(a).all() and np.array_equal(a, b), kind

@@ -63,6 +63,17 @@ def kernels_for(n_runs: int) -> str:
     return "lanes" if n_runs >= LANES_FROM else "single"
 
 
+def aligned_zeros(n: int, dtype, skew: int = 0) -> np.ndarray:
+    """n zeros whose first element is 64-byte aligned (numpy aligns to 16, and every other vector of 8
+    floats would straddle two cache lines), then `skew` cache lines further (mod 64): arrays used
+    together at distinct offsets modulo 4 KiB, so that loads from one and stores to another at the
+    same index do not falsely wait on each other (4K aliasing)."""
+    size = n * np.dtype(dtype).itemsize
+    raw = np.zeros(size + 4096 + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64 + 64 * (skew % 64)
+    return raw[start:start + size].view(dtype)
+
+
 THREADS = config.NUMBA_NUM_THREADS   # numba's setting (NUMBA_NUM_THREADS), though no numba threads run
 _POOL: list[ThreadPoolExecutor] = []
 
@@ -120,20 +131,21 @@ class FastEngine:
         self._used: set = set()
 
     def _state(self, values: np.ndarray | None = None) -> np.ndarray:
-        """A state array like the parameters: zeros, or a copy of values. For the lane kernels it is
-        aligned to 64 bytes (numpy aligns to 16, and every other vector of 8 floats would straddle
-        two cache lines), each array at its own offset modulo 4 KiB, so that loads from one array
-        and stores to another at the same index do not falsely wait on each other (4K aliasing)."""
+        """A state array like the parameters: zeros, or a copy of values; for the lane kernels
+        aligned, each array at its own offset modulo 4 KiB (aligned_zeros)."""
         shape = self.params.shape if values is None else values.shape
         if not self.lanes:
             return np.zeros(shape, self.dtype) if values is None else values.copy()
-        size = int(np.prod(shape)) * self.dtype().itemsize
-        raw = np.zeros(size + 4096 + 64, dtype=np.uint8)
         self._n_states += 1
-        start = -raw.ctypes.data % 64 + 64 * (5 * self._n_states % 64)
-        out = raw[start:start + size].view(self.dtype).reshape(shape)
+        out = aligned_zeros(int(np.prod(shape)), self.dtype, 5 * self._n_states).reshape(shape)
         if values is not None:
             out[:] = values
+        return out
+
+    def _lanes_copy(self, flat: np.ndarray) -> np.ndarray:
+        """One run's flat vector in every lane: the lane kernels' layout of a group of copies of it."""
+        out = aligned_zeros(flat.size * LANES, self.dtype)
+        out[:] = np.repeat(flat, LANES)
         return out
 
     def _layout(self, rows: np.ndarray) -> np.ndarray:
@@ -267,16 +279,21 @@ class FastEngine:
         return result
 
     def evaluate(self) -> list[dict[str, Evaluation]]:
-        """Per run, the loss over each whole split and the exact misses; no dropout, no shifts."""
+        """Per run, the loss over each whole split and the exact misses; no dropout, no shifts. Always on
+        the lane kernels: a group's runs one per lane, or a run trained alone with its parameters in
+        every lane and eight examples at a time, so that the figures of the same weights do not depend
+        on the kernel set that trained them."""
         results = [{} for _ in self.runs]
+        if self.lanes:
+            fn, W, params = lanes.evaluate, self.width, self.params
+        else:
+            fn, W, params = lanes.evaluate_one, 1, [self._lanes_copy(p) for p in self.params]
         for name, data in self.splits.items():
             n = len(data.targets)
             losses, preds = np.zeros((self.slots, n)), np.zeros((self.slots, n), dtype=np.int64)
-            W = self.width
-            self._jobs(self.K.evaluate,
-                       [(self.settings, self.params[u:u + 1], data, start, min(n, start + self.CHUNK),
-                         losses[u * W:(u + 1) * W], preds[u * W:(u + 1) * W])
-                        for u in self._units() for start in range(0, n, self.CHUNK)])
+            self._jobs(fn, [(self.settings, params[u:u + 1] if self.lanes else params[u], data, start,
+                             min(n, start + self.CHUNK), losses[u * W:(u + 1) * W], preds[u * W:(u + 1) * W])
+                            for u in self._units() for start in range(0, n, self.CHUNK)])
             for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / n),
                                               misses=int((preds[r] != self.labels[name]).sum()), n=n)

@@ -8,7 +8,8 @@ data pass; groups are spread over the cores.
 
 The surface is single.py's: fprop, bprop and bbprop (bprop with squares) of the network, and the
 entry points train_chunk(kind), estimate_hessian and evaluate, on the same settings, state and data
-records; every state array holds, per group, network.py's flat vector with the runs innermost,
+records, and evaluate_one: every run is evaluated here, a run trained alone eight examples at a
+time. Every state array holds, per group, network.py's flat vector with the runs innermost,
 (N_FLAT, LANES) flattened, so parameter k of run l is element k * LANES + l. Feature maps are kept
 padded where a layer reads them padded (the input, H1), their margins holding the pad value, and
 H2's derivatives with a zero margin, so that every tap of every position is in bounds and no index
@@ -70,16 +71,16 @@ def d2_at(o, y, x):
 
 
 @njit(**L.INLINE)
-def set_input(ws, images, n, rolls, shift_ids):
-    """The input of example n for every lane, rolled by rolls[shift_ids[l]] where that is >= 0."""
-    img = images[n, 0]
-    for y in range(IMAGE):
-        for x in range(IMAGE):
-            q = y * IMAGE + x
-            o = (X + (y + PAD) * S0 + x + PAD) * V
-            for l in range(V):
-                s = shift_ids[l]
-                ws[o + l] = img[q] if s < 0 else img[rolls[s, q]]
+def set_input(ws, images, n, step, last, rolls, shift_ids):
+    """The input of lane l: example min(n + step * l, last) (step 0 in training: every lane's run reads
+    the same example; 1 to read LANES examples at once), rolled by rolls[shift_ids[l]] where that is >= 0."""
+    for l in range(V):
+        img = images[min(n + step * l, last), 0]
+        s = shift_ids[l]
+        for y in range(IMAGE):
+            for x in range(IMAGE):
+                q = y * IMAGE + x
+                ws[(X + (y + PAD) * S0 + x + PAD) * V + l] = img[q] if s < 0 else img[rolls[s, q]]
 
 
 # --- the layers' sums, each one call of simd.lanes_macc with its strides ------------------------------
@@ -313,7 +314,7 @@ def train_group(kind, s, P, h, m, v, steps, hyper, step0, data, shift_ids, keep,
     zero = P.dtype.type(0)
     no_shift = np.full(V, -1, np.int64)
     for n in range(start, stop):
-        set_input(ws, data.images, n, data.shifts, shift_ids[n] if shift_ids.shape[0] > 0 else no_shift)
+        set_input(ws, data.images, n, 0, n, data.shifts, shift_ids[n] if shift_ids.shape[0] > 0 else no_shift)
         for i in range(drop.size):
             drop[i] = s.drop_scale if keep[n, i] else zero
         fprop(P, ws, s, drop)
@@ -339,17 +340,30 @@ def estimate_hessian(s, params, data, examples, h):
         ws, ws2 = workspace(P, s.pad), workspace(P, s.pad)
         hess = np.zeros_like(P)
         for n in examples:
-            set_input(ws, data.images, n, data.shifts, no_shift)
+            set_input(ws, data.images, n, 0, n, data.shifts, no_shift)
             fprop(P, ws, s, P[:0])
             bbprop(P, ws, ws2, s, P[:0], hess)
             h[grp] += hess
         h[grp] /= len(examples)
 
 
+@njit(**L.INLINE)
+def score(y, l, t, s, out):
+    """Lane l of the outputs y against the targets t: the loss (float64) and the predicted class (the
+    first largest output); out is scratch for the lane's outputs."""
+    for j in range(NO):
+        out[j] = y[j * V + l]
+    best = 0
+    for j in range(1, NO):
+        if out[j] > out[best]:
+            best = j
+    return (L.ce_fprop(out, t) if s.ce else L.mse_fprop(out, t)), best
+
+
 @njit(**L.FLAGS)
 def evaluate(s, params, data, start, stop, losses, preds):
     """For every group's runs (rows grp * LANES + lane of losses and preds) and examples start..stop-1:
-    the loss (float64) and the predicted class (the first largest output)."""
+    the loss and the predicted class."""
     no_shift = np.full(V, -1, np.int64)
     out = np.empty(NO, params.dtype)
     for grp in range(params.shape[0]):
@@ -357,15 +371,24 @@ def evaluate(s, params, data, start, stop, losses, preds):
         ws = workspace(P, s.pad)
         y = seg(ws, Y, NO)
         for n in range(start, stop):
-            set_input(ws, data.images, n, data.shifts, no_shift)
+            set_input(ws, data.images, n, 0, n, data.shifts, no_shift)
             fprop(P, ws, s, P[:0])
             for l in range(V):
-                for j in range(NO):
-                    out[j] = y[j * V + l]
-                r = grp * V + l
-                losses[r, n] = L.ce_fprop(out, data.targets[n]) if s.ce else L.mse_fprop(out, data.targets[n])
-                best = 0
-                for j in range(1, NO):
-                    if out[j] > out[best]:
-                        best = j
-                preds[r, n] = best
+                losses[grp * V + l, n], preds[grp * V + l, n] = score(y, l, data.targets[n], s, out)
+
+
+@njit(**L.FLAGS)
+def evaluate_one(s, P, data, start, stop, losses, preds):
+    """evaluate for one run whose parameters fill every lane of P: LANES examples at a time, one per
+    lane (the last lanes read example stop - 1 again where fewer are left), into losses[0] and
+    preds[0]. A run trained alone is evaluated at a group's speed and with a group's arithmetic (lanes
+    never mix): its figures do not depend on the kernel set it trained on."""
+    no_shift = np.full(V, -1, np.int64)
+    out = np.empty(NO, P.dtype)
+    ws = workspace(P, s.pad)
+    y = seg(ws, Y, NO)
+    for n in range(start, stop, V):
+        set_input(ws, data.images, n, 1, stop - 1, data.shifts, no_shift)
+        fprop(P, ws, s, P[:0])
+        for l in range(min(V, stop - n)):
+            losses[0, n + l], preds[0, n + l] = score(y, l, data.targets[n + l], s, out)

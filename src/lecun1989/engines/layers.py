@@ -28,9 +28,10 @@ from .simd import row_dots, row_macc, row_outer
 target.fix()   # before the first compiled function is defined: one target for every AVX2 CPU (target.py)
 key_on_engine_sources()   # before the first cached function is defined
 
-# reassoc lets reductions vectorize; contract allows FMA. No assumptions about NaN or infinity.
+# contract allows FMA; no reassoc: every sum is added in the order the source writes (the compiler's
+# choice of order would follow its version and cost model). No assumptions about NaN or infinity.
 # nogil: the engine runs its kernels in threads, one run (or group of runs) each.
-FLAGS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"}, boundscheck=False,
+FLAGS = dict(cache=True, nogil=True, fastmath={"contract", "nsz"}, boundscheck=False,
              error_model="numpy")
 # Small kernels are inlined into their callers, so no arrays are passed (and ref-counted) per call.
 INLINE = dict(FLAGS, inline="always")
@@ -101,11 +102,27 @@ def conv_bprop(col, W, table, d, gW, gB, dcol, need_dcol, square, taps, n):
 
 @njit(**INLINE)
 def fc_fprop(x, W, b, a):
+    """a = W x + b. Each sum runs in eight partial sums (input i into sum i % 8 up to the last full
+    eight, which one vector instruction carries as independent chains), added pairwise, then the
+    inputs left over in order: an order written here, since the compiler may not reassociate."""
+    n = W.shape[1]
+    full = n - n % 8
+    zero = W.dtype.type(0)
     for j in range(W.shape[0]):
-        s = b[j]
-        for i in range(W.shape[1]):
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+        for i in range(0, full, 8):
+            s0 += W[j, i] * x[i]
+            s1 += W[j, i + 1] * x[i + 1]
+            s2 += W[j, i + 2] * x[i + 2]
+            s3 += W[j, i + 3] * x[i + 3]
+            s4 += W[j, i + 4] * x[i + 4]
+            s5 += W[j, i + 5] * x[i + 5]
+            s6 += W[j, i + 6] * x[i + 6]
+            s7 += W[j, i + 7] * x[i + 7]
+        s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+        for i in range(full, n):
             s += W[j, i] * x[i]
-        a[j] = s
+        a[j] = b[j] + s
 
 
 @njit(**INLINE)

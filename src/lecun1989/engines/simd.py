@@ -22,7 +22,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 8
-_FAST = ("fast",)
+_FLAGS = ("nsz", "contract")   # as layers.FLAGS: no reassoc, so every sum keeps the order written here
 _I32 = ir.IntType(32)
 
 
@@ -91,7 +91,7 @@ class _Arrays:
             half = ir.VectorType(_I32, width)
             lo = self.b.shuffle_vector(v, v, ir.Constant(half, list(range(width))))
             hi = self.b.shuffle_vector(v, v, ir.Constant(half, list(range(width, 2 * width))))
-            v = self.b.fadd(lo, hi, flags=_FAST)
+            v = self.b.fadd(lo, hi, flags=_FLAGS)
         return self.b.extract_element(v, ir.Constant(_I32, 0))
 
     def hsums(self, vs):
@@ -104,7 +104,7 @@ class _Arrays:
                 lo += [i + j for j in range(width)] + [LANES + i + j for j in range(width)]
                 hi += [i + width + j for j in range(width)] + [LANES + i + width + j for j in range(width)]
             mask_lo, mask_hi = (ir.Constant(ir.VectorType(_I32, LANES), m) for m in (lo, hi))
-            vs = [self.b.fadd(self.b.shuffle_vector(a, c, mask_lo), self.b.shuffle_vector(a, c, mask_hi), flags=_FAST)
+            vs = [self.b.fadd(self.b.shuffle_vector(a, c, mask_lo), self.b.shuffle_vector(a, c, mask_hi), flags=_FLAGS)
                   for a, c in zip(vs[::2], vs[1::2])]
             width *= 2
         return vs[0]
@@ -180,7 +180,7 @@ def row_outer(typingctx, y, iy, w, iw, d, id, taps, n, square):
         for t in range(T):
             wt = A.load(w, w_, iw_, t)
             if sq:
-                wt = builder.fmul(wt, wt, flags=_FAST)
+                wt = builder.fmul(wt, wt, flags=_FLAGS)
             wv = A.splat(wt)
             for j in range(N // LANES):
                 off = t * N + j * LANES
@@ -202,7 +202,7 @@ def _run(accumulate: bool):
             pd = builder.bitcast(A.ptr(dst, d_, id_, 0), vt.as_pointer())
             v = builder.load(builder.bitcast(A.ptr(src, s_, is_, 0), vt.as_pointer()), align=A.align)
             if accumulate:
-                v = builder.fadd(builder.load(pd, align=A.align), v, flags=_FAST)
+                v = builder.fadd(builder.load(pd, align=A.align), v, flags=_FLAGS)
             builder.store(v, pd, align=A.align)
             return context.get_dummy_value()
         return sig, codegen
@@ -343,3 +343,80 @@ def lanes_fc_back(typingctx, g, ig, w, iw, dx, idx, d, id, x, ix, s, n_in, n_out
             A.vstore(acc[i], dx, dx_, idx_, i * LANES)
         return context.get_dummy_value()
     return sig, codegen
+
+
+# --- the optimizers' steps in the lane kernels: LANES runs per operation ---------------------------
+# steps.py's elementwise loops, whose settings change from lane to lane: LLVM leaves them scalar. Each
+# call does elements i .. i + LANES - 1 (one parameter of the LANES runs) with the loop's operations,
+# in its order and with its flags, so the bits are the same (the tests compare them). A run's setting
+# k is hyper[k * LANES + lane], so setting k of all lanes is one vector.
+
+def _step(arrays: tuple, settings: tuple, body):
+    """The signature and codegen of an intrinsic f(*arrays, *settings, i): body(A, builder, load,
+    store, setting) runs with load(k) the vector of array k at i, store(k, v) putting v there (in the
+    plain loop's order of loads and stores: a value stored and read again is read from memory, as the
+    loop must, the arrays possibly overlapping), and setting(n, k) setting k of settings array n."""
+    sig = types.void(*arrays, *settings, types.intp)
+
+    def codegen(context, builder, signature, values):
+        A = _Arrays(context, builder, arrays[0].dtype)
+        i_ = values[-1]
+        zero = ir.Constant(i_.type, 0)
+        body(A, builder, lambda k: A.vload(arrays[k], values[k], i_, 0),
+             lambda k, v: A.vstore(v, arrays[k], values[k], i_, 0),
+             lambda n, k: A.vload(settings[n], values[len(arrays) + n], zero, k * LANES))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def _follow(A, b, load, store, setting):
+    """SDLM's running curvature: h += decay * (new - h); steps = lr / (mu + h). Arrays h, new, steps;
+    settings lr, mu, decay."""
+    h = load(0)
+    store(0, b.fadd(h, b.fmul(setting(0, 2), b.fsub(load(1), h, flags=_FLAGS), flags=_FLAGS), flags=_FLAGS))
+    store(2, b.fdiv(setting(0, 0), b.fadd(setting(0, 1), load(0), flags=_FLAGS), flags=_FLAGS))
+
+
+def _adamw(A, b, load, store, setting):
+    """PyTorch's AdamW: p *= decay; m += (1 - b1) (g - m); v = v b2 + (1 - b2) g g;
+    p -= step_size m / (sqrt(v) / c2 + eps). Arrays p, g, m, v; settings hyper (lr, b1, b2, eps, weight
+    decay) and the step's decay, step_size and c2."""
+    one = A.splat(ir.Constant(A.ft, 1.0))
+    b1, b2, eps = setting(0, 1), setting(0, 2), setting(0, 3)
+    g = load(1)
+    store(0, b.fmul(load(0), setting(1, 0), flags=_FLAGS))
+    m = load(2)
+    store(2, b.fadd(m, b.fmul(b.fsub(one, b1, flags=_FLAGS), b.fsub(g, m, flags=_FLAGS), flags=_FLAGS), flags=_FLAGS))
+    store(3, b.fadd(b.fmul(load(3), b2, flags=_FLAGS),
+                    b.fmul(b.fmul(b.fsub(one, b2, flags=_FLAGS), g, flags=_FLAGS), g, flags=_FLAGS), flags=_FLAGS))
+    sqrt = cgutils.get_or_insert_function(b.module, ir.FunctionType(A.vt, [A.vt]),
+                                          f"llvm.sqrt.v{LANES}f{A.ft.intrinsic_name[1:]}")
+    p = load(0)
+    step = b.fmul(setting(2, 0), load(2), flags=_FLAGS)
+    denominator = b.fadd(b.fdiv(b.call(sqrt, [load(3)]), setting(3, 0), flags=_FLAGS), eps, flags=_FLAGS)
+    store(0, b.fsub(p, b.fdiv(step, denominator, flags=_FLAGS), flags=_FLAGS))
+
+
+def _momentum(A, b, load, store, setting):
+    """Momentum: m = momentum m - lr g; p += m. Arrays p, g, m; settings lr, momentum."""
+    store(2, b.fsub(b.fmul(setting(0, 1), load(2), flags=_FLAGS), b.fmul(setting(0, 0), load(1), flags=_FLAGS),
+                    flags=_FLAGS))
+    store(0, b.fadd(load(0), load(2), flags=_FLAGS))
+
+
+@intrinsic
+def follow_step(typingctx, h, new, steps, hyper, i):
+    """steps.follow_plain at elements i .. i + LANES - 1."""
+    return _step((h, new, steps), (hyper,), _follow)
+
+
+@intrinsic
+def adamw_step(typingctx, p, g, m, v, hyper, decay, step_size, c2, i):
+    """steps.adamw_plain at elements i .. i + LANES - 1."""
+    return _step((p, g, m, v), (hyper, decay, step_size, c2), _adamw)
+
+
+@intrinsic
+def momentum_step(typingctx, p, g, m, hyper, i):
+    """steps.momentum_plain at elements i .. i + LANES - 1."""
+    return _step((p, g, m), (hyper,), _momentum)

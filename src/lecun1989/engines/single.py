@@ -232,24 +232,6 @@ def estimate_hessian(s, params, data, examples, h):
 
 
 @njit(**L.FLAGS)
-def evaluate(s, params, data, start, stop, losses, preds):
-    """For every run (rows of losses and preds) and examples start..stop-1: the loss (float64) and
-    the predicted class (the first largest output)."""
-    for r in range(params.shape[0]):
-        p = params[r]
-        ws = workspace(p, s.pad)
-        y = slots(ws)[7]
-        for n in range(start, stop):
-            fprop(p, data.inputs[n], s, ws, p[:0])
-            losses[r, n] = L.ce_fprop(y, data.targets[n]) if s.ce else L.mse_fprop(y, data.targets[n])
-            best = 0
-            for j in range(1, y.size):
-                if y[j] > y[best]:
-                    best = j
-            preds[r, n] = best
-
-
-@njit(**L.FLAGS)
 def unroll_inputs(images, idx1, out):
     for n in range(images.shape[0]):
         L.im2col(images[n], idx1, out[n])

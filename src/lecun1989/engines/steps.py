@@ -21,6 +21,7 @@ from numba import njit
 
 from ..optim import OptimConfig
 from .layers import INLINE
+from .simd import LANES, adamw_step, follow_step, momentum_step
 
 SGD, SDLM, SDLM_RUNNING, ADAMW, MOMENTUM = range(5)
 
@@ -59,14 +60,55 @@ def sdlm_steps(lrs: np.ndarray, mu: float, h: np.ndarray) -> np.ndarray:
 
 
 @njit(**INLINE)
-def follow_curvature(h, new, steps, hyper, width):
-    """SDLM's running mode, before each example's step: h moves toward this example's second
-    derivatives `new` by the decay, and the step sizes follow it, lr / (mu + h)."""
+def follow_plain(h, new, steps, hyper, width):
+    """SDLM's running curvature, elementwise: h moves toward this example's second derivatives `new`
+    by the decay, and the step sizes follow it, lr / (mu + h)."""
     for i in range(0, h.size, width):
         for l in range(width):
             k = i + l
             h[k] += hyper[2 * width + l] * (new[k] - h[k])
             steps[k] = hyper[l] / (hyper[width + l] + h[k])
+
+
+@njit(**INLINE)
+def adamw_plain(p, g, m, v, hyper, decay, step_size, c2, width):
+    """PyTorch's AdamW (its single-tensor form), elementwise, with the step's decay, step size and
+    bias correction c2 per run."""
+    one = p.dtype.type(1)
+    for i in range(0, p.size, width):
+        for l in range(width):
+            k = i + l
+            b1, b2, eps = hyper[width + l], hyper[2 * width + l], hyper[3 * width + l]
+            gk = g[k]
+            p[k] *= decay[l]
+            m[k] += (one - b1) * (gk - m[k])
+            v[k] = v[k] * b2 + (one - b2) * gk * gk
+            p[k] -= step_size[l] * m[k] / (np.sqrt(v[k]) / c2[l] + eps)
+
+
+@njit(**INLINE)
+def momentum_plain(p, g, m, hyper, width):
+    """Rumelhart, Hinton & Williams 1986, elementwise: dw = momentum dw - lr g."""
+    for i in range(0, p.size, width):
+        for l in range(width):
+            m[i + l] = hyper[width + l] * m[i + l] - hyper[l] * g[i + l]
+            p[i + l] += m[i + l]
+
+
+# In the lane kernels the settings change from lane to lane, and LLVM leaves the loops above scalar
+# (the arrays might overlap): SDLM's divisions, AdamW's square roots and divisions alone took longer
+# than the rest of a step. There they run as simd.py's vector steps, the same operations in the same
+# order, a vector of LANES runs at a time (the tests compare the bits). A run alone keeps the loops,
+# which LLVM vectorizes.
+
+@njit(**INLINE)
+def follow_curvature(h, new, steps, hyper, width):
+    """SDLM's running mode, before each example's step (follow_plain)."""
+    if width == LANES:
+        for i in range(0, h.size, LANES):
+            follow_step(h, new, steps, hyper, i)
+    else:
+        follow_plain(h, new, steps, hyper, width)
 
 
 @njit(**INLINE)
@@ -79,7 +121,7 @@ def update(kind, p, g, h, m, v, steps, hyper, width, t):
     elif kind == SDLM or kind == SDLM_RUNNING:       # w -= eps / (mu + h) g
         for i in range(p.size):
             p[i] -= steps[i] * g[i]
-    elif kind == ADAMW:                              # PyTorch's AdamW (its single-tensor form)
+    elif kind == ADAMW:
         one = p.dtype.type(1)
         decay, step_size, c2 = np.empty(width, p.dtype), np.empty(width, p.dtype), np.empty(width, p.dtype)
         for l in range(width):
@@ -87,17 +129,14 @@ def update(kind, p, g, h, m, v, steps, hyper, width, t):
             decay[l] = one - lr * hyper[4 * width + l]
             step_size[l] = p.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** t))
             c2[l] = p.dtype.type(np.sqrt(1.0 - np.float64(b2) ** t))
-        for i in range(0, p.size, width):
-            for l in range(width):
-                k = i + l
-                b1, b2, eps = hyper[width + l], hyper[2 * width + l], hyper[3 * width + l]
-                gk = g[k]
-                p[k] *= decay[l]
-                m[k] += (one - b1) * (gk - m[k])
-                v[k] = v[k] * b2 + (one - b2) * gk * gk
-                p[k] -= step_size[l] * m[k] / (np.sqrt(v[k]) / c2[l] + eps)
-    elif kind == MOMENTUM:                           # Rumelhart, Hinton & Williams 1986: dw = momentum dw - lr g
-        for i in range(0, p.size, width):
-            for l in range(width):
-                m[i + l] = hyper[width + l] * m[i + l] - hyper[l] * g[i + l]
-                p[i + l] += m[i + l]
+        if width == LANES:
+            for i in range(0, p.size, LANES):
+                adamw_step(p, g, m, v, hyper, decay, step_size, c2, i)
+        else:
+            adamw_plain(p, g, m, v, hyper, decay, step_size, c2, width)
+    elif kind == MOMENTUM:
+        if width == LANES:
+            for i in range(0, p.size, LANES):
+                momentum_step(p, g, m, hyper, i)
+        else:
+            momentum_plain(p, g, m, hyper, width)

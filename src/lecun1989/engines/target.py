@@ -1,13 +1,13 @@
 """One compiled target for every x86-64 machine with AVX2 and FMA, so that the engine's bytes do not
 follow the CPU.
 
-numba compiles for the CPU it runs on: LLVM's name for it and its features. The compiled engine's float
-sums are vectorized by LLVM, whose cost model picks the vector width and the number of partial sums for
-that CPU, so the order of the additions, and with it the last bits of a run, could follow the host: an
+numba compiles for the CPU it runs on: LLVM's name for it and its features, and with them the vector
+width and whether a multiply and an add are fused, so the last bits of a run could follow the host: an
 AMD EPYC with AVX-512 (LLVM's znver4) reran the single-run SGD rows of `results/` with losses moved in the
 6th digit and two runs one test miss apart. The engine is compiled instead for one target that every
 x86-64 CPU with AVX2 and FMA can run (Intel since Haswell, 2013; AMD since Zen, 2017): LLVM's `haswell`
-with exactly FEATURES. The same numba and llvmlite then emit the same machine code on all of them.
+with exactly FEATURES. The same numba and llvmlite then emit the same machine code on all of them. The
+order of every sum is the source's on any target: no kernel lets LLVM reassociate (layers.FLAGS).
 
 Elsewhere (another architecture, or an x86-64 CPU without AVX2 or FMA) the engine compiles for the host,
 and says so where runs record their versions. LECUN1989_TARGET=host asks for the host anywhere: faster on
