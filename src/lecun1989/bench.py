@@ -80,6 +80,82 @@ def peak_fma(dtype: str = "float32", repeats: int = 5, n: int = 100_000) -> floa
     return n * ACCUMULATORS / min(_time(lambda: fma_loop(t(0.999), t(0.001), n, t)) for _ in range(repeats))
 
 
+def _part_loops():
+    """Compiled loops that time each part of a training step alone, on one example over and over, for
+    both kernel sets: the kernels' own fprop, bprop, bbprop and steps, called as train_chunk calls them
+    (the lane kernels' SGD and SDLM steps fused into their bprop). Every learning rate is 0, so the
+    weights stay as they are."""
+    import numba
+    from .engines import lanes, single, steps as S
+
+    @numba.njit
+    def single_part(part, n, p, x, t, s, ws, ws2, g, h, steps, sgd, sdlm):
+        for _ in range(n):
+            if part == 0:
+                single.fprop(p, x, s, ws, p[:0])
+            elif part == 1:
+                single.bprop(p, x, t, s, ws, p[:0])
+            elif part == 2:
+                S.update(S.SGD, p, g, h, h, h, steps, sgd, 1, 1)
+            elif part == 3:
+                single.bbprop(p, x, s, ws, ws2, p[:0])
+            else:
+                S.follow_curvature(h, g, steps, sdlm, 1)
+                S.update(S.SDLM, p, g, h, h, h, steps, sdlm, 1, 1)
+
+    @numba.njit
+    def lanes_part(part, n, P, t, s, ws, ws2, hess, h, steps, sgd, sdlm):
+        for _ in range(n):
+            if part == 0:
+                lanes.fprop(P, ws, s, P[:0])
+            elif part == 1:
+                lanes.bprop(P, ws, t, s, P[:0], P, sgd, 1)
+            elif part == 3:
+                lanes.bbprop(P, ws, ws2, s, P[:0], hess)
+            elif part == 4:
+                S.follow_curvature(h, hess, steps, sdlm, lanes.V)
+                lanes.bprop(P, ws, t, s, P[:0], P, steps, 2)
+    return single_part, lanes_part
+
+
+# the parts of a step, in the order of _part_loops (the lane kernels fuse SGD's step into bprop)
+PARTS = ("forward (fprop)", "backward (bprop)", "SGD's step", "second derivatives (bbprop)",
+         "SDLM's curvature and step")
+
+
+def step_parts(one, many, repeats: int = 3, n: int = 2000) -> dict[str, tuple[float, float | None]]:
+    """Microseconds per step of each part (PARTS), for a run on the single-run kernels (engine `one`)
+    and per run on the lane kernels (engine `many`, a group of LANES on one core), the fastest of
+    `repeats` loops of n steps; then the evaluation of one example, from a whole evaluate() of each."""
+    import numpy as np
+    from .engines import lanes, single
+    single_part, lanes_part = _part_loops()
+    V, dt, pad = lanes.V, one.dtype, one.settings.pad
+    p, data = one.params[0].copy(), one.splits["train"]
+    ws, ws2, g = single.workspace(p, pad), single.workspace(p, pad), np.zeros_like(p)
+    sgd, sdlm = np.zeros(1, dt), np.array([0, PAPER.optim.mu, PAPER.optim.decay], dt)
+    single_args = (p, data.inputs[0], data.targets[0], one.settings, ws, ws2, g, np.zeros_like(p), np.zeros_like(p),
+                   sgd, sdlm)
+    P, ldata = many.params[0].copy(), many.splits["train"]
+    lws, lws2 = lanes.workspace(P, pad), lanes.workspace(P, pad)
+    lanes.set_input(lws, ldata.images, 0, 0, 0, ldata.shifts, np.full(V, -1, np.int64))
+    lanes_args = (P, ldata.targets[0], many.settings, lws, lws2, np.zeros_like(P), np.zeros_like(P),
+                  np.zeros_like(P), np.zeros(V, dt), np.repeat(sdlm, V))
+
+    def best(fn, part, args, per):
+        fn(part, 1, *args)   # compile, and warm the caches
+        return min(_time(lambda: fn(part, n, *args)) for _ in range(repeats)) / n / per * 1e6
+
+    out = {}
+    for part, name in enumerate(PARTS):
+        out[name] = (best(single_part, part, single_args, 1),
+                     None if part == 2 else best(lanes_part, part, lanes_args, V))
+    examples = len(one.labels["train"]) + len(one.labels["test"])
+    out["evaluation, per example"] = (min(_time(one.evaluate) for _ in range(repeats)) / examples * 1e6,
+                                      min(_time(many.evaluate) for _ in range(repeats)) / examples / len(many.runs) * 1e6)
+    return out
+
+
 # One pass of a tiny synthetic set in a fresh process: the compile time is the same as for the real data.
 _COLD = """
 import sys, time
@@ -114,7 +190,7 @@ def cold_start(dtype: str) -> tuple[float, float]:
 
 
 def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = paper.PASSES,
-          dtype: str = "float32", repeats: int = 3, echo=print) -> float:
+          dtype: str = "float32", repeats: int = 3, breakdown: bool = False, echo=print) -> float:
     net = NetConfig()
     n = len(data.train)
     echo(f"bench: data {data.source} ({n} train / {len(data.test)} test), {dtype}, {os.cpu_count()} cores")
@@ -170,6 +246,12 @@ def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = pa
         echo(f"sdlm, {runs} runs:   {sdlm_s / n / runs * 1e6:9.1f} us/step/run with the paper's running curvature "
              f"against {sgd_s / n / runs * 1e6:.1f} for SGD on the same network ({sdlm_s / sgd_s:.2f}x; fastest of "
              f"{repeats} passes of each, in turn)")
+    if breakdown:
+        from .engines.simd import LANES
+        echo(f"where a step goes:  us per step: 1 run alone | per run of a group of {LANES} on one core "
+             f"(one example over and over, fastest of {repeats})")
+        for name, (alone, grouped) in step_parts(fast, _engine("fast", net, LANES, data, dtype), repeats).items():
+            echo(f"  {name:<28} {alone:7.2f} | " + (f"{grouped:7.2f}" if grouped is not None else "  fused into bprop"))
     speedup = ref_us / fast_us
     echo(f"speedup: {speedup:.0f}x")
     return speedup
