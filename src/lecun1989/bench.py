@@ -86,9 +86,11 @@ def _part_loops():
     (the lane kernels' SGD and SDLM steps fused into their bprop). Every learning rate is 0, so the
     weights stay as they are."""
     import numba
-    from .engines import lanes, single, steps as S
+    from .engines import lanes, layers, single, steps as S
+    # the kernels' flags (the parts inlined here compile as in train_chunk), but not cached
+    flags = {**layers.FLAGS, "cache": False}
 
-    @numba.njit
+    @numba.njit(**flags)
     def single_part(part, n, p, x, t, s, ws, ws2, g, h, steps, sgd, sdlm):
         for _ in range(n):
             if part == 0:
@@ -103,7 +105,7 @@ def _part_loops():
                 S.follow_curvature(h, g, steps, sdlm, 1)
                 S.update(S.SDLM, p, g, h, h, h, steps, sdlm, 1, 1)
 
-    @numba.njit
+    @numba.njit(**flags)
     def lanes_part(part, n, P, t, s, ws, ws2, hess, h, steps, sgd, sdlm):
         for _ in range(n):
             if part == 0:

@@ -63,11 +63,11 @@ def sdlm_steps(lrs: np.ndarray, mu: float, h: np.ndarray) -> np.ndarray:
 def follow_plain(h, new, steps, hyper, width):
     """SDLM's running curvature, elementwise: h moves toward this example's second derivatives `new`
     by the decay, and the step sizes follow it, lr / (mu + h)."""
-    for i in range(0, h.size, width):
-        for l in range(width):
-            k = i + l
-            h[k] += hyper[2 * width + l] * (new[k] - h[k])
-            steps[k] = hyper[l] / (hyper[width + l] + h[k])
+    for l in range(width):   # a run's settings read once: for a run alone, a loop LLVM vectorizes
+        lr, mu, decay = hyper[l], hyper[width + l], hyper[2 * width + l]
+        for k in range(l, h.size, width):
+            h[k] += decay * (new[k] - h[k])
+            steps[k] = lr / (mu + h[k])
 
 
 @njit(**INLINE)
