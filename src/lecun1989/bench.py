@@ -29,9 +29,9 @@ from .recipes import PAPER
 
 
 def _engine(name: str, net: NetConfig, n_runs: int, data: Dataset, dtype: str, optim: OptimConfig = OptimConfig(),
-            lr: float = paper.REPRO_LR):
+            lr: float = paper.REPRO_LR, **engine):
     runs = initial_runs(net, [(seed, lr) for seed in range(n_runs)])
-    return engine_class(name)(net, runs, data, optim, dtype=dtype)
+    return engine_class(name)(net, runs, data, optim, dtype=dtype, **engine)
 
 
 def multiply_adds() -> dict[str, int]:
@@ -80,11 +80,17 @@ def peak_fma(dtype: str = "float32", repeats: int = 5, n: int = 100_000) -> floa
     return n * ACCUMULATORS / min(_time(lambda: fma_loop(t(0.999), t(0.001), n, t)) for _ in range(repeats))
 
 
+# the parts of a step, timed alone; the lane kernels fuse SGD's step into bprop, and SDLM's into the
+# bprop timed with its curvature
+FORWARD, BACKWARD, SGD_STEP, BBPROP, SDLM_STEP = range(5)
+PARTS = {FORWARD: "forward (fprop)", BACKWARD: "backward (bprop)", SGD_STEP: "SGD's step",
+         BBPROP: "second derivatives (bbprop)", SDLM_STEP: "SDLM's curvature and step"}
+
+
 def _part_loops():
     """Compiled loops that time each part of a training step alone, on one example over and over, for
-    both kernel sets: the kernels' own fprop, bprop, bbprop and steps, called as train_chunk calls them
-    (the lane kernels' SGD and SDLM steps fused into their bprop). Every learning rate is 0, so the
-    weights stay as they are."""
+    both kernel sets: the kernels' own fprop, bprop, bbprop and steps, called as train_chunk calls them.
+    Every learning rate is 0, so the weights stay as they are."""
     import numba
     from .engines import lanes, layers, single, steps as S
     # the kernels' flags (the parts inlined here compile as in train_chunk), but not cached
@@ -93,13 +99,13 @@ def _part_loops():
     @numba.njit(**flags)
     def single_part(part, n, p, x, t, s, ws, ws2, g, h, steps, sgd, sdlm):
         for _ in range(n):
-            if part == 0:
+            if part == FORWARD:
                 single.fprop(p, x, s, ws, p[:0])
-            elif part == 1:
+            elif part == BACKWARD:
                 single.bprop(p, x, t, s, ws, p[:0])
-            elif part == 2:
+            elif part == SGD_STEP:
                 S.update(S.SGD, p, g, h, h, h, steps, sgd, 1, 1)
-            elif part == 3:
+            elif part == BBPROP:
                 single.bbprop(p, x, s, ws, ws2, p[:0])
             else:
                 S.follow_curvature(h, g, steps, sdlm, 1)
@@ -108,29 +114,26 @@ def _part_loops():
     @numba.njit(**flags)
     def lanes_part(part, n, P, t, s, ws, ws2, hess, h, steps, sgd, sdlm):
         for _ in range(n):
-            if part == 0:
+            if part == FORWARD:
                 lanes.fprop(P, ws, s, P[:0])
-            elif part == 1:
+            elif part == BACKWARD:
                 lanes.bprop(P, ws, t, s, P[:0], P, sgd, 1)
-            elif part == 3:
+            elif part == BBPROP:
                 lanes.bbprop(P, ws, ws2, s, P[:0], hess)
-            elif part == 4:
+            elif part == SDLM_STEP:
                 S.follow_curvature(h, hess, steps, sdlm, lanes.V)
                 lanes.bprop(P, ws, t, s, P[:0], P, steps, 2)
     return single_part, lanes_part
 
 
-# the parts of a step, in the order of _part_loops (the lane kernels fuse SGD's step into bprop)
-PARTS = ("forward (fprop)", "backward (bprop)", "SGD's step", "second derivatives (bbprop)",
-         "SDLM's curvature and step")
-
-
-def step_parts(one, many, repeats: int = 3, n: int = 2000) -> dict[str, tuple[float, float | None]]:
+def step_parts(one, group, repeats: int = 3, n: int = 2000) -> dict[str, tuple[float, float | None]]:
     """Microseconds per step of each part (PARTS), for a run on the single-run kernels (engine `one`)
-    and per run on the lane kernels (engine `many`, a group of LANES on one core), the fastest of
-    `repeats` loops of n steps; then the evaluation of one example, from a whole evaluate() of each."""
+    and per run on the lane kernels (engine `group`, LANES runs), on one core, the fastest of `repeats`
+    loops of n steps; then an example's evaluation, from whole evaluations (both engines with one
+    thread). The lane arrays are aligned as in training (fast.aligned_zeros)."""
     import numpy as np
     from .engines import lanes, single
+    from .engines.fast import aligned_zeros
     single_part, lanes_part = _part_loops()
     V, dt, pad = lanes.V, one.dtype, one.settings.pad
     p, data = one.params[0].copy(), one.splits["train"]
@@ -138,23 +141,22 @@ def step_parts(one, many, repeats: int = 3, n: int = 2000) -> dict[str, tuple[fl
     sgd, sdlm = np.zeros(1, dt), np.array([0, PAPER.optim.mu, PAPER.optim.decay], dt)
     single_args = (p, data.inputs[0], data.targets[0], one.settings, ws, ws2, g, np.zeros_like(p), np.zeros_like(p),
                    sgd, sdlm)
-    P, ldata = many.params[0].copy(), many.splits["train"]
+    arrays = [aligned_zeros(group.params[0].size, dt, skew) for skew in range(0, 20, 5)]
+    P, ldata = arrays[0], group.splits["train"]
+    P[:] = group.params[0]
     lws, lws2 = lanes.workspace(P, pad), lanes.workspace(P, pad)
     lanes.set_input(lws, ldata.images, 0, 0, 0, ldata.shifts, np.full(V, -1, np.int64))
-    lanes_args = (P, ldata.targets[0], many.settings, lws, lws2, np.zeros_like(P), np.zeros_like(P),
-                  np.zeros_like(P), np.zeros(V, dt), np.repeat(sdlm, V))
+    lanes_args = (P, ldata.targets[0], group.settings, lws, lws2, *arrays[1:], np.zeros(V, dt), np.repeat(sdlm, V))
 
     def best(fn, part, args, per):
         fn(part, 1, *args)   # compile, and warm the caches
         return min(_time(lambda: fn(part, n, *args)) for _ in range(repeats)) / n / per * 1e6
 
-    out = {}
-    for part, name in enumerate(PARTS):
-        out[name] = (best(single_part, part, single_args, 1),
-                     None if part == 2 else best(lanes_part, part, lanes_args, V))
+    out = {name: (best(single_part, part, single_args, 1),
+                  None if part == SGD_STEP else best(lanes_part, part, lanes_args, V)) for part, name in PARTS.items()}
     examples = len(one.labels["train"]) + len(one.labels["test"])
     out["evaluation, per example"] = (min(_time(one.evaluate) for _ in range(repeats)) / examples * 1e6,
-                                      min(_time(many.evaluate) for _ in range(repeats)) / examples / len(many.runs) * 1e6)
+                                      min(_time(group.evaluate) for _ in range(repeats)) / examples / len(group.runs) * 1e6)
     return out
 
 
@@ -197,6 +199,7 @@ def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = pa
     n = len(data.train)
     echo(f"bench: data {data.source} ({n} train / {len(data.test)} test), {dtype}, {os.cpu_count()} cores")
     compile_s, warm_s = cold_start(dtype)
+    from .engines.simd import LANES   # numba is there: cold_start said so in one line otherwise
     echo(f"cold start:      {compile_s:9.1f} s compiling one run's kernels (an empty cache folder); "
          f"{warm_s:.1f} s to start and train a few steps once they are cached")
 
@@ -231,7 +234,6 @@ def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = pa
         one_s, many_s = min(p[0] for p in pairs), min(p[1] for p in pairs)
         run_us = many_s / n / runs * 1e6
         # groups of LANES runs are spread over the cores, so the bound is one core's over the cores they fill
-        from .engines.simd import LANES
         cores = min(os.cpu_count() or 1, -(-runs // LANES))
         echo(f"fast, {runs} runs:   {many_s / n * 1e6:9.1f} us/step for all runs = "
              f"{run_us:.1f} us/step/run ({bound_us / cores / run_us:.0%} of the bound on the {cores} cores its "
@@ -249,11 +251,14 @@ def bench(data: Dataset, ref_steps: int = 2000, runs: int = 32, passes: int = pa
              f"against {sgd_s / n / runs * 1e6:.1f} for SGD on the same network ({sdlm_s / sgd_s:.2f}x; fastest of "
              f"{repeats} passes of each, in turn)")
     if breakdown:
-        from .engines.simd import LANES
-        echo(f"where a step goes:  us per step: 1 run alone | per run of a group of {LANES} on one core "
+        echo(f"where a step goes:  us per step on one core: 1 run alone | per run of a group of {LANES} "
              f"(one example over and over, fastest of {repeats})")
-        for name, (alone, grouped) in step_parts(fast, _engine("fast", net, LANES, data, dtype), repeats).items():
-            echo(f"  {name:<28} {alone:7.2f} | " + (f"{grouped:7.2f}" if grouped is not None else "  fused into bprop"))
+        notes = {PARTS[BACKWARD]: " (SGD's step fused in)", PARTS[SDLM_STEP]: " (with the bprop it is fused into)"}
+        parts = step_parts(_engine("fast", net, 1, data, dtype, threads=1),
+                           _engine("fast", net, LANES, data, dtype, threads=1), repeats)
+        for name, (alone, grouped) in parts.items():
+            echo(f"  {name:<28} {alone:7.2f} | " + (f"{grouped:7.2f}{notes.get(name, '')}" if grouped is not None
+                                                    else "  fused into bprop"))
     speedup = ref_us / fast_us
     echo(f"speedup: {speedup:.0f}x")
     return speedup

@@ -2,9 +2,9 @@
 
 This module only chooses the kernel set and packs the state; the network's computation is in the
 kernels: single.py (one run per call, the positions of a feature map as the vector dimension) and
-lanes.py (LANES runs per vector), which have the same surface: the per-layer fprop / bprop / bbprop
-of layers.py and the vector code of simd.py, the optimizers' steps of steps.py, and every size and
-offset from network.py. The numbers follow the PyTorch reference (torch_ref.py) within rounding,
+lanes.py (LANES runs per vector), which train with the same surface: the per-layer fprop / bprop /
+bbprop of layers.py and the vector code of simd.py, the optimizers' steps of steps.py, and every size
+and offset from network.py. Every run is evaluated on the lane kernels. The numbers follow the PyTorch reference (torch_ref.py) within rounding,
 which the tests check.
 """
 
@@ -63,14 +63,17 @@ def kernels_for(n_runs: int) -> str:
     return "lanes" if n_runs >= LANES_FROM else "single"
 
 
+CACHE_LINE = 64       # bytes: numpy aligns to 16, and every other vector of 8 floats would straddle two lines
+ALIAS_SPAN = 4096     # bytes: a load waits on a store whose address matches its own modulo this (4K aliasing)
+
+
 def aligned_zeros(n: int, dtype, skew: int = 0) -> np.ndarray:
-    """n zeros whose first element is 64-byte aligned (numpy aligns to 16, and every other vector of 8
-    floats would straddle two cache lines), then `skew` cache lines further (mod 64): arrays used
-    together at distinct offsets modulo 4 KiB, so that loads from one and stores to another at the
-    same index do not falsely wait on each other (4K aliasing)."""
+    """n zeros whose first element starts a cache line, then `skew` cache lines further (modulo
+    ALIAS_SPAN): arrays used together at distinct offsets, so that loads from one and stores to another
+    at the same index do not falsely wait on each other."""
     size = n * np.dtype(dtype).itemsize
-    raw = np.zeros(size + 4096 + 64, dtype=np.uint8)
-    start = -raw.ctypes.data % 64 + 64 * (skew % 64)
+    raw = np.zeros(size + ALIAS_SPAN + CACHE_LINE, dtype=np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE + CACHE_LINE * (skew % (ALIAS_SPAN // CACHE_LINE))
     return raw[start:start + size].view(dtype)
 
 
@@ -125,7 +128,7 @@ class FastEngine:
         self.idx1 = L.im2col_index(IMAGE, K, STRIDE, PAD)[:, H1_ORDER]
         self.rolls, self.shift_id = roll_sources(net.shift)   # the lane kernels roll the images,
         self.idx1s = shift_indices(self.idx1, self.rolls)      # the single-run kernels the unrolling
-        self.splits = {"train": self._prepare(data.train), "test": self._prepare(data.test)}
+        self.splits = {"train": self._prepare(data.train, True), "test": self._prepare(data.test, False)}
         self.labels = {"train": data.train.labels, "test": data.test.labels}
         self.compile_s = 0.0   # time spent compiling kernels the disk cache did not have
         self._used: set = set()
@@ -161,15 +164,16 @@ class FastEngine:
             return state[r]
         return state.reshape(self.slots // LANES, -1, LANES)[r // LANES, :, r % LANES]
 
-    def _prepare(self, split: Split) -> Data:
+    def _prepare(self, split: Split, trained: bool) -> Data:
         """What the kernels read of a split: the images (flat, then the pad value the unrolling reads
-        for the padding), and as inputs the same (lanes) or unrolled (single run)."""
+        for the padding), and as inputs the same (lanes) or, for the split the single-run kernels
+        train on, unrolled (the evaluation reads the images: no unrolled test split, of the same type)."""
         images = np.concatenate([split.images.reshape(len(split), 1, -1),
                                  np.full((len(split), 1, 1), paper.PAD_VALUE)], axis=2).astype(self.dtype)
         inputs = images
         if not self.lanes:
-            inputs = np.empty((len(split), 1, K1, P1), dtype=self.dtype)
-            single.unroll_inputs(images, self.idx1, inputs)
+            inputs = np.empty((len(split) if trained else 0, 1, K1, P1), dtype=self.dtype)
+            single.unroll_inputs(images[:len(inputs)], self.idx1, inputs)
         none = np.zeros((0, 0, 0), dtype=np.int64)
         return Data(inputs, split.targets.astype(self.dtype), images, np.zeros((0, 0), np.int64), none,
                     none.astype(np.bool_))
@@ -281,7 +285,7 @@ class FastEngine:
     def evaluate(self) -> list[dict[str, Evaluation]]:
         """Per run, the loss over each whole split and the exact misses; no dropout, no shifts. Always on
         the lane kernels: a group's runs one per lane, or a run trained alone with its parameters in
-        every lane and eight examples at a time, so that the figures of the same weights do not depend
+        every lane and LANES examples at a time, so that the figures of the same weights do not depend
         on the kernel set that trained them."""
         results = [{} for _ in self.runs]
         if self.lanes:

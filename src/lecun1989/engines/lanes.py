@@ -7,9 +7,9 @@ LANES runs in about the time the single-run kernels take for four. A group of LA
 data pass; groups are spread over the cores.
 
 The surface is single.py's: fprop, bprop and bbprop (bprop with squares) of the network, and the
-entry points train_chunk(kind), estimate_hessian and evaluate, on the same settings, state and data
-records, and evaluate_one: every run is evaluated here, a run trained alone eight examples at a
-time. Every state array holds, per group, network.py's flat vector with the runs innermost,
+entry points train_chunk(kind) and estimate_hessian, on the same settings, state and data records;
+and the evaluation of every run: evaluate (a group's runs) and evaluate_one (a run trained alone,
+LANES examples at a time). Every state array holds, per group, network.py's flat vector with the runs innermost,
 (N_FLAT, LANES) flattened, so parameter k of run l is element k * LANES + l. Feature maps are kept
 padded where a layer reads them padded (the input, H1), their margins holding the pad value, and
 H2's derivatives with a zero margin, so that every tap of every position is in bounds and no index

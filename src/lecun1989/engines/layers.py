@@ -23,16 +23,14 @@ from numba import njit
 
 from . import target
 from .cache import key_on_engine_sources
-from .simd import row_dots, row_macc, row_outer
+from .simd import FASTMATH, row_dots, row_macc, row_outer
 
 target.fix()   # before the first compiled function is defined: one target for every AVX2 CPU (target.py)
 key_on_engine_sources()   # before the first cached function is defined
 
-# contract allows FMA; no reassoc: every sum is added in the order the source writes (the compiler's
-# choice of order would follow its version and cost model). No assumptions about NaN or infinity.
-# nogil: the engine runs its kernels in threads, one run (or group of runs) each.
-FLAGS = dict(cache=True, nogil=True, fastmath={"contract", "nsz"}, boundscheck=False,
-             error_model="numpy")
+# simd.FASTMATH's float flags (no reassoc). nogil: the engine runs its kernels in threads, one run (or
+# group of runs) each.
+FLAGS = dict(cache=True, nogil=True, fastmath=set(FASTMATH), boundscheck=False, error_model="numpy")
 # Small kernels are inlined into their callers, so no arrays are passed (and ref-counted) per call.
 INLINE = dict(FLAGS, inline="always")
 

@@ -11,6 +11,9 @@ of 8 elements (<8 x float>, or <8 x double>, which LLVM splits to the machine's 
     row_outer   input rows += weight x a row, for every tap             (bprop: input gradients)
     run_copy, run_add   runs of 4: H1's padded rows and H2's unrolling
 
+and, for the lane kernels (LANES runs per vector): lanes_macc, lanes_emit and lanes_fc_back (every
+layer's sums of products), and follow_step, adamw_step and momentum_step (the optimizers' steps).
+
 Arrays are flat and C-contiguous; indices are flat offsets.
 """
 
@@ -22,7 +25,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 8
-_FLAGS = ("nsz", "contract")   # as layers.FLAGS: no reassoc, so every sum keeps the order written here
+# Every float operation of the engine, here and in layers.FLAGS: contract allows FMA; no reassoc, so
+# every sum adds in the order the source writes (the compiler's choice would follow its version and
+# cost model); no assumptions about NaN or infinity.
+FASTMATH = ("nsz", "contract")
 _I32 = ir.IntType(32)
 
 
@@ -91,7 +97,7 @@ class _Arrays:
             half = ir.VectorType(_I32, width)
             lo = self.b.shuffle_vector(v, v, ir.Constant(half, list(range(width))))
             hi = self.b.shuffle_vector(v, v, ir.Constant(half, list(range(width, 2 * width))))
-            v = self.b.fadd(lo, hi, flags=_FLAGS)
+            v = self.b.fadd(lo, hi, flags=FASTMATH)
         return self.b.extract_element(v, ir.Constant(_I32, 0))
 
     def hsums(self, vs):
@@ -104,7 +110,7 @@ class _Arrays:
                 lo += [i + j for j in range(width)] + [LANES + i + j for j in range(width)]
                 hi += [i + width + j for j in range(width)] + [LANES + i + width + j for j in range(width)]
             mask_lo, mask_hi = (ir.Constant(ir.VectorType(_I32, LANES), m) for m in (lo, hi))
-            vs = [self.b.fadd(self.b.shuffle_vector(a, c, mask_lo), self.b.shuffle_vector(a, c, mask_hi), flags=_FLAGS)
+            vs = [self.b.fadd(self.b.shuffle_vector(a, c, mask_lo), self.b.shuffle_vector(a, c, mask_hi), flags=FASTMATH)
                   for a, c in zip(vs[::2], vs[1::2])]
             width *= 2
         return vs[0]
@@ -180,7 +186,7 @@ def row_outer(typingctx, y, iy, w, iw, d, id, taps, n, square):
         for t in range(T):
             wt = A.load(w, w_, iw_, t)
             if sq:
-                wt = builder.fmul(wt, wt, flags=_FLAGS)
+                wt = builder.fmul(wt, wt, flags=FASTMATH)
             wv = A.splat(wt)
             for j in range(N // LANES):
                 off = t * N + j * LANES
@@ -202,7 +208,7 @@ def _run(accumulate: bool):
             pd = builder.bitcast(A.ptr(dst, d_, id_, 0), vt.as_pointer())
             v = builder.load(builder.bitcast(A.ptr(src, s_, is_, 0), vt.as_pointer()), align=A.align)
             if accumulate:
-                v = builder.fadd(builder.load(pd, align=A.align), v, flags=_FLAGS)
+                v = builder.fadd(builder.load(pd, align=A.align), v, flags=FASTMATH)
             builder.store(v, pd, align=A.align)
             return context.get_dummy_value()
         return sig, codegen
@@ -356,6 +362,8 @@ def _step(arrays: tuple, settings: tuple, body):
     store, setting) runs with load(k) the vector of array k at i, store(k, v) putting v there (in the
     plain loop's order of loads and stores: a value stored and read again is read from memory, as the
     loop must, the arrays possibly overlapping), and setting(n, k) setting k of settings array n."""
+    if any(t.dtype != arrays[0].dtype or t.layout != "C" for t in arrays + settings):
+        return None   # read as vectors of the parameters' type: anything else would be misread
     sig = types.void(*arrays, *settings, types.intp)
 
     def codegen(context, builder, signature, values):
@@ -373,8 +381,8 @@ def _follow(A, b, load, store, setting):
     """SDLM's running curvature: h += decay * (new - h); steps = lr / (mu + h). Arrays h, new, steps;
     settings lr, mu, decay."""
     h = load(0)
-    store(0, b.fadd(h, b.fmul(setting(0, 2), b.fsub(load(1), h, flags=_FLAGS), flags=_FLAGS), flags=_FLAGS))
-    store(2, b.fdiv(setting(0, 0), b.fadd(setting(0, 1), load(0), flags=_FLAGS), flags=_FLAGS))
+    store(0, b.fadd(h, b.fmul(setting(0, 2), b.fsub(load(1), h, flags=FASTMATH), flags=FASTMATH), flags=FASTMATH))
+    store(2, b.fdiv(setting(0, 0), b.fadd(setting(0, 1), load(0), flags=FASTMATH), flags=FASTMATH))
 
 
 def _adamw(A, b, load, store, setting):
@@ -384,24 +392,24 @@ def _adamw(A, b, load, store, setting):
     one = A.splat(ir.Constant(A.ft, 1.0))
     b1, b2, eps = setting(0, 1), setting(0, 2), setting(0, 3)
     g = load(1)
-    store(0, b.fmul(load(0), setting(1, 0), flags=_FLAGS))
+    store(0, b.fmul(load(0), setting(1, 0), flags=FASTMATH))
     m = load(2)
-    store(2, b.fadd(m, b.fmul(b.fsub(one, b1, flags=_FLAGS), b.fsub(g, m, flags=_FLAGS), flags=_FLAGS), flags=_FLAGS))
-    store(3, b.fadd(b.fmul(load(3), b2, flags=_FLAGS),
-                    b.fmul(b.fmul(b.fsub(one, b2, flags=_FLAGS), g, flags=_FLAGS), g, flags=_FLAGS), flags=_FLAGS))
+    store(2, b.fadd(m, b.fmul(b.fsub(one, b1, flags=FASTMATH), b.fsub(g, m, flags=FASTMATH), flags=FASTMATH), flags=FASTMATH))
+    store(3, b.fadd(b.fmul(load(3), b2, flags=FASTMATH),
+                    b.fmul(b.fmul(b.fsub(one, b2, flags=FASTMATH), g, flags=FASTMATH), g, flags=FASTMATH), flags=FASTMATH))
     sqrt = cgutils.get_or_insert_function(b.module, ir.FunctionType(A.vt, [A.vt]),
                                           f"llvm.sqrt.v{LANES}f{A.ft.intrinsic_name[1:]}")
     p = load(0)
-    step = b.fmul(setting(2, 0), load(2), flags=_FLAGS)
-    denominator = b.fadd(b.fdiv(b.call(sqrt, [load(3)]), setting(3, 0), flags=_FLAGS), eps, flags=_FLAGS)
-    store(0, b.fsub(p, b.fdiv(step, denominator, flags=_FLAGS), flags=_FLAGS))
+    step = b.fmul(setting(2, 0), load(2), flags=FASTMATH)
+    denominator = b.fadd(b.fdiv(b.call(sqrt, [load(3)]), setting(3, 0), flags=FASTMATH), eps, flags=FASTMATH)
+    store(0, b.fsub(p, b.fdiv(step, denominator, flags=FASTMATH), flags=FASTMATH))
 
 
 def _momentum(A, b, load, store, setting):
     """Momentum: m = momentum m - lr g; p += m. Arrays p, g, m; settings lr, momentum."""
-    store(2, b.fsub(b.fmul(setting(0, 1), load(2), flags=_FLAGS), b.fmul(setting(0, 0), load(1), flags=_FLAGS),
-                    flags=_FLAGS))
-    store(0, b.fadd(load(0), load(2), flags=_FLAGS))
+    store(2, b.fsub(b.fmul(setting(0, 1), load(2), flags=FASTMATH), b.fmul(setting(0, 0), load(1), flags=FASTMATH),
+                    flags=FASTMATH))
+    store(0, b.fadd(load(0), load(2), flags=FASTMATH))
 
 
 @intrinsic

@@ -87,6 +87,20 @@ def adamw_plain(p, g, m, v, hyper, decay, step_size, c2, width):
 
 
 @njit(**INLINE)
+def adamw_factors(p, hyper, width, t):
+    """AdamW's factors at step t, per run, in p's type: the weight decay's 1 - lr wd, the step size
+    lr / (1 - b1^t) and the bias correction sqrt(1 - b2^t) (the last two computed in float64)."""
+    one = p.dtype.type(1)
+    decay, step_size, c2 = np.empty(width, p.dtype), np.empty(width, p.dtype), np.empty(width, p.dtype)
+    for l in range(width):
+        lr, b1, b2 = hyper[l], hyper[width + l], hyper[2 * width + l]
+        decay[l] = one - lr * hyper[4 * width + l]
+        step_size[l] = p.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** t))
+        c2[l] = p.dtype.type(np.sqrt(1.0 - np.float64(b2) ** t))
+    return decay, step_size, c2
+
+
+@njit(**INLINE)
 def momentum_plain(p, g, m, hyper, width):
     """Rumelhart, Hinton & Williams 1986, elementwise: dw = momentum dw - lr g."""
     for i in range(0, p.size, width):
@@ -122,13 +136,7 @@ def update(kind, p, g, h, m, v, steps, hyper, width, t):
         for i in range(p.size):
             p[i] -= steps[i] * g[i]
     elif kind == ADAMW:
-        one = p.dtype.type(1)
-        decay, step_size, c2 = np.empty(width, p.dtype), np.empty(width, p.dtype), np.empty(width, p.dtype)
-        for l in range(width):
-            lr, b1, b2 = hyper[l], hyper[width + l], hyper[2 * width + l]
-            decay[l] = one - lr * hyper[4 * width + l]
-            step_size[l] = p.dtype.type(np.float64(lr) / (1.0 - np.float64(b1) ** t))
-            c2[l] = p.dtype.type(np.sqrt(1.0 - np.float64(b2) ** t))
+        decay, step_size, c2 = adamw_factors(p, hyper, width, t)
         if width == LANES:
             for i in range(0, p.size, LANES):
                 adamw_step(p, g, m, v, hyper, decay, step_size, c2, i)
