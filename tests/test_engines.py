@@ -115,6 +115,14 @@ def test_a_run_gives_the_same_numbers_in_any_batch(usps):
     assert alone[0].evaluate()[0] == single.evaluate()[0]
 
 
+def uncached(fn):
+    """fn compiled with the kernels' flags from today's sources, never a copy from numba's disk cache
+    (whose key for a test's function would not see an edit of the engine)."""
+    from numba import njit
+    from lecun1989.engines import layers
+    return njit(**{**layers.FLAGS, "cache": False})(fn)
+
+
 def test_no_kernel_lets_the_compiler_reorder_a_sum(usps, monkeypatch):
     """Every float operation of the kernels is compiled without reassoc, or 'fast', which includes it:
     each sum adds in the order the source or simd.py writes, not in one chosen by LLVM's version and
@@ -122,12 +130,11 @@ def test_no_kernel_lets_the_compiler_reorder_a_sum(usps, monkeypatch):
     passes, bbprop, the lane kernels' evaluation and optimizer steps, each compiled here from its own
     source and flags (numba shows no code it loaded from its cache)."""
     import re
-    from numba import njit
-    from lecun1989.engines import layers, lanes, single, steps
+    from lecun1989.engines import lanes, single, steps
     from lecun1989.engines.simd import LANES as V
 
     def fresh(fn):
-        return njit(**{**layers.FLAGS, "cache": False})(fn.py_func)
+        return uncached(fn.py_func)
 
     net = NetConfig()
     engine = FastEngine(net, specs(net, [0]), usps.subset(8, 8))
@@ -143,7 +150,7 @@ def test_no_kernel_lets_the_compiler_reorder_a_sum(usps, monkeypatch):
         monkeypatch.setattr(lanes, name, compiled["lanes." + name])
     engine.evaluate()
 
-    @njit(**{**layers.FLAGS, "cache": False})
+    @uncached
     def lane_steps(P, ws, ws2, t, s, state, adamw, sdlm, momentum):
         hess, h, st, m, v = state
         lanes.fprop(P, ws, s, P[:0])
@@ -303,20 +310,18 @@ def test_the_lane_kernels_vector_steps_give_the_bits_of_the_plain_loops(dtype):
     """AdamW, momentum and SDLM's running curvature for a group of LANES runs, each lane with settings
     of its own: simd.py's vector steps, as the lane kernels take them, and steps.py's elementwise
     loops, 20 steps from the same state, bit for bit."""
-    from numba import njit
-    from lecun1989.engines import layers, steps
+    from lecun1989.engines import steps
     from lecun1989.engines.network import N_FLAT
     from lecun1989.engines.simd import LANES as V
 
-    # compiled here from today's sources, never a cached copy
-    @njit(**{**layers.FLAGS, "cache": False})
+    @uncached
     def vector(kind, p, g, h, m, v, st, hyper, t):
         if kind == -1:
             steps.follow_curvature(h, g, st, hyper, V)
         else:
             steps.update(kind, p, g, h, m, v, st, hyper, V, t)
 
-    @njit(**{**layers.FLAGS, "cache": False})
+    @uncached
     def plain(kind, p, g, h, m, v, st, hyper, t):
         if kind == -1:
             steps.follow_plain(h, g, st, hyper, V)
