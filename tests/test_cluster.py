@@ -4,7 +4,9 @@ a worker killed mid-task and an interrupted driver; what cannot work is one line
 import contextlib
 import io
 import json
+import functools
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -17,7 +19,9 @@ import pytest
 ray = pytest.importorskip("ray", reason="the cluster extra (pip install 'lecun1989[cluster]') is not installed")
 from ray.cluster_utils import Cluster   # noqa: E402
 
-from lecun1989 import cli   # noqa: E402
+from lecun1989 import cli, recipes   # noqa: E402
+from lecun1989.engines import RunSpec, initial_runs   # noqa: E402
+from lecun1989.engines.fast import FastEngine   # noqa: E402
 from lecun1989.engines import cluster as cluster_module   # noqa: E402
 from lecun1989.studies import rows as studies   # noqa: E402
 from lecun1989.studies import runner   # noqa: E402
@@ -226,6 +230,39 @@ def test_a_node_lost_mid_command_is_retried_on_the_others_with_the_same_bytes(no
     assert rc == 0, err
     assert seen[-1:] == ["removed"] and worker not in head.list_all_nodes()
     same_tree(local_lanes, tmp_path / "out")
+
+
+@pytest.mark.parametrize("kernels", ["single", "lanes"])
+def test_a_task_gives_the_same_bytes_from_the_engine_its_worker_kept_as_from_a_new_one(nodes, usps, kernels):
+    """A worker keeps the engine of a batch's last pass; the next task of the batch sets it to the task's
+    weights and state, so what it returns depends on its arguments only, as one process's engine would."""
+    ds, net, optim = usps.subset(200, 60), recipes.PAPER.net, recipes.PAPER.optim   # SDLM carries a curvature
+    runs = initial_runs(net, [(0, 0.02), (1, 0.05)])
+    alone = FastEngine(net, runs, ds, optim=optim, dtype="float64", passes=3, kernels=kernels)
+    expected = []
+    for _ in range(2):
+        alone.train_pass()
+        expected.append((alone.evaluate(), alone.get_params(), alone.get_state()))
+    with cluster_module.use(nodes[0].address, echo=lambda line: None):
+        task = functools.partial(cluster_module.train_batch, cluster_module.code_key(), net, optim, "float64", 3,
+                                 kernels, 1, data=[ray.put(ds)])
+        cluster_module._KEPT.clear()
+        first = task(runs, None, 0)
+        kept = list(cluster_module._KEPT.values())
+        after = [RunSpec(r.seed, r.lr, p) for r, p in zip(runs, first[1])]
+        second = task(after, first[2], 1)
+        assert list(cluster_module._KEPT.values()) == kept   # the kept engine trained it
+        again = task(after, first[2], 1)                     # the same task, from an engine one pass further on
+        cluster_module._KEPT.clear()
+        new = task(after, first[2], 1)                       # and from a new engine
+    assert same(first, expected[0])
+    for result in (second, again, new):
+        assert same(result, expected[1])
+
+
+def same(a, b) -> bool:
+    """Two results of a pass (figures, weights, state per run), bit for bit."""
+    return pickle.dumps(a) == pickle.dumps(b)
 
 
 def test_a_worker_with_other_code_is_one_line(nodes, tmp_path, monkeypatch):

@@ -4,13 +4,15 @@ over machines.
 Only the computing travels. The trainer's loop (train.py) stays on the driver and writes every file, with
 the same commits, locks and markers as in one process: `ClusterEngine` stands where `FastEngine` stands.
 Each pass the runs go out in batches that keep what makes the engine fast: units of a group of LANES runs
-on the lane kernels, or of one run on the single-run kernels, shared out over the nodes, one task a node. A task builds a FastEngine from its runs' weights and optimizer state after
-the previous pass, as --resume does, trains one pass, evaluates both splits and returns the new weights,
-state and figures. It is a function of its arguments only, so a
-task whose worker or node dies is run again by Ray and gives the same bytes, and so does a batch that
-lands on another worker (as far as the machines compute alike: docs/CLUSTER.md). The data set goes into
-Ray's object store once per command, so workers need neither the raw files nor a shared disk, and each
-worker process keeps the kernels it compiled (or read from its own disk cache) for the tasks after.
+on the lane kernels, or of one run on the single-run kernels, shared out over the nodes, one task a
+node. A task sets an engine to its runs' weights and optimizer state after the previous pass, as
+--resume does, trains one pass, evaluates both splits and returns the new weights, state and figures.
+It is a function of its arguments only, so a task whose worker or node dies is run again by Ray and
+gives the same bytes, and so does a batch that lands on another worker (as far as the machines compute
+alike: docs/CLUSTER.md). The data set goes into Ray's object store once per command, so workers need
+neither the raw files nor a shared disk. Each worker process keeps the kernels it compiled (or read from
+its own disk cache) for the tasks after, and the engines of its last batches with their prepared data,
+so that the next pass of the same runs does not prepare it again.
 
 Ray is an optional extra, imported only by `use` (the command line's --cluster).
 """
@@ -172,9 +174,10 @@ def _reachable(given: str, timeout_s: float = 5.0) -> None:
 
 
 def train_batch(key: dict, net, optim, dtype: str, passes: int, kernels: str, threads: int, specs: list[RunSpec],
-                states: list[dict] | None, passes_done: int, data):
+                states: list[dict] | None, passes_done: int, data: list):
     """One pass of a batch of runs, from their weights and optimizer state after pass `passes_done`:
-    (figures, weights, state) per run, as FastEngine gives them. Runs on a worker."""
+    (figures, weights, state) per run, as FastEngine gives them. Runs on a worker; `data` is [the data
+    set's object reference], fetched only by a worker that builds an engine."""
     mine = code_key()
     if key != mine:
         where = os.uname().nodename
@@ -184,12 +187,35 @@ def train_batch(key: dict, net, optim, dtype: str, passes: int, kernels: str, th
                              f"{target.ENV}=host on one side): leave that node out, or set {target.ENV} alike")
         raise LecunError(f"a worker on {where} runs other code ({mine}) than the driver ({key}); install the same "
                          f"lecun1989 on every node of the cluster")
-    from .fast import FastEngine
-    engine = FastEngine(net, specs, data, optim=optim, dtype=dtype, passes=passes, kernels=kernels, threads=threads)
+    engine = _engine(net, optim, dtype, passes, kernels, threads, specs, data[0], passes_done)
     if passes_done:
         engine.set_state(states, passes_done)
     engine.train_pass()
     return engine.evaluate(), engine.get_params(), engine.get_state()
+
+
+KEPT = 2   # engines a worker process keeps for its batches' next passes (each holds its prepared data, 50-100 MB)
+_KEPT: dict = {}   # (the data, the settings, the runs) -> the engine that last trained them here, oldest first
+
+
+def _engine(net, optim, dtype: str, passes: int, kernels: str, threads: int, specs: list[RunSpec], data_ref,
+            passes_done: int):
+    """The engine for a task: the one this worker process built for the same runs' earlier pass, given
+    the task's weights (and by the caller its state: everything a pass reads that it does not compute
+    first), or a new one. Building one prepares the data again (a third of a second a pass for the
+    single-run kernels, which unroll the training images); either way the pass computes the same."""
+    from .fast import FastEngine
+    key = repr((data_ref.hex(), net, optim, dtype, passes, kernels, threads, [(s.seed, s.lr) for s in specs]))
+    engine = _KEPT.pop(key, None)
+    if engine is not None and passes_done:
+        engine.set_params([s.params for s in specs])
+    else:   # a first pass starts from a new engine's zero state
+        engine = FastEngine(net, specs, _ray().get(data_ref), optim=optim, dtype=dtype, passes=passes,
+                            kernels=kernels, threads=threads)
+    _KEPT[key] = engine
+    while len(_KEPT) > KEPT:
+        del _KEPT[next(iter(_KEPT))]
+    return engine
 
 
 class ClusterEngine:
@@ -233,7 +259,7 @@ class ClusterEngine:
         ray = _ray()
         pending = {_TASK[0].options(num_cpus=cores).remote(
             self.key, self.net, self.optim, self.dtype, self.passes, self.kernels, cores,
-            [self.specs[r] for r in b], [self.states[r] for r in b], self.passes_done, self.data): b
+            [self.specs[r] for r in b], [self.states[r] for r in b], self.passes_done, [self.data]): b
             for b, cores in zip(self.batches, self.cores)}
         done = {}
         try:

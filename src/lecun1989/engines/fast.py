@@ -306,6 +306,11 @@ class FastEngine:
     def get_params(self) -> list[dict[str, np.ndarray]]:
         return [unpack(np.ascontiguousarray(self._run(self.params, r))) for r in range(len(self.runs))]
 
+    def set_params(self, params: list[dict[str, np.ndarray]]) -> None:
+        """Every run's parameters, as get_params gives them (an engine kept for the next pass of the same runs)."""
+        for r, p in enumerate(params):
+            self._run(self.params, r)[:] = pack(p, self.dtype)
+
     def _carried(self) -> dict[str, np.ndarray]:
         """The optimizer state that carries over from one pass to the next (what resuming needs)."""
         return {name: self.arrays[name] for name in self.optim.carried if name != "step"}   # steps: passes_done
