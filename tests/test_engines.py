@@ -10,7 +10,8 @@ from lecun1989.engines import initial_runs
 from lecun1989.engines.fast import FastEngine, kernels_for
 from lecun1989.engines.network import Settings, pack, unpack
 from lecun1989.engines.torch_ref import TorchEngine
-from lecun1989.model import Net1989, NetConfig, training_noise
+from lecun1989.draws import training_noise
+from lecun1989.model import Net1989, NetConfig
 from lecun1989.optim import OptimConfig
 
 
@@ -347,3 +348,15 @@ def test_the_lane_kernels_vector_steps_give_the_bits_of_the_plain_loops(dtype):
             ends.append((p, h, m, v, st))
         for a, b in zip(*ends):
             assert np.isfinite(a).all() and np.array_equal(a, b), kind
+
+
+@pytest.mark.data
+def test_a_run_on_the_compiled_engine_never_loads_torch(usps, tmp_path):
+    """The initial weights are drawn with numpy (draws.py) and the compiled engine needs nothing of
+    torch, so a run starts a second sooner."""
+    code = ("import sys\nfrom lecun1989.cli import main\n"
+            f"assert main(['repro', '--train-size', '50', '--test-size', '20', '--passes', '1', '--quiet', "
+            f"'--out', {str(tmp_path / 'out')!r}]) == 0\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1:] == ["False"], done.stdout + done.stderr

@@ -5,7 +5,9 @@ import torch
 from lecun1989 import paper
 from lecun1989.cli import main
 from lecun1989.errors import LecunError
-from lecun1989.model import Net1989, NetConfig, connection_table, table_groups
+from lecun1989.config import connection_table
+from lecun1989.draws import initial_weights
+from lecun1989.model import Net1989, NetConfig, table_groups
 
 PAPER_LAYERS = {  # layer: (units, connections, free parameters), from the paper's section 5.1
     "H1": (768, 19968, 1068), "H2": (192, 38592, 2592), "H3": (30, 5790, 5790), "output": (10, 310, 310)}
@@ -115,15 +117,20 @@ def test_init_rules_and_biases():
     assert (Net1989(NetConfig(output_bias=-1)).outb == -1).all()
 
 
-def test_same_seed_gives_the_reproductions_initial_weights():
-    # The best-known reproduction: torch.manual_seed(1337), then torch.rand per weight tensor in order.
-    torch.manual_seed(1337)
+@pytest.mark.parametrize("init", ["sqrt", "linear"])
+@pytest.mark.parametrize("seed", [1337, 0, 2 ** 31 + 5, 2 ** 32 - 1])
+def test_same_seed_gives_the_reproductions_initial_weights(seed, init):
+    """The best-known reproduction: torch.manual_seed(1337), then torch.rand per weight tensor in order,
+    scaled in float32. The package draws them with numpy (draws.py), so a run starts without torch."""
+    g = torch.Generator().manual_seed(seed)
     shapes = [(25, (12, 1, 5, 5)), (200, (12, 8, 5, 5)), (192, (192, 30)), (30, (30, 10))]
-    ref = [(torch.rand(*s) - 0.5) * 2 * 2.4 / f ** 0.5 for f, s in shapes]
-    net = Net1989(seed=1337)
+    ref = [(torch.rand(*s, generator=g) - 0.5) * 2 * 2.4 / (f ** 0.5 if init == "sqrt" else f) for f, s in shapes]
+    config = NetConfig(init=init)
+    weights, net = initial_weights(config, seed), Net1989(config, seed)
     for r, name in zip(ref, ("H1w", "H2w", "H3w", "outw")):
+        assert weights[name].dtype == np.float32 and np.array_equal(r.numpy(), weights[name])
         assert torch.equal(r, getattr(net, name).detach())
-    assert not torch.equal(Net1989(seed=1).H1w, net.H1w)
+    assert not np.array_equal(initial_weights(config, seed ^ 1)["H1w"], weights["H1w"])
 
 
 def test_scaled_tanh_is_lecuns_sigmoid():

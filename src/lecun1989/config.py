@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import paper
 from .errors import LecunError
 
 
@@ -23,6 +24,13 @@ TABLES = {
     # 1998, table I), where each plane of C3 reads a different set of contiguous S2 planes.
     "cyclic": [sorted((o + k) % 12 for k in range(8)) for o in range(12)],
 }
+
+
+def connection_table(name: str) -> np.ndarray:
+    """TABLES[name] as an array: per H2 plane, the H1 planes it reads."""
+    table = np.array(TABLES[name], dtype=np.int64)
+    assert table.shape == (paper.H2_PLANES, paper.H2_INPUTS_PER_PLANE)
+    return table
 
 # f(a) = A tanh(S a). The scaled one is LeCun's later papers' "scaled hyperbolic tangent":
 # f(+-1) = +-1, and f'' is largest near +-1.

@@ -23,10 +23,11 @@ with signals_deferred():
     from torch import nn
 
 from . import paper
-from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig
+from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig, connection_table
+from .draws import initial_weights
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_SCALES", "EXPLODED", "INITS", "LOSSES", "TABLES", "Net1989", "NetConfig",
-           "connection_table", "one_thread", "table_groups", "training_noise"]
+           "one_thread", "table_groups"]
 
 _A, _S = ACTIVATION_SCALES["scaled_tanh"]
 ACTIVATIONS = {
@@ -35,19 +36,6 @@ ACTIVATIONS = {
     "relu": torch.relu,
 }
 assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
-
-
-def training_noise(config: NetConfig, seed: int, pass_num: int, n: int):
-    """The random draws of one run's pass, made up front from a generator seeded by (seed, pass), so
-    that a run is reproducible, runs in a batch are independent, and both engines see the same draws.
-
-    Returns (shifts, keep): shifts int64 (n, 2), each of y and x in [-shift, shift], or None; keep
-    bool (n, 12, 4, 4), False where H2's output is dropped, or None.
-    """
-    rng = np.random.default_rng([seed, pass_num, 1989])
-    shifts = rng.integers(-config.shift, config.shift + 1, size=(n, 2)) if config.shift else None
-    keep = rng.random((n, paper.H2_PLANES, paper.H2_SIZE, paper.H2_SIZE)) >= config.dropout if config.dropout else None
-    return shifts, keep
 
 
 @contextlib.contextmanager
@@ -60,12 +48,6 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def connection_table(name: str) -> np.ndarray:
-    table = np.array(TABLES[name], dtype=np.int64)
-    assert table.shape == (paper.H2_PLANES, paper.H2_INPUTS_PER_PLANE)
-    return table
 
 
 def table_groups(table: np.ndarray) -> list[tuple[slice, list[int]]]:
@@ -92,23 +74,8 @@ class Net1989(nn.Module):
         super().__init__()
         self.config = config
         self.act = ACTIVATIONS[config.activation]
-        g = torch.Generator().manual_seed(seed)
-
-        def winit(fan_in, *shape):
-            denom = fan_in ** 0.5 if config.init == "sqrt" else fan_in
-            return nn.Parameter((torch.rand(*shape, generator=g) - 0.5) * 2 * paper.INIT_SCALE / denom)
-
-        k, n1, n2 = paper.KERNEL, paper.H1_SIZE, paper.H2_SIZE
-        n_in = paper.H2_INPUTS_PER_PLANE
-        self.H1w = winit(k * k, paper.H1_PLANES, 1, k, k)
-        self.H1b = nn.Parameter(torch.zeros(paper.H1_PLANES, n1, n1))
-        self.H2w = winit(k * k * n_in, paper.H2_PLANES, n_in, k, k)
-        self.H2b = nn.Parameter(torch.zeros(paper.H2_PLANES, n2, n2))
-        n_h2 = paper.H2_PLANES * n2 * n2
-        self.H3w = winit(n_h2, n_h2, paper.H3_UNITS)
-        self.H3b = nn.Parameter(torch.zeros(paper.H3_UNITS))
-        self.outw = winit(paper.H3_UNITS, paper.H3_UNITS, paper.N_CLASSES)
-        self.outb = nn.Parameter(torch.full((paper.N_CLASSES,), float(config.output_bias)))
+        for name, value in initial_weights(config, seed).items():   # torch.rand's draws, made in numpy
+            setattr(self, name, nn.Parameter(torch.from_numpy(value)))
         table = connection_table(config.table)
         self.register_buffer("table", torch.from_numpy(table), persistent=False)
         self.h2_groups = table_groups(table)

@@ -13,6 +13,7 @@ driven pass by pass by the trainer:
 
 from __future__ import annotations
 
+from ..draws import initial_weights
 from ..errors import LecunError
 from .protocol import DTYPES, Evaluation, RunSpec
 
@@ -20,9 +21,8 @@ __all__ = ["DTYPES", "ENGINE_NAMES", "Evaluation", "RunSpec", "check_engine_name
 
 
 def initial_runs(net, runs: list[tuple[int, float]]) -> list[RunSpec]:
-    """(seed, lr) pairs -> RunSpecs holding the initial weights model.Net1989 draws for each seed."""
-    from ..model import Net1989   # torch: imported by the commands that build a network, not by --help
-    return [RunSpec(seed, lr, Net1989(net, seed).get_params()) for seed, lr in runs]
+    """(seed, lr) pairs -> RunSpecs holding each seed's initial weights (model.Net1989's, drawn without torch)."""
+    return [RunSpec(seed, lr, initial_weights(net, seed)) for seed, lr in runs]
 
 
 ENGINE_NAMES = ("fast", "torch")

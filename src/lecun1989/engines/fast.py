@@ -23,8 +23,8 @@ from .. import paper
 from ..data import Dataset, Split
 from ..errors import LecunError
 from ..store.atomic import signals_deferred
-from ..model import ACTIVATION_SCALES, NetConfig, connection_table, training_noise
-from ..optim import OptimConfig
+from ..config import ACTIVATION_SCALES, NetConfig, OptimConfig, connection_table
+from ..draws import training_noise
 from .protocol import DTYPES, Evaluation, RunSpec
 from . import layers as L
 from . import lanes, single, steps

@@ -19,7 +19,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ..optim import OptimConfig
+from ..config import OptimConfig
 from .layers import INLINE
 from .simd import LANES, adamw_step, follow_step, momentum_step
 

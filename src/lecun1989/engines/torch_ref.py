@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from ..data import Dataset, Split
 from .. import paper
-from ..model import ACTIVATION_SCALES, Net1989, NetConfig, one_thread, training_noise
+from ..draws import training_noise
+from ..model import ACTIVATION_SCALES, Net1989, NetConfig, one_thread
 from ..optim import OptimConfig, make_torch_optimizer
 from .protocol import Evaluation, RunSpec
 
