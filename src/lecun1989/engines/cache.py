@@ -61,3 +61,17 @@ def key_on_engine_sources() -> None:
         warnings.warn(f"this numba's cache internals are not the ones lecun1989 knows ({e}); the compiled engine "
                       f"uses numba's own cache keys, so after editing engines/layers.py or simd.py alone, clear "
                       f"the engine's __pycache__", RuntimeWarning, stacklevel=2)
+
+
+def in_disk_cache(fn, args: tuple) -> bool | None:
+    """Whether numba has `fn` compiled for these arguments' types, loaded or in the disk cache, without
+    compiling or loading it; None where this numba's cache internals are not the ones known (the same
+    that Dispatcher.compile reads: the index of the function's cache file, keyed by the signature)."""
+    try:
+        sig = tuple(fn.typeof_pyval(a) for a in args)
+        if sig in fn.overloads:
+            return True
+        cache = fn._cache
+        return cache._index_key(sig, fn.targetctx.codegen()) in cache._cache_file._load_index()
+    except Exception:   # internals moved: nothing is compiled ahead
+        return None

@@ -10,8 +10,10 @@ which the tests check.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -24,10 +26,10 @@ from ..data import Dataset, Split
 from ..errors import LecunError
 from ..store.atomic import signals_deferred
 from ..config import ACTIVATION_SCALES, NetConfig, OptimConfig, connection_table
-from ..draws import training_noise
+from ..draws import initial_weights, training_noise
 from .protocol import DTYPES, Evaluation, RunSpec
 from . import layers as L
-from . import lanes, single, steps
+from . import ahead, lanes, single, steps
 from .network import H1_ORDER, IMAGE, K, K1, N_FLAT, N_H2, P1, PAD, STRIDE, Data, Settings, pack, unpack
 from .simd import LANES
 
@@ -88,6 +90,26 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[0]
 
 
+# the child process of ahead.py: compile_in_child(the engine's _spec as JSON, the kernels' names)
+_CHILD = [sys.executable, "-c", "import sys; from lecun1989.engines.fast import compile_in_child; "
+                                "compile_in_child(sys.argv[1], sys.argv[2:])"]
+
+
+def compile_in_child(spec_json: str, names: list[str]) -> None:
+    """Compile the named kernels of an engine of these settings (FastEngine._spec) into the disk cache,
+    in turn, by calling each on no examples; on one synthetic example, as only the types matter."""
+    spec = json.loads(spec_json)
+    net = NetConfig(**spec["net"])
+    optim = OptimConfig(**{**spec["optim"], "betas": tuple(spec["optim"]["betas"])})
+    one = Split(np.zeros((1, 1, paper.IMAGE_SIZE, paper.IMAGE_SIZE), np.float32), np.zeros(1, np.int64))
+    runs = [RunSpec(0, 0.0, initial_weights(net, 0))] * spec["runs"]
+    engine = FastEngine(net, runs, Dataset("synthetic", None, one, one), optim=optim, dtype=spec["dtype"],
+                        kernels=spec["kernels"], threads=1)
+    for name, fn, args in engine.kernel_calls():
+        if name in names:
+            engine._kernel(fn, *args)
+
+
 class FastEngine:
     """The compiled engine. Runs train on the single-run kernels, one per core at a time, or, when
     there are enough of them (kernels_for), in groups of LANES on the lane kernels, the groups
@@ -130,7 +152,8 @@ class FastEngine:
         self.idx1s = shift_indices(self.idx1, self.rolls)      # the single-run kernels the unrolling
         self.splits = {"train": self._prepare(data.train, True), "test": self._prepare(data.test, False)}
         self.labels = {"train": data.train.labels, "test": data.test.labels}
-        self.compile_s = 0.0   # time spent compiling kernels the disk cache did not have
+        self.compile_s = 0.0   # time spent compiling kernels the disk cache did not have (or waiting for them)
+        self._ahead: ahead.Ahead | None = None
         self._used: set = set()
 
     def _state(self, values: np.ndarray | None = None) -> np.ndarray:
@@ -187,12 +210,15 @@ class FastEngine:
             data = self.splits["train"]
             examples = self.optim.hessian_examples(pass_num, len(data.targets))
             h = np.zeros(self.params.shape)
-            self._jobs(self.K.estimate_hessian,
-                       [(self.settings, self.params[u:u + 1], data, examples, h[u:u + 1]) for u in self._units()])
+            self._jobs(self.K.estimate_hessian, self._hessian_jobs(examples, h))
             self.arrays["h"][:] = h
             spread = self._layout(np.repeat(lrs.astype(self.dtype)[:, None], N_FLAT, axis=1))
             self.arrays["steps"][:] = steps.sdlm_steps(spread, self.dtype(self.optim.mu), self.arrays["h"])
         return hyper
+
+    def _hessian_jobs(self, examples: np.ndarray, h: np.ndarray) -> list[tuple]:
+        return [(self.settings, self.params[u:u + 1], self.splits["train"], examples, h[u:u + 1])
+                for u in self._units()]
 
     def _noise(self, pass_num: int, n: int):
         """This pass's shifts (as indices into the rolls, -1 for none) and dropout masks, per run:
@@ -214,21 +240,34 @@ class FastEngine:
 
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
         self.passes_done += 1
+        if self._ahead is None:   # the kernels the cache lacks, compiled side by side from now (ahead.py)
+            self._ahead = ahead.Ahead(self.kernel_calls(), "train_chunk", _CHILD, self._spec())
+            for fn, args in self._ahead.here_calls:   # on no examples: nothing is read or written
+                self._kernel(fn, *args)
         hyper = self._begin_pass(self.passes_done)
-        train = self.splits["train"]
-        n = len(train.targets)
-        shift_ids, keep = self._noise(self.passes_done, n)
-        data = train._replace(shifts=self.rolls if self.lanes else self.idx1s, shift_ids=shift_ids, keep=keep)
-        a = self.arrays
-        state = steps.State(self.params, a["h"], a["m"], a["v"], a["steps"], hyper, (self.passes_done - 1) * n)
+        n = len(self.splits["train"].targets)
+        state, data = self._train_inputs(hyper, self.passes_done, n)
         for start in range(0, n, self.CHUNK):
             stop = min(n, start + self.CHUNK)
             if self.lanes:   # all groups in one call: its parallel loop spreads them over the cores
-                self._kernel(self.train_chunk, self.settings, state, data, start, stop)
+                self._kernel(self.train_chunk, *self._train_jobs(state, data, start, stop)[0])
             else:            # a run per call, the calls over the cores
-                self._jobs(self.train_chunk, [(self.settings, self._rows(state, u), self._rows(data, u), start, stop)
-                                              for u in self._units()])
+                self._jobs(self.train_chunk, self._train_jobs(state, data, start, stop))
             tick((stop - start) * len(self.runs))
+
+    def _train_inputs(self, hyper: np.ndarray, pass_num: int, n: int):
+        """The state the training kernel updates and the data it reads, with the pass's noise for n examples."""
+        shift_ids, keep = self._noise(pass_num, n)
+        data = self.splits["train"]._replace(shifts=self.rolls if self.lanes else self.idx1s, shift_ids=shift_ids,
+                                             keep=keep)
+        a = self.arrays
+        n_train = len(self.splits["train"].targets)
+        return steps.State(self.params, a["h"], a["m"], a["v"], a["steps"], hyper, (pass_num - 1) * n_train), data
+
+    def _train_jobs(self, state, data, start: int, stop: int) -> list[tuple]:
+        if self.lanes:
+            return [(self.settings, state, data, start, stop)]
+        return [(self.settings, self._rows(state, u), self._rows(data, u), start, stop) for u in self._units()]
 
     @staticmethod
     def _rows(record, u: int):
@@ -245,7 +284,7 @@ class FastEngine:
         group's) rows, so the results do not depend on the number of threads. The first use of a
         kernel runs alone, so that compiling it is reported (and compiled once)."""
         if fn not in self._used:
-            self._kernel(fn, *jobs[0])
+            self._kernel(fn, *jobs[0])   # (which waits for it if a child process compiles it)
             self._used.add(fn)
             jobs = jobs[1:]
         if len(jobs) < 2 or self.threads == 1:
@@ -266,6 +305,8 @@ class FastEngine:
         held until the call returns: compiled code would not see them before anyway, and during a
         compile an interrupt raised inside llvmlite's callbacks is swallowed there ("Exception
         ignored"), leaving numba to fail later with a traceback."""
+        if self._ahead is not None and fn not in self._used:
+            self.compile_s += self._ahead.wait_for(fn)
         misses = sum(fn.stats.cache_misses.values())
         t0 = time.perf_counter()
         try:
@@ -288,20 +329,45 @@ class FastEngine:
         every lane and LANES examples at a time, so that the figures of the same weights do not depend
         on the kernel set that trained them."""
         results = [{} for _ in self.runs]
-        if self.lanes:
-            fn, W, params = lanes.evaluate, self.width, self.params
-        else:
-            fn, W, params = lanes.evaluate_one, 1, [self._lanes_copy(p) for p in self.params]
         for name, data in self.splits.items():
             n = len(data.targets)
             losses, preds = np.zeros((self.slots, n)), np.zeros((self.slots, n), dtype=np.int64)
-            self._jobs(fn, [(self.settings, params[u:u + 1] if self.lanes else params[u], data, start,
-                             min(n, start + self.CHUNK), losses[u * W:(u + 1) * W], preds[u * W:(u + 1) * W])
-                            for u in self._units() for start in range(0, n, self.CHUNK)])
+            fn, jobs = self._eval_jobs(data, range(0, n, self.CHUNK), losses, preds)
+            self._jobs(fn, jobs)
             for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / n),
                                               misses=int((preds[r] != self.labels[name]).sum()), n=n)
         return results
+
+    def _eval_jobs(self, data: Data, starts: range, losses: np.ndarray, preds: np.ndarray):
+        """The evaluation kernel and its calls, one per unit and chunk of examples from each start."""
+        if self.lanes:
+            fn, W, params = lanes.evaluate, self.width, [self.params[u:u + 1] for u in self._units()]
+        else:
+            fn, W, params = lanes.evaluate_one, 1, [self._lanes_copy(p) for p in self.params]
+        n = len(data.targets)
+        return fn, [(self.settings, params[u], data, start, min(n, start + self.CHUNK), losses[u * W:(u + 1) * W],
+                     preds[u * W:(u + 1) * W]) for u in self._units() for start in starts]
+
+    def kernel_calls(self) -> list[tuple[str, object, tuple]]:
+        """(name, kernel, arguments) of each kernel a pass uses, in the order it first calls them, each
+        call on no examples: what compiling the kernel needs, its argument types (ahead.py)."""
+        calls = []
+        if self.kind in (steps.SDLM, steps.SDLM_RUNNING):
+            job = self._hessian_jobs(np.zeros(0, dtype=np.int64), np.zeros(self.params.shape))[0]
+            calls.append(("estimate_hessian", self.K.estimate_hessian, job))
+        hyper = self._layout(steps.hyper(self.optim, self.lrs)).astype(self.dtype)
+        state, data = self._train_inputs(hyper, 1, 1)
+        calls.append(("train_chunk", self.train_chunk, self._train_jobs(state, data, 0, 0)[0]))
+        test = self.splits["test"]
+        fn, jobs = self._eval_jobs(test, range(1), np.zeros((self.slots, 1)), np.zeros((self.slots, 1), np.int64))
+        calls.append(("evaluate", fn, (*jobs[0][:3], 0, 0, *jobs[0][5:])))
+        return calls
+
+    def _spec(self) -> dict:
+        """What a child process needs to build an engine whose kernels take the same argument types."""
+        return {"net": asdict(self.net), "optim": asdict(self.optim), "dtype": np.dtype(self.dtype).name,
+                "kernels": self.kernels, "runs": min(len(self.runs), LANES)}
 
     def get_params(self) -> list[dict[str, np.ndarray]]:
         return [unpack(np.ascontiguousarray(self._run(self.params, r))) for r in range(len(self.runs))]

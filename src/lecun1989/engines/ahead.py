@@ -1,0 +1,90 @@
+"""Compiling ahead: the kernels a command will need that the disk cache lacks, compiled side by side.
+
+numba compiles a kernel when it is first called, under one lock for the whole process, so threads
+cannot compile two at once. A first pass needs up to three kernels (SDLM's curvature estimate, the
+training kernel, the evaluation), each seconds of compiling. When the disk cache (cache.py) lacks the
+training kernel, the longest to compile, and another, and the machine has a core to spare, the engine
+compiles the training kernel at once and hands the others to one child process meanwhile. The child
+builds an engine of the same settings
+on one synthetic example and calls each of those kernels on no examples: the same argument types, so
+the same compiled code, which it writes to the disk cache. Before the engine first calls one of them,
+it waits for the child, then loads the kernel from the cache. Nothing is computed differently; a child
+that fails, or a numba whose cache internals are not the ones known, only means that the engine
+compiles the kernel itself, as it would without this module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .cache import in_disk_cache
+
+COMPILED_LINE = "compiled "   # the start of a line the engine prints for a kernel it compiled
+WAIT_S = 600   # the longest a child is waited for: its kernels take seconds to a minute
+
+
+def spare_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) - 1
+    except AttributeError:   # not on Linux
+        return (os.cpu_count() or 1) - 1
+
+
+class Ahead:
+    """Of the kernels of `calls` (name, kernel, arguments, in the order a pass first calls them) that the
+    disk cache lacks: the one named `here` for the engine to compile at once (`here_calls`), the others
+    compiled meanwhile by a child process started with `child` + the JSON of `spec` + their names."""
+
+    def __init__(self, calls: list[tuple[str, object, tuple]], here: str, child: list[str], spec: dict):
+        self.pending: dict = {}   # kernel -> name, while the child may still be compiling it
+        self.process: subprocess.Popen | None = None
+        self.here_calls: list[tuple[object, tuple]] = []
+        missing = [(name, fn, args) for name, fn, args in calls if in_disk_cache(fn, args) is False]
+        others = {fn: name for name, fn, args in missing if name != here}
+        if len(others) == len(missing) or not others or spare_cores() < 1:
+            return
+        self.pending = others
+        try:
+            self.process = subprocess.Popen([*child, json.dumps(spec), *self.pending.values()],
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, text=True)
+        except OSError:   # no child: the engine compiles them itself
+            self.pending = {}
+            return
+        _RUNNING.add(self.process)
+        self.here_calls = [(fn, args) for name, fn, args in missing if name == here]
+
+    def wait_for(self, fn) -> float:
+        """Before the kernel's first call: if the child compiles it, wait until the child is done (it
+        compiles them in turn) and say what it compiled; the seconds waited."""
+        if fn not in self.pending:
+            return 0.0
+        t0 = time.perf_counter()
+        try:
+            _, err = self.process.communicate(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:   # stuck: the engine compiles the kernels itself
+            self.process.kill()
+            _, err = self.process.communicate()
+        _RUNNING.discard(self.process)
+        self.pending = {}
+        from tqdm import tqdm   # its write keeps the note off a progress bar's line
+        for line in err.splitlines():
+            if line.startswith(COMPILED_LINE):
+                tqdm.write(line, file=sys.stderr)
+        return time.perf_counter() - t0
+
+
+_RUNNING: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _stop_children() -> None:
+    """A command that ends before it needed them (an error, an interrupt) leaves no child compiling."""
+    for process in list(_RUNNING):
+        process.kill()
+        process.wait()
