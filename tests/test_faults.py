@@ -537,6 +537,25 @@ def test_a_folder_locked_by_a_running_command_is_refused_and_left_alone(here, re
     assert tree(out) == before
 
 
+def test_pictures_are_drawn_into_a_folder_under_its_lock(tmp_path, monkeypatch):
+    """Two commands drawing into one folder at once would each write the record of the files drawn there
+    without the other's: the folder is locked from reading the record to writing it."""
+    import hashlib
+    from lecun1989.store import folders
+    out = tmp_path / "pictures"
+    folders.write_pictures(out, {"a.png": b"1"})
+    owners, write_files = [], folders.write_files
+
+    def spy(folder, files):
+        owners.append(json.loads((Path(folder) / LOCK).read_text(encoding="utf-8"))["pid"])
+        return write_files(folder, files)
+    monkeypatch.setattr(folders, "write_files", spy)
+    folders.write_pictures(out, {"b.png": b"2"})
+    assert owners == [os.getpid()] and not (out / LOCK).exists()
+    assert folders.check_pictures(out, ["a.png", "b.png"]) == {
+        "a.png": hashlib.sha256(b"1").hexdigest(), "b.png": hashlib.sha256(b"2").hexdigest()}
+
+
 def test_a_lock_held_on_another_host_is_not_taken_over(here, finished_run):
     out = copy(finished_run, here)
     (out / LOCK).write_text(json.dumps({"pid": 1, "host": "another-host.example"}))

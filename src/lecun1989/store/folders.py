@@ -291,17 +291,38 @@ def write_pictures(folder: Path, files: dict[str, bytes | str], flag: str = "--o
     through, with its marker, all together (write_files); the paths written, the marker left out. The
     marker records the SHA-256 of every file drawn into the folder, so that a file of the same name
     that this program did not write, or that was changed since, is never replaced (check_pictures).
-    In a folder whose marker predates the record, the files there are recorded as drawn."""
+    In a folder whose marker predates the record, the files there are recorded as drawn. A folder that
+    exists is locked from reading the record to writing it, so that two commands drawing into it at
+    once cannot lose each other's entries."""
     folder = Path(folder)
     blobs = {name: data.encode("utf-8") if isinstance(data, str) else data for name, data in files.items()}
-    drawn = check_pictures(folder, blobs, flag)
-    if drawn is None:
-        drawn = {p.name: _sha256(p) for p in (folder.iterdir() if folder.is_dir() else ())
-                 if p.name not in (MARKER, LOCK) and p.is_file() and not p.is_symlink()}
-    record = {**drawn, **{name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}}
-    mark = marker(folder, "plots", drawn=record)[folder / MARKER]
-    written = write_files(folder, {**blobs, MARKER: mark.encode("utf-8")})
+    with _locked_if_there(folder):
+        drawn = check_pictures(folder, blobs, flag)
+        if drawn is None:
+            drawn = {p.name: _sha256(p) for p in (folder.iterdir() if folder.is_dir() else ())
+                     if p.name not in (MARKER, LOCK) and p.is_file() and not p.is_symlink()}
+        record = {**drawn, **{name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}}
+        mark = marker(folder, "plots", drawn=record)[folder / MARKER]
+        written = write_files(folder, {**blobs, MARKER: mark.encode("utf-8")})
     return [p for p in written if p.name != MARKER]
+
+
+@contextlib.contextmanager
+def _locked_if_there(folder: Path):
+    """Lock a folder that exists while the block runs (a new one is made by the write itself, which
+    then removes whatever it made if it fails)."""
+    if not folder.is_dir():
+        yield
+        return
+    lock = Lock(folder)
+    try:
+        lock.__enter__()
+    except OSError as e:   # a folder this user may not write into
+        raise OutputError(f"cannot write into {folder} ({e.strerror or e})") from None
+    try:
+        yield
+    finally:
+        lock.__exit__()
 
 
 def refuse_running(path: Path) -> None:
