@@ -6,7 +6,8 @@ seed, then (u - 0.5) * 2 * 2.4 / d in float32, where d is the fan-in F (the pape
 init "linear") or its square root (init "sqrt"); biases zero but the output's. They are drawn here bit
 for bit as torch draws them (tests/test_model.py checks it against torch), so that a run starts without
 loading torch, a second of a command's start: torch's CPU generator is the Mersenne Twister MT19937
-seeded with the seed's low 32 bits (numpy's legacy seeding of the same generator), and its float32
+seeded with the seed's low 32 bits (numpy's RandomState, whose stream numpy keeps stable, seeds the same
+generator alike and gives its raw 32-bit outputs as integers over the full range), and its float32
 uniform takes, element after element, the low 24 bits of one 32-bit output over 2^24.
 """
 
@@ -35,8 +36,7 @@ UNIFORM_BITS = 24   # float32's significand: torch's float uniform keeps this ma
 
 def initial_weights(config: NetConfig, seed: int) -> dict[str, np.ndarray]:
     """A run's initial parameters (float32, model.Net1989's names and layouts), as torch draws them."""
-    mt = np.random.MT19937()
-    mt._legacy_seeding(seed & 0xFFFFFFFF)   # torch seeds its MT19937 with the low 32 bits
+    mt = np.random.RandomState(seed & 0xFFFFFFFF)   # torch seeds its MT19937 with the low 32 bits
     half, two, scale = np.float32(0.5), np.float32(2), np.float32(paper.INIT_SCALE)
     out = {}
     for name, (shape, fan_in) in SHAPES.items():
@@ -44,7 +44,7 @@ def initial_weights(config: NetConfig, seed: int) -> dict[str, np.ndarray]:
             value = config.output_bias if name == "outb" else 0.0
             out[name] = np.full(shape, value, dtype=np.float32)
             continue
-        raw = mt.random_raw(int(np.prod(shape)))
+        raw = mt.randint(0, 1 << 32, size=int(np.prod(shape)), dtype=np.uint64)   # the raw outputs, in turn
         u = ((raw & ((1 << UNIFORM_BITS) - 1)) * 2.0 ** -UNIFORM_BITS).astype(np.float32)
         denom = np.float32(fan_in ** 0.5 if config.init == "sqrt" else fan_in)
         out[name] = ((u - half) * two * scale / denom).reshape(shape)   # float32 at every step, as torch's

@@ -3,14 +3,13 @@
 numba compiles a kernel when it is first called, under one lock for the whole process, so threads
 cannot compile two at once. A first pass needs up to three kernels (SDLM's curvature estimate, the
 training kernel, the evaluation), each seconds of compiling. When the disk cache (cache.py) lacks the
-training kernel, the longest to compile, and another, and the machine has a core to spare, the engine
+training kernel, the longest to compile, and another, and the engine may use a second core, it
 compiles the training kernel at once and hands the others to one child process meanwhile. The child
-builds an engine of the same settings
-on one synthetic example and calls each of those kernels on no examples: the same argument types, so
-the same compiled code, which it writes to the disk cache. Before the engine first calls one of them,
-it waits for the child, then loads the kernel from the cache. Nothing is computed differently; a child
-that fails, or a numba whose cache internals are not the ones known, only means that the engine
-compiles the kernel itself, as it would without this module.
+builds an engine of the same settings on one synthetic example and calls each of those kernels on no
+examples: the same argument types, so the same compiled code, which it writes to the disk cache.
+Before the engine first calls one of them, it waits for the child, then loads the kernel from the
+cache. Nothing is computed differently; a child that fails, or a numba whose cache internals are not
+the ones known, only means that the engine compiles the kernel itself, as it would without this module.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 from .cache import in_disk_cache
@@ -38,25 +39,31 @@ def spare_cores() -> int:
 class Ahead:
     """Of the kernels of `calls` (name, kernel, arguments, in the order a pass first calls them) that the
     disk cache lacks: the one named `here` for the engine to compile at once (`here_calls`), the others
-    compiled meanwhile by a child process started with `child` + the JSON of `spec` + their names."""
+    compiled meanwhile by a child process started with `child` + the JSON of `spec` + their names, where
+    the engine may use `threads` cores and the machine has a second."""
 
-    def __init__(self, calls: list[tuple[str, object, tuple]], here: str, child: list[str], spec: dict):
+    def __init__(self, calls: list[tuple[str, object, tuple]], here: str, child: list[str], spec: dict,
+                 threads: int):
         self.pending: dict = {}   # kernel -> name, while the child may still be compiling it
         self.process: subprocess.Popen | None = None
         self.here_calls: list[tuple[object, tuple]] = []
+        if min(threads - 1, spare_cores()) < 1:
+            return
         missing = [(name, fn, args) for name, fn, args in calls if in_disk_cache(fn, args) is False]
         others = {fn: name for name, fn, args in missing if name != here}
-        if len(others) == len(missing) or not others or spare_cores() < 1:
+        if len(others) == len(missing) or not others:
             return
-        self.pending = others
+        # its standard error in a file, which no amount of it can fill; its standard input a pipe
+        # this process never writes, so that it stops when this process ends, however it ends
+        self.err = tempfile.TemporaryFile("w+", encoding="utf-8")
         try:
-            self.process = subprocess.Popen([*child, json.dumps(spec), *self.pending.values()],
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, text=True)
+            self.process = subprocess.Popen([*child, json.dumps(spec), *others.values()], stdin=subprocess.PIPE,
+                                            stdout=subprocess.DEVNULL, stderr=self.err, text=True)
         except OSError:   # no child: the engine compiles them itself
-            self.pending = {}
+            self.err.close()
             return
         _RUNNING.add(self.process)
+        self.pending = others
         self.here_calls = [(fn, args) for name, fn, args in missing if name == here]
 
     def wait_for(self, fn) -> float:
@@ -66,17 +73,30 @@ class Ahead:
             return 0.0
         t0 = time.perf_counter()
         try:
-            _, err = self.process.communicate(timeout=WAIT_S)
+            self.process.wait(timeout=WAIT_S)
         except subprocess.TimeoutExpired:   # stuck: the engine compiles the kernels itself
             self.process.kill()
-            _, err = self.process.communicate()
+            self.process.wait()
+        self.process.stdin.close()
         _RUNNING.discard(self.process)
         self.pending = {}
+        self.err.seek(0)
+        lines = self.err.read().splitlines()
+        self.err.close()
         from tqdm import tqdm   # its write keeps the note off a progress bar's line
-        for line in err.splitlines():
+        for line in lines:
             if line.startswith(COMPILED_LINE):
                 tqdm.write(line, file=sys.stderr)
         return time.perf_counter() - t0
+
+
+def end_with_parent() -> None:
+    """In the child: stop at once when the parent ends (its end of the standard input closes), even
+    killed, rather than compile on for a command that is gone."""
+    def watch():
+        sys.stdin.read()
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 _RUNNING: set[subprocess.Popen] = set()

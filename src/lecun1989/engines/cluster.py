@@ -194,7 +194,10 @@ def train_batch(key: dict, net, optim, dtype: str, passes: int, kernels: str, th
     return engine.evaluate(), engine.get_params(), engine.get_state()
 
 
-KEPT = 2   # engines a worker process keeps for its batches' next passes (each holds its prepared data, 50-100 MB)
+# What a worker process keeps for its batches' next passes: their last engines, with their prepared data
+# (USPS: 50 MB on the single-run kernels in float32, which unroll the training images; mnist50k 320 MB),
+# as many as fit in KEPT_BYTES, and at least the newest.
+KEPT, KEPT_BYTES = 2, 1 << 30
 _KEPT: dict = {}   # (the data, the settings, the runs) -> the engine that last trained them here, oldest first
 
 
@@ -213,9 +216,13 @@ def _engine(net, optim, dtype: str, passes: int, kernels: str, threads: int, spe
         engine = FastEngine(net, specs, _ray().get(data_ref), optim=optim, dtype=dtype, passes=passes,
                             kernels=kernels, threads=threads)
     _KEPT[key] = engine
-    while len(_KEPT) > KEPT:
+    while len(_KEPT) > KEPT or (len(_KEPT) > 1 and sum(map(_data_bytes, _KEPT.values())) > KEPT_BYTES):
         del _KEPT[next(iter(_KEPT))]
     return engine
+
+
+def _data_bytes(engine) -> int:
+    return sum(a.nbytes for split in engine.splits.values() for a in split if hasattr(a, "nbytes"))
 
 
 class ClusterEngine:

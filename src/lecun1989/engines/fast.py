@@ -98,6 +98,7 @@ _CHILD = [sys.executable, "-c", "import sys; from lecun1989.engines.fast import 
 def compile_in_child(spec_json: str, names: list[str]) -> None:
     """Compile the named kernels of an engine of these settings (FastEngine._spec) into the disk cache,
     in turn, by calling each on no examples; on one synthetic example, as only the types matter."""
+    ahead.end_with_parent()
     spec = json.loads(spec_json)
     net = NetConfig(**spec["net"])
     optim = OptimConfig(**{**spec["optim"], "betas": tuple(spec["optim"]["betas"])})
@@ -241,7 +242,7 @@ class FastEngine:
     def train_pass(self, tick: Callable[[int], None] = lambda n: None) -> None:
         self.passes_done += 1
         if self._ahead is None:   # the kernels the cache lacks, compiled side by side from now (ahead.py)
-            self._ahead = ahead.Ahead(self.kernel_calls(), "train_chunk", _CHILD, self._spec())
+            self._ahead = ahead.Ahead(self.kernel_calls(), "train_chunk", _CHILD, self._spec(), self.threads)
             for fn, args in self._ahead.here_calls:   # on no examples: nothing is read or written
                 self._kernel(fn, *args)
         hyper = self._begin_pass(self.passes_done)
@@ -329,22 +330,27 @@ class FastEngine:
         every lane and LANES examples at a time, so that the figures of the same weights do not depend
         on the kernel set that trained them."""
         results = [{} for _ in self.runs]
+        params = self._eval_params()
         for name, data in self.splits.items():
             n = len(data.targets)
             losses, preds = np.zeros((self.slots, n)), np.zeros((self.slots, n), dtype=np.int64)
-            fn, jobs = self._eval_jobs(data, range(0, n, self.CHUNK), losses, preds)
+            fn, jobs = self._eval_jobs(params, data, range(0, n, self.CHUNK), losses, preds)
             self._jobs(fn, jobs)
             for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / n),
                                               misses=int((preds[r] != self.labels[name]).sum()), n=n)
         return results
 
-    def _eval_jobs(self, data: Data, starts: range, losses: np.ndarray, preds: np.ndarray):
-        """The evaluation kernel and its calls, one per unit and chunk of examples from each start."""
+    def _eval_params(self) -> list[np.ndarray]:
+        """Per unit, the parameters as the evaluation reads them: a group's rows, or a run in every lane."""
         if self.lanes:
-            fn, W, params = lanes.evaluate, self.width, [self.params[u:u + 1] for u in self._units()]
-        else:
-            fn, W, params = lanes.evaluate_one, 1, [self._lanes_copy(p) for p in self.params]
+            return [self.params[u:u + 1] for u in self._units()]
+        return [self._lanes_copy(p) for p in self.params]
+
+    def _eval_jobs(self, params: list[np.ndarray], data: Data, starts: range, losses: np.ndarray,
+                   preds: np.ndarray):
+        """The evaluation kernel and its calls, one per unit and chunk of examples from each start."""
+        fn, W = (lanes.evaluate, self.width) if self.lanes else (lanes.evaluate_one, 1)
         n = len(data.targets)
         return fn, [(self.settings, params[u], data, start, min(n, start + self.CHUNK), losses[u * W:(u + 1) * W],
                      preds[u * W:(u + 1) * W]) for u in self._units() for start in starts]
@@ -353,14 +359,15 @@ class FastEngine:
         """(name, kernel, arguments) of each kernel a pass uses, in the order it first calls them, each
         call on no examples: what compiling the kernel needs, its argument types (ahead.py)."""
         calls = []
-        if self.kind in (steps.SDLM, steps.SDLM_RUNNING):
-            job = self._hessian_jobs(np.zeros(0, dtype=np.int64), np.zeros(self.params.shape))[0]
+        if self.kind in (steps.SDLM, steps.SDLM_RUNNING) and not (self.optim.running and self.passes_done > 1):
+            job = self._hessian_jobs(self.optim.hessian_examples(1, 1)[:0], np.zeros(self.params.shape))[0]
             calls.append(("estimate_hessian", self.K.estimate_hessian, job))
         hyper = self._layout(steps.hyper(self.optim, self.lrs)).astype(self.dtype)
         state, data = self._train_inputs(hyper, 1, 1)
         calls.append(("train_chunk", self.train_chunk, self._train_jobs(state, data, 0, 0)[0]))
         test = self.splits["test"]
-        fn, jobs = self._eval_jobs(test, range(1), np.zeros((self.slots, 1)), np.zeros((self.slots, 1), np.int64))
+        fn, jobs = self._eval_jobs(self._eval_params(), test, range(1), np.zeros((self.slots, 1)),
+                                   np.zeros((self.slots, 1), np.int64))
         calls.append(("evaluate", fn, (*jobs[0][:3], 0, 0, *jobs[0][5:])))
         return calls
 
@@ -373,9 +380,10 @@ class FastEngine:
         return [unpack(np.ascontiguousarray(self._run(self.params, r))) for r in range(len(self.runs))]
 
     def set_params(self, params: list[dict[str, np.ndarray]]) -> None:
-        """Every run's parameters, as get_params gives them (an engine kept for the next pass of the same runs)."""
-        for r, p in enumerate(params):
-            self._run(self.params, r)[:] = pack(p, self.dtype)
+        """Every run's parameters, as get_params gives them (an engine kept for the next pass of the same
+        runs); the lanes that fill the last group take the first run's, as in a new engine."""
+        for r in range(self.slots):
+            self._run(self.params, r)[:] = pack(params[r if r < len(params) else 0], self.dtype)
 
     def _carried(self) -> dict[str, np.ndarray]:
         """The optimizer state that carries over from one pass to the next (what resuming needs)."""
@@ -390,6 +398,9 @@ class FastEngine:
     def set_state(self, states: list[dict[str, np.ndarray]], passes_done: int) -> None:
         """Continue after pass `passes_done` from the states get_state gave then."""
         self.passes_done = passes_done
+        for state in self._carried().values():   # the lanes that fill the last group start at zero, as new
+            for r in range(len(states), self.slots):
+                self._run(state, r)[:] = 0
         for r, st in enumerate(states):
             for kind, state in self._carried().items():
                 self._run(state, r)[:] = pack({k.split(".", 1)[1]: v for k, v in st.items()
