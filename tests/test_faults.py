@@ -63,6 +63,7 @@ SMALL = ("--engine", "torch", "--train-size", "100", "--test-size", "50", "--qui
 FAST_SWEEP = ("sweep", "--engine", "fast", "--passes", "1", "--seeds", "0", "--validation", "7000", "--quiet")
 HOST = socket.gethostname()
 COMPILED_NOTE = re.compile(r"^compiled .*fast engine in [\d.]+s \(cached for next time\)$")
+HELD_NOTE = re.compile(r"^stopping once numba has compiled \w+ \(it cannot stop midway\)$")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -75,9 +76,9 @@ class Result:
 
     @property
     def lines(self) -> list[str]:
-        """stderr's lines, less the compiled engine's note that it compiled (a cold disk cache: the owner's
-        edits to the engine, or a first run)."""
-        return [line for line in self.err.splitlines() if not COMPILED_NOTE.match(line)]
+        """stderr's lines, less the compiled engine's notes that it compiled (a cold disk cache: the owner's
+        edits to the engine, or a first run), and that an interrupt waits for a compile to end."""
+        return [line for line in self.err.splitlines() if not (COMPILED_NOTE.match(line) or HELD_NOTE.match(line))]
 
 
 def cli(*argv) -> Result:
@@ -939,6 +940,23 @@ def torch_batch_reference(module_env, tmp_path_factory) -> Path:
     return made(module_env, tmp_path_factory, "torch-reference", *TORCH_BATCH)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_held_signal_is_noted_as_it_comes_and_delivered_when_the_block_ends(sig):
+    """A compile cannot be stopped midway: the engine is told of an interrupt at once (to say, if the
+    compile goes on, that the command stops after it), and the interrupt stops it when the block ends."""
+    from lecun1989.errors import handle_sigterm
+    notes, after = [], []
+    previous = handle_sigterm()   # as the command line does: SIGTERM raises Terminated, an interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt), io_module.signals_deferred(notes.append):
+            signal.raise_signal(sig)
+            signal.raise_signal(sig)
+            after.append(list(notes))   # told at once, and once
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert after == [[sig]] and notes == [sig]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_during_training_then_resume(here, torch_batch_reference, sig):
     proc = spawn(here, *TORCH_BATCH, "--out", "out")
@@ -1072,8 +1090,13 @@ def test_interrupt_while_the_engine_compiles(here, tmp_path_factory, sig, seeds)
     wait_until(proc, first.exists)
     time.sleep(3)
     proc.send_signal(sig)
+    sent = time.monotonic()
     r = finish(proc, here)
     assert_interrupted(r, sig)
+    held = [line for line in r.err.splitlines() if HELD_NOTE.match(line)]
+    assert len(held) <= 1, r.err
+    if time.monotonic() - sent > 2.5:   # held for over NOTE_AFTER_S: numba was compiling, and the command said so
+        assert held, r.err
     if (here / "out").exists():
         assert check_folder(here / "out") in (0, None)
 

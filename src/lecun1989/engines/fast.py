@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,9 @@ def aligned_zeros(n: int, dtype, skew: int = 0) -> np.ndarray:
     return raw[start:start + size].view(dtype)
 
 
+# An interrupt during a kernel's first call is held until the call returns; when that is still a second
+# later, numba is compiling the kernel (loading it from the disk cache takes less), and the command says so.
+NOTE_AFTER_S = 1.0
 THREADS = config.NUMBA_NUM_THREADS   # numba's setting (NUMBA_NUM_THREADS), though no numba threads run
 _POOL: list[ThreadPoolExecutor] = []
 
@@ -310,13 +314,24 @@ class FastEngine:
             self.compile_s += self._ahead.wait_for(fn)
         misses = sum(fn.stats.cache_misses.values())
         t0 = time.perf_counter()
+        timers: list[threading.Timer] = []
+
+        def note(signum):   # numba cannot stop a compile midway: say why the command goes on a while
+            from tqdm import tqdm
+            timers.append(threading.Timer(NOTE_AFTER_S, tqdm.write, (
+                f"stopping once numba has compiled {fn.py_func.__name__} (it cannot stop midway)",), {"file": sys.stderr}))
+            timers[0].daemon = True
+            timers[0].start()
         try:
-            with signals_deferred():
+            with signals_deferred(note if not fn.overloads else None):   # a first call compiles or loads
                 result = fn(*args)
         except NumbaError as e:
             raise LecunError(f"the compiled engine failed to compile ({type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0]}); use --engine torch (the reference engine, slower)"
                              ) from None
+        finally:
+            for timer in timers:
+                timer.cancel()
         if sum(fn.stats.cache_misses.values()) > misses:
             self.compile_s += time.perf_counter() - t0
             from tqdm import tqdm   # its write keeps the note off a progress bar's line

@@ -24,13 +24,19 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def signals_deferred():
-    """Hold SIGINT and SIGTERM until the block ends, then deliver the first that came."""
+def signals_deferred(note: Callable[[int], None] | None = None):
+    """Hold SIGINT and SIGTERM until the block ends, then deliver the first that came; `note` is told of
+    that one as it comes (where Python code runs meanwhile to see it)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in _SIGNALS}
+
+    def hold(signum, frame):
+        if note is not None and not pending:
+            note(signum)
+        pending.append(signum)
+    previous = {s: signal.signal(s, hold) for s in _SIGNALS}
     try:
         yield
     finally:
