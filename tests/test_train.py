@@ -232,3 +232,24 @@ def test_the_git_commit_is_recorded_only_for_a_checkouts_own_code(tmp_path, monk
     assert train_module.git_commit() == head
     checkout.write_text("# edited\n")
     assert train_module.git_commit() == head + "-dirty"
+
+
+def test_the_progress_bar_leaves_the_compile_time_out_of_its_rate():
+    """A first pass compiles for seconds before its first step: the bar's clock moves on by that time, so
+    that its rate and time left are those of the training."""
+    import io
+    from tqdm import tqdm
+    from lecun1989 import train as train_module
+
+    class Engine:
+        compile_s = 0.0
+    engine = Engine()
+    bar = tqdm(total=1000, file=io.StringIO(), mininterval=0)
+    tick, start = train_module.progress(bar, engine), bar.start_t
+    engine.compile_s = 30.0   # its first call compiled for 30 s
+    tick(10)
+    assert (bar.start_t, bar.n) == (start + 30, 10) and bar.format_dict["elapsed"] < 30
+    tick(10)                  # nothing more compiled
+    assert (bar.start_t, bar.n) == (start + 30, 20)
+    quiet = tqdm(total=10, disable=True)
+    train_module.progress(quiet, engine)(5)   # a quiet command's bar keeps no clock to move

@@ -325,10 +325,11 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
     # one bar for the whole command: the steps of every pass left, over every run the engine trains
     bar = tqdm(total=len(data.train) * len(specs) * (recipe.passes - start), desc=f"pass {start + 1}/{recipe.passes}",
                unit="step", disable=quiet or not live, leave=False, file=sys.stderr, dynamic_ncols=True)
+    tick = progress(bar, engine)
     try:
         for p in range(start + 1, recipe.passes + 1):
             bar.set_description(f"pass {p}/{recipe.passes}")
-            engine.train_pass(bar.update)
+            engine.train_pass(tick)
             evals, params, states = engine.evaluate(), engine.get_params(), engine.get_state()
             still = []
             for k, i in enumerate(live):
@@ -387,6 +388,22 @@ def _train(recipe, data, out, dirs, runs, mode, quiet, echo, command, extra_conf
         for line in final_lines(finished, data.test_name, recipe.net.loss):
             echo(line)
     return summaries
+
+
+def progress(bar, engine):
+    """The bar's update for the engine's steps, its clock moved on by the time the engine spends compiling
+    (compile_s, where it has one): a first pass's rate and time left are those of the training, not an
+    hour's worth for the seconds of a compile."""
+    compiled = [0.0]
+
+    def tick(n: int) -> None:
+        spent = getattr(engine, "compile_s", 0.0) - compiled[0]
+        if spent > 0 and not bar.disable:   # (a disabled bar keeps no clock)
+            compiled[0] += spent
+            bar.start_t += spent
+            bar.last_print_t += spent
+        bar.update(n)
+    return tick
 
 
 def _echo_pass(echo, p: int, passes: int, evals: list[dict], diverged: int, test_name: str) -> None:
