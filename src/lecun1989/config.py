@@ -32,6 +32,7 @@ def connection_table(name: str) -> np.ndarray:
     assert table.shape == (paper.H2_PLANES, paper.H2_INPUTS_PER_PLANE)
     return table
 
+
 # f(a) = A tanh(S a). The scaled one is LeCun's later papers' "scaled hyperbolic tangent":
 # f(+-1) = +-1, and f'' is largest near +-1.
 ACTIVATION_SCALES = {"tanh": (1.0, 1.0), "scaled_tanh": (1.7159, 2.0 / 3.0)}

@@ -24,7 +24,7 @@ with signals_deferred():
 
 from . import paper
 from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig, connection_table
-from .draws import initial_weights
+from .draws import SHAPES, initial_weights
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_SCALES", "EXPLODED", "INITS", "LOSSES", "TABLES", "Net1989", "NetConfig",
            "one_thread", "table_groups"]
@@ -68,7 +68,7 @@ def table_groups(table: np.ndarray) -> list[tuple[slice, list[int]]]:
 class Net1989(nn.Module):
     # Parameter names and layouts (fully connected weights as (in, out)) follow the best-known
     # reproduction, and so does the order of the random draws: the same seed, the same weights.
-    PARAMS = ("H1w", "H1b", "H2w", "H2b", "H3w", "H3b", "outw", "outb")
+    PARAMS = tuple(SHAPES)   # in the order of the draws
 
     def __init__(self, config: NetConfig = NetConfig(), seed: int = paper.REPRO_SEED):
         super().__init__()

@@ -349,7 +349,8 @@ class FastEngine:
         for name, data in self.splits.items():
             n = len(data.targets)
             losses, preds = np.zeros((self.slots, n)), np.zeros((self.slots, n), dtype=np.int64)
-            fn, jobs = self._eval_jobs(params, data, range(0, n, self.CHUNK), losses, preds)
+            chunks = [(start, min(n, start + self.CHUNK)) for start in range(0, n, self.CHUNK)]
+            fn, jobs = self._eval_jobs(params, data, chunks, losses, preds)
             self._jobs(fn, jobs)
             for r in range(len(self.runs)):
                 results[r][name] = Evaluation(loss=float(losses[r].sum() / n),
@@ -362,13 +363,12 @@ class FastEngine:
             return [self.params[u:u + 1] for u in self._units()]
         return [self._lanes_copy(p) for p in self.params]
 
-    def _eval_jobs(self, params: list[np.ndarray], data: Data, starts: range, losses: np.ndarray,
+    def _eval_jobs(self, params: list[np.ndarray], data: Data, chunks: list[tuple[int, int]], losses: np.ndarray,
                    preds: np.ndarray):
-        """The evaluation kernel and its calls, one per unit and chunk of examples from each start."""
+        """The evaluation kernel and its calls, one per unit and chunk (start, stop) of examples."""
         fn, W = (lanes.evaluate, self.width) if self.lanes else (lanes.evaluate_one, 1)
-        n = len(data.targets)
-        return fn, [(self.settings, params[u], data, start, min(n, start + self.CHUNK), losses[u * W:(u + 1) * W],
-                     preds[u * W:(u + 1) * W]) for u in self._units() for start in starts]
+        return fn, [(self.settings, params[u], data, start, stop, losses[u * W:(u + 1) * W], preds[u * W:(u + 1) * W])
+                    for u in self._units() for start, stop in chunks]
 
     def kernel_calls(self) -> list[tuple[str, object, tuple]]:
         """(name, kernel, arguments) of each kernel a pass uses, in the order it first calls them, each
@@ -380,10 +380,9 @@ class FastEngine:
         hyper = self._layout(steps.hyper(self.optim, self.lrs)).astype(self.dtype)
         state, data = self._train_inputs(hyper, 1, 1)
         calls.append(("train_chunk", self.train_chunk, self._train_jobs(state, data, 0, 0)[0]))
-        test = self.splits["test"]
-        fn, jobs = self._eval_jobs(self._eval_params(), test, range(1), np.zeros((self.slots, 1)),
+        fn, jobs = self._eval_jobs(self._eval_params(), self.splits["test"], [(0, 0)], np.zeros((self.slots, 1)),
                                    np.zeros((self.slots, 1), np.int64))
-        calls.append(("evaluate", fn, (*jobs[0][:3], 0, 0, *jobs[0][5:])))
+        calls.append(("evaluate", fn, jobs[0]))
         return calls
 
     def _spec(self) -> dict:
