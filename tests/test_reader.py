@@ -151,6 +151,30 @@ def test_a_count_the_network_cannot_tell_apart_is_flagged():
     assert known.count_sure and len(known.digits) == 3
 
 
+def test_a_strokes_tail_is_left_out_but_not_half_a_digits_ink():
+    """Step 7: leaving a cut piece out costs more the more ink it holds, so a touching pair is not read
+    as one digit by dropping its neighbour's half."""
+    href = 40.0
+    digit = segment.Part(np.ones((40, 8), bool), (0, 0, 8, 40))                 # reads as a sure 1
+
+    def read(piece):
+        y = -np.ones((3, 10))
+        y[0, 1] = 1.0                                  # the digit
+        y[1, 7] = 1.0 - math.sqrt(2 * 1.2)             # the piece alone: a poor 7, unlikeness 1.2
+        # both together read as nothing (unlikeness 2)
+        c = reading.Candidates([digit, piece], [0, 0], [(0, 1), (1, 2), (0, 2)],
+                               [digit.box, piece.box, (0, 0, piece.box[2], 40)], np.zeros((3, 16, 16)), y, 0.0, href)
+        return [k for k, p in enumerate(c.paths("mse")) if p is not None and k > 0
+                and p[0] == min(q[0] for q in c.paths("mse")[1:] if q is not None)]
+
+    tail = segment.Part(np.ones((20, 2), bool), (8, 20, 10, 40))              # 40 pixels: 0.025 Href^2
+    assert reading.skip_cost(tail, href) == reading.SKIP_COST
+    assert read(tail) == [1]                           # the tail left out: one digit
+    half = segment.Part(np.ones((30, 16), bool), (8, 10, 24, 40))             # 480 pixels: 0.3 Href^2
+    assert reading.skip_cost(half, href) == pytest.approx(reading.SKIP_COST + reading.SKIP_AREA_COST * (0.3 - reading.SKIP_AREA))
+    assert read(half) == [2]                           # read as two digits (the second unsure), not one
+
+
 def test_unlikeness():
     digit = -np.ones((1, 10))
     digit[0, 4] = 1.0

@@ -91,7 +91,9 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    max(0, its width / Href - WIDEST_DIGIT (1)); one lower than LOWEST_DIGIT (0.5) Href (a sliver that
    a cut path leaves at a blob's edge, which scaled to 16x16 would read as a sure 1) is never a digit.
    An atom cut from a group (not a whole group) may be
-   left out of the reading at SKIP_COST (1.0): a stroke's tail that reads as no digit. For every count
+   left out of the reading at SKIP_COST (1.0) + SKIP_AREA_COST (4) times max(0, its mask's pixels /
+   Href^2 - SKIP_AREA (0.03)): a stroke's tail that reads as no digit, not a piece as large as half
+   a digit (a neighbour cut badly, whose reading is then better left unsure). For every count
    k the cheapest reading of all atoms as k consecutive candidates is found (`best_paths`: for each
    j in turn, leaving atom j - 1 out, then the candidates (i, j) in order of i; a cost replaces
    another only when smaller). Without a known count the reading is the cheapest over all k (ties:
@@ -140,6 +142,10 @@ CUT_COST = 0.5           # the cost of a cut through a connected group: a group 
 # as the two unlikenesses are on their own scales: for cross-entropy, a top class of at least 95%
 MAX_UNLIKENESS = {"mse": 0.1, "ce": 0.05}
 SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a mark that reads as no digit
+# and of each Href^2 of its mask beyond SKIP_AREA: a tail is small, and leaving a digit's worth of ink
+# out to read a touching pair as one digit was the commonest wrong count (chosen on strips of
+# training digits: docs/READING.md)
+SKIP_AREA, SKIP_AREA_COST = 0.03, 4.0
 LOWEST_DIGIT = 0.5       # digit heights a candidate must span to be a digit: a sliver a cut leaves is not one
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
@@ -430,6 +436,11 @@ def unlikeness(outputs: np.ndarray, loss: str) -> np.ndarray:
     return np.maximum(0.0, (((y + 1.0) ** 2).sum(axis=1) - 4.0 * y.max(axis=1)) / 2.0)
 
 
+def skip_cost(atom: Part, href: float) -> float:
+    """The cost of leaving an atom cut from a group out of the reading (step 7)."""
+    return SKIP_COST + SKIP_AREA_COST * max(0.0, float(atom.mask.sum()) / href ** 2 - SKIP_AREA)
+
+
 @dataclass
 class Candidates:
     """A row's atoms (step 5) and its candidate digits read by the network (steps 6, 7)."""
@@ -450,9 +461,9 @@ class Candidates:
              + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT)
              + (math.inf if b[3] - b[1] < LOWEST_DIGIT * self.href else 0.0) for (i, j), b in zip(self.spans, self.boxes)])))
         # only a piece cut from a group may be left out (a stroke's tail), never a whole group
-        g = self.group_of
         alone = [g.count(x) == 1 for x in g]
-        return best_paths(len(self.pieces), cost, [math.inf if a else SKIP_COST for a in alone])
+        return best_paths(len(self.pieces), cost, [math.inf if a else skip_cost(p, self.href)
+                                                   for a, p in zip(alone, self.pieces)])
 
 
 def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = False,

@@ -8,7 +8,7 @@
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
-  const SKIP_COST = 1.0, LOWEST_DIGIT = 0.5, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
+  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -384,7 +384,8 @@
       WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT) +
       (read[c].box[3] - read[c].box[1] < LOWEST_DIGIT * href ? Infinity : 0));
     // only a piece cut from a group may be left out (a stroke's tail), never a whole group
-    const skip = groupOf.map(g => groupOf.filter(x => x === g).length === 1 ? Infinity : SKIP_COST);
+    const skip = groupOf.map((g, a) => groupOf.filter(x => x === g).length === 1 ? Infinity :
+      SKIP_COST + SKIP_AREA_COST * Math.max(0, pieces[a].pixels / (href * href) - SKIP_AREA));
     const paths = bestPaths(pieces.length, candidates, cost, skip);
     const counts = paths.map((p, k) => k).filter(k => k > 0 && paths[k]);
     if (!counts.length) return { text: "", countSure: true, digits: [] };
