@@ -114,6 +114,26 @@ def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
     assert all((i, i + 1) in spans for i in range(len(pieces)))
 
 
+def test_a_part_as_wide_as_two_digits_is_cut_finer_than_one():
+    """Step 5: a part at least PAIR_WIDTH Href wide (likely touching digits) is cut into pieces at most
+    FINE_PIECE Href wide, so that some run of them is each digit whole; one narrower keeps WIDEST_PIECE."""
+    def ring(w, h=40, t=3):
+        a = np.zeros((h, w))
+        a[:t] = a[-t:] = a[:, :t] = a[:, -t:] = 1.0
+        return a
+
+    def pieces(ink, href=40.0):
+        ink = np.pad(ink, 2)
+        part = segment.Part.of(ink >= segment.MASK_LEVEL)
+        edges = [part.box[0], *segment.cut_columns(part, ink, href), part.box[2]]
+        return [b - a for a, b in zip(edges, edges[1:])]
+
+    pair = pieces(np.hstack([ring(24), ring(24)[:, 1:]]))       # two rings touching: 1.18 Href
+    assert len(pair) > 4 and max(pair) <= segment.FINE_PIECE * 40
+    one = pieces(ring(34))                                       # one ring, 0.85 Href: cut, but coarsely
+    assert 1 < len(one) < 4 and max(one) > segment.FINE_PIECE * 40 and max(one) <= segment.WIDEST_PIECE * 40
+
+
 def test_best_paths_per_count():
     cost = {(0, 1): 1.0, (1, 2): 1.0, (0, 2): 1.5, (2, 3): 0.2, (1, 3): 0.1}
     paths = reading.best_paths(3, cost)

@@ -17,6 +17,8 @@ FAINT = 0.75             # a component at the image's edge whose strongest ink i
 CUT_RATIO = 0.75         # a part narrower than this many digit heights is never cut
 CUTS_PER_HEIGHT = 3      # columns of least ink tried per digit height of a part's width (at least 2)
 WIDEST_PIECE = 0.6       # digit heights a piece between two cuts may span
+PAIR_WIDTH = 1.0         # digit heights from which a part is likely two digits or more, touching:
+FINE_PIECE = 0.25        # its pieces are at most this wide, so that some run of them is each digit whole
 BAND = 0.2               # digit heights a cut may wander from its column
 DRIFT = 0.02             # a cut's cost for moving one column, in ink: straight where the ink allows
 MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part's edge
@@ -78,7 +80,7 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
     columns of least ink (local minima of the column ink at least MIN_PIECE heights from the part's
     edges and from each other, holding at most THIN of its fullest column's ink, least ink first, at
     most CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
-    WIDEST_PIECE heights, the widest (ties: leftmost) is cut at its column of least ink in its middle
+    WIDEST_PIECE heights (FINE_PIECE in a part at least PAIR_WIDTH heights wide), the widest (ties: leftmost) is cut at its column of least ink in its middle
     half (ties: nearest its middle, then leftmost) if that column holds at most THIN of the fullest
     one's ink (else the piece stays whole and the next widest is tried), so that every digit of a
     touching run can be made of whole pieces."""
@@ -97,6 +99,7 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
     for k in minima:
         if len(picked) < most and all(abs(k - q) >= MIN_PIECE * height for q in picked):
             picked.append(k)
+    widest = FINE_PIECE if w >= PAIR_WIDTH * height else WIDEST_PIECE
     whole = set()   # pieces with no column thin enough to cut
     while True:
         edges = [0, *sorted(picked), w]
@@ -104,7 +107,7 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
         if not pieces:
             return sorted(x0 + k for k in picked)
         a, b = max(pieces, key=lambda g: (g[1] - g[0], -g[0]))
-        if b - a <= WIDEST_PIECE * height / (2 if finer else 1) or b - a < 4:
+        if b - a <= widest * height / (2 if finer else 1) or b - a < 4:
             return sorted(x0 + k for k in picked)
         k = min(range(a + (b - a) // 4, b - (b - a) // 4), key=lambda k: (col[k], abs(2 * k - (a + b - 1)), k))
         if col[k] <= thin:

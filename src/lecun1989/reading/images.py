@@ -52,7 +52,8 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    (0.15) Href)), taken least ink first (ties: |2k - (w - 1)| smallest, then smallest k) while fewer
    than max(2, floor(CUTS_PER_HEIGHT (3) w / Href + 0.5)) are taken, each at least MIN_PIECE Href
    from those taken; then, while the widest piece between consecutive cuts (0 and w included;
-   ties: the leftmost; pieces found uncuttable left out) is wider than WIDEST_PIECE (0.6) Href and at
+   ties: the leftmost; pieces found uncuttable left out) is wider than WIDEST_PIECE (0.6) Href (in a
+   group at least PAIR_WIDTH (1.0) Href wide, likely touching digits: FINE_PIECE (0.25) Href) and at
    least 4 pixels, it is cut at its column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4
    (ties: |2k - (a + b - 1)| smallest, then smallest k) if that column holds at most THIN max(col),
    else the piece is uncuttable and stays whole. Each cut column c becomes a cut path (`cut_paths`): from the group's
@@ -100,7 +101,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    the fewer digits), and the count is sure only if every other count's cheapest reading costs more
    than COUNT_MARGIN (1.0) above it; an unsure count puts '?' before the text (and count_sure false
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
-   made again, with finer cuts (every group cut, WIDEST_PIECE halved) when every reading has fewer,
+   made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every reading has fewer,
    or with joins across any gap when some have more; then N, else the most below N, else the fewest
    (predict says so). Each digit's label is its largest output and its margin the largest minus the
    second largest output (`confidence.margin`); it is shown as `?` unless its margin is at least the

@@ -4,7 +4,7 @@
 (function (api) {
   "use strict";
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
-  const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
+  const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, PAIR_WIDTH = 1.0, FINE_PIECE = 0.25, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
@@ -158,6 +158,7 @@
     const picked = [], most = Math.max(2, Math.floor(CUTS_PER_HEIGHT * pw / height + 0.5));
     for (const k of minima)
       if (picked.length < most && picked.every(q => Math.abs(k - q) >= MIN_PIECE * height)) picked.push(k);
+    const widest = pw >= PAIR_WIDTH * height ? FINE_PIECE : WIDEST_PIECE;
     const whole = new Set();   // pieces with no column thin enough to cut
     for (;;) {
       const edges = [0, ...picked.slice().sort((a, b) => a - b), pw];
@@ -166,7 +167,7 @@
         if (!whole.has(edges[i] + "," + edges[i + 1]) && (!found || edges[i + 1] - edges[i] > b - a)) {
           a = edges[i]; b = edges[i + 1]; found = true;
         }
-      if (!found || b - a <= WIDEST_PIECE * height || b - a < 4) return picked.sort((u, v) => u - v).map(k => x0 + k);
+      if (!found || b - a <= widest * height || b - a < 4) return picked.sort((u, v) => u - v).map(k => x0 + k);
       let best = -1;
       for (let k = a + Math.floor((b - a) / 4); k < b - Math.floor((b - a) / 4); k++)
         if (best < 0 || lexLess(keyOf(k, a + b - 1), keyOf(best, a + b - 1))) best = k;
