@@ -134,6 +134,17 @@ def test_a_part_as_wide_as_two_digits_is_cut_finer_than_one():
     assert 1 < len(one) < 4 and max(one) > segment.FINE_PIECE * 40 and max(one) <= segment.WIDEST_PIECE * 40
 
 
+def test_a_whole_group_is_a_candidate_however_wide():
+    """Step 5: a digit wider than MAX_WIDTH Href (a long tail, a slant) can still be read whole; runs of
+    atoms of two groups stay limited."""
+    href = 20.0
+    pieces = [segment.Part(np.ones((20, 14), bool), (14 * k, 0, 14 * (k + 1), 20)) for k in range(3)]   # 2.1 Href
+    pieces.append(segment.Part(np.ones((20, 10), bool), (46, 0, 56, 20)))
+    runs = segment.spans(pieces, [0, 0, 0, 1], href)
+    assert (0, 3) in runs and (0, 4) not in runs and (1, 4) not in runs
+    assert {(0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (1, 3), (2, 4)} <= set(runs)
+
+
 def test_best_paths_per_count():
     cost = {(0, 1): 1.0, (1, 2): 1.0, (0, 2): 1.5, (2, 3): 0.2, (1, 3): 0.1}
     paths = reading.best_paths(3, cost)

@@ -210,7 +210,8 @@ def cut_paths(part: Part, ink: np.ndarray, cs: list[int], height: float) -> list
 def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float = JOIN_GAP) -> list[tuple[int, int]]:
     """The candidate digits (step 5): runs i .. j - 1 of consecutive atoms, (i, j): every atom; every
     run within one group or two at most MAX_WIDTH Href wide, where passing from one group to the
-    next only across a gap of at most JOIN_GAP Href between their atoms. In order of j, then i."""
+    next only across a gap of at most JOIN_GAP Href between their atoms; every whole group. In order
+    of j, then i."""
     out = set()
     for i in range(len(pieces)):
         x0, x1 = pieces[i].box[0], pieces[i].box[2]
@@ -221,4 +222,8 @@ def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float 
                 break
             if j == i or x1 - x0 <= MAX_WIDTH * href:
                 out.add((i, j + 1))
+    # a whole group is a candidate however wide: one digit with a long tail, or slanted, can be wider
+    # than MAX_WIDTH, and without it would have to be read cut
+    for g in set(group_of):
+        out.add((group_of.index(g), len(group_of) - group_of[::-1].index(g)))
     return sorted(out, key=lambda c: (c[1], c[0]))

@@ -65,7 +65,8 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    numbered left to right, group after group. A candidate digit is a run of
    atoms i .. j - 1: every single atom, and every longer run at most MAX_WIDTH (1.5) Href wide (the
    union of the atoms' boxes) that stays within one group or passes into the next one only where the
-   gap between its two atoms there (next x0 minus previous x1) is at most JOIN_GAP (0.3) Href.
+   gap between its two atoms there (next x0 minus previous x1) is at most JOIN_GAP (0.3) Href; and
+   every whole group, however wide.
 6. A candidate's image: `ink` inside its box where its atoms' masks are set, 0 elsewhere (so a
    neighbour's strokes inside the box are left out), then `normalize` (digits.py):
    a. crop to the box of the pixels > 0;

@@ -259,6 +259,11 @@
         if (j === i || x1 - x0 <= MAX_WIDTH * href) out.push([i, j + 1]);
       }
     }
+    // every whole group too, however wide (a digit with a long tail, or slanted)
+    for (const g of new Set(groupOf)) {
+      const i = groupOf.indexOf(g), j = groupOf.lastIndexOf(g) + 1;
+      if (!out.some(([a, b]) => a === i && b === j)) out.push([i, j]);
+    }
     return out.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
   }
 
