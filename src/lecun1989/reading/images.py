@@ -460,8 +460,7 @@ class Candidates:
         g = self.group_of
         cost = dict(zip(self.spans, DIGIT_COST[loss] + unlikeness(self.outputs, loss) + np.array(
             [CUT_COST * (i > 0 and g[i - 1] == g[i]) + JOIN_COST * (g[j - 1] - g[i])
-             + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT)
-             + (math.inf if b[3] - b[1] < LOWEST_DIGIT * self.href else 0.0) for (i, j), b in zip(self.spans, self.boxes)])))
+             + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT) for (i, j), b in zip(self.spans, self.boxes)])))
         # only a piece cut from a group may be left out (a stroke's tail), never a whole group
         alone = [g.count(x) == 1 for x in g]
         return best_paths(len(self.pieces), cost, [math.inf if a else skip_cost(p, self.href)
@@ -470,12 +469,15 @@ class Candidates:
 
 def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = False,
                join_gap: float = JOIN_GAP) -> Candidates:
-    """Steps 3-6 and the network's outputs for every candidate, in one batch."""
+    """Steps 3-6 and the network's outputs for every candidate that may be a digit, in one batch (one
+    lower than LOWEST_DIGIT Href never is: it is neither normalized nor read, a fifth of them on strips)."""
     pieces, group_of, href = atoms(ink, finer)
-    runs = spans(pieces, group_of, href, join_gap)
-    boxes, inputs = [], []
-    for i, j in runs:
+    runs, boxes, inputs = [], [], []
+    for i, j in spans(pieces, group_of, href, join_gap):
         part = Part.union(pieces[i:j])
+        if part.height < LOWEST_DIGIT * href:
+            continue
+        runs.append((i, j))
         boxes.append(part.box)
         # already cropped: the box is tight around the mask, where the ink is at least MASK_LEVEL
         inputs.append(normalized(part.ink(ink), deslant))
