@@ -52,7 +52,7 @@ def test_the_page_reads_a_thin_tall_352_drawn_at_phone_width(phone, draw):
 def test_the_reader_reads_photographed_zip_codes(usps):
     """Eighty photographed strips of test digits (seed 3, never used to choose anything): more than half
     read right whole (docs/READING.md: about 71% over 1,000), and every one shown with no '?' is right
-    (about one strip in ten is shown so over 1,000, 98% of them right)."""
+    (about one strip in ten is shown so over 1,000, 99% of them right)."""
     digits = benchmark.test_digits()
     from PIL import Image
     right = shown = shown_right = 0

@@ -84,7 +84,8 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
       each output pixel is the mean of the input over its square, the whole of every thin stroke
       kept as a lighter grey; the box is centred and fills 16 pixels in its longer direction.
    d. grey levels: x = 2 out / max(out) - 1: ink up to +1, background exactly -1.
-7. Reading. The network (or a committee: its networks' outputs averaged) reads every candidate.
+7. Reading. The network (or a committee: its networks' outputs averaged) reads every candidate at
+   least LOWEST_DIGIT Href tall (the others are never digits, below).
    Its unlikeness u (`unlikeness`): for a network trained with cross-entropy, -log of the top
    class's softmax probability; for one trained with MSE towards +1 / -1, max(0, (sum_k (y_k + 1)^2 -
    4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
@@ -92,7 +93,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (2) times
    max(0, its width / Href - WIDEST_DIGIT (1)); one lower than LOWEST_DIGIT (0.5) Href (a sliver that
    a cut path leaves at a blob's edge, which scaled to 16x16 would read as a sure 1) is never a digit.
-   An atom cut from a group (not a whole group) may be
+   An atom cut from a group (not a group's only atom) may be
    left out of the reading at SKIP_COST (1.0) + SKIP_AREA_COST (4) times max(0, its mask's pixels /
    Href^2 - SKIP_AREA (0.03)): a stroke's tail that reads as no digit, not a piece as large as half
    a digit (a neighbour cut badly, whose reading is then better left unsure). For every count
@@ -445,7 +446,8 @@ def skip_cost(atom: Part, href: float) -> float:
 
 @dataclass
 class Candidates:
-    """A row's atoms (step 5) and its candidate digits read by the network (steps 6, 7)."""
+    """A row's atoms (step 5) and its candidate digits read by the network (steps 6, 7): `candidates`
+    makes them, leaving out those lower than LOWEST_DIGIT Href, which `paths` then need not price."""
     pieces: list[Part]
     group_of: list[int]
     spans: list[tuple[int, int]]
@@ -461,7 +463,7 @@ class Candidates:
         cost = dict(zip(self.spans, DIGIT_COST[loss] + unlikeness(self.outputs, loss) + np.array(
             [CUT_COST * (i > 0 and g[i - 1] == g[i]) + JOIN_COST * (g[j - 1] - g[i])
              + WIDE_COST * max(0.0, (b[2] - b[0]) / self.href - WIDEST_DIGIT) for (i, j), b in zip(self.spans, self.boxes)])))
-        # only a piece cut from a group may be left out (a stroke's tail), never a whole group
+        # only an atom cut from a group may be left out (a stroke's tail), never a group's only atom
         alone = [g.count(x) == 1 for x in g]
         return best_paths(len(self.pieces), cost, [math.inf if a else skip_cost(p, self.href)
                                                    for a, p in zip(alone, self.pieces)])

@@ -389,7 +389,7 @@
       CUT_COST * (i > 0 && groupOf[i - 1] === groupOf[i] ? 1 : 0) + JOIN_COST * (groupOf[j - 1] - groupOf[i]) +
       WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT) +
       (read[c].box[3] - read[c].box[1] < LOWEST_DIGIT * href ? Infinity : 0));
-    // only a piece cut from a group may be left out (a stroke's tail), never a whole group
+    // only an atom cut from a group may be left out (a stroke's tail), never a group's only atom
     const skip = groupOf.map((g, a) => groupOf.filter(x => x === g).length === 1 ? Infinity :
       SKIP_COST + SKIP_AREA_COST * Math.max(0, pieces[a].pixels / (href * href) - SKIP_AREA));
     const paths = bestPaths(pieces.length, candidates, cost, skip);
