@@ -130,6 +130,22 @@ def test_the_page_reads_photographs_of_touching_digits_as_predict_does(browser, 
     assert checked >= 4
 
 
+def test_the_page_drops_a_border_along_the_edge_as_predict_does(browser, run):
+    """Ink along the image's edge far taller than the digits (a card's edge, a dark shadow): dropped in
+    the page as in predict, the digits read."""
+    ink = np.zeros((120, 200))
+    for x in (20, 60, 100):
+        ink[40:80, x:x + 10] = 1.0
+    ink[:, 2:5] = ink[:, -8:] = 1.0
+    grey = 1.0 - 0.9 * ink
+    want = reading.read_image(run, grey)
+    text, boxes = browser.execute_script(
+        "const r = lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
+        "return [r.text, r.digits.map(d => d.box)];", grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+    assert [tuple(b) for b in boxes] == [tuple(d.box) for d in want.digits] == [(x, 40, x + 10, 80) for x in (20, 60, 100)]
+    assert text == want.text
+
+
 def test_the_page_finds_the_paper_as_predict_does(browser):
     """Step 2 in the page: a shadow and a gradient (the local paper), and a bold tight crop (one level)."""
     ink = np.zeros((60, 200))

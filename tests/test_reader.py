@@ -71,6 +71,21 @@ def test_a_faint_shadow_corner_at_the_edge_is_dropped_ink_is_kept():
 
 # --- candidates and the cheapest reading --------------------------------------------------------------
 
+def test_a_card_edge_or_a_dark_shadow_along_the_image_edge_is_no_digit():
+    """Ink along the image's edge far taller than any away from it (a card's edge, a border line, a dark
+    shadow) is dropped: kept, it was read as a sure 1 and made the digits look like marks beside it."""
+    ink = np.pad(bars(), ((30, 30), (0, 0)))            # three bars 40 tall, 30 rows of paper above and below
+    for edge in (np.s_[:, 2:5], np.s_[:, -8:]):         # a border line; a dark band along the right edge
+        marked = ink.copy()
+        marked[edge] = 0.9
+        pieces, groups, href = segment.atoms(marked)
+        assert [p.box for p in pieces] == [(20, 40, 30, 80), (60, 40, 70, 80), (100, 40, 110, 80)]
+        assert href == 40
+        assert reading.read_image(FixedNet(1), 1.0 - 0.9 * marked).text == "111"
+    tight = np.ones((40, 10))                            # a tight crop: all its ink touches the edge, and stays
+    assert [p.box for p in segment.atoms(tight)[0]] == [(0, 0, 10, 40)]
+
+
 def test_dots_and_dashes_beside_the_digits_are_never_digits():
     ink = bars()
     ink[45:49, 140:144] = 1.0          # a dot

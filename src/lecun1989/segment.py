@@ -25,6 +25,7 @@ MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part
 THIN = 0.9               # of a part's fullest column's ink, the most a column it is cut at may hold
 LONGEST_RUN = 8          # its own heights a part may span and still be cut: wider, it is a line, not digits
 WIDEST_MARK = 1.2        # digit heights a short mark may span and join a digit: wider, a line under or through the row
+EDGE_TALL = 1.5          # times the tallest ink away from the image's edge that ink along the edge may be
 MAX_WIDTH = 1.5          # digit heights a candidate digit of several atoms may span
 JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
 
@@ -122,14 +123,30 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
         return [], [], 0.0
-    # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
-    from scipy.ndimage import find_objects
+    from scipy.ndimage import find_objects, maximum
+    boxes = find_objects(labels)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
-             for k, box in enumerate(find_objects(labels), 1) if sizes[k] >= SPECK * sizes[1:].max()]
+    strongest = maximum(ink, labels, np.arange(1, n + 1))
     h, w = ink.shape
+
+    def inside(k: int) -> bool:
+        ys, xs = boxes[k - 1]
+        return xs.start > 0 and ys.start > 0 and xs.stop < w and ys.stop < h
+
+    def height(k: int) -> int:
+        return boxes[k - 1][0].stop - boxes[k - 1][0].start
+
     # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
-    comps = [c for c in comps if c.ink(ink).max() >= FAINT or (c.box[0] > 0 and c.box[1] > 0 and c.box[2] < w and c.box[3] < h)]
+    kept = [k for k in range(1, n + 1) if inside(k) or strongest[k - 1] >= FAINT]
+    # the edge of a card, a border or a dark shadow along the image's edge, far taller than any ink away
+    # from the edge, is no digit; were it kept, its height would make the digits look like marks beside it
+    tallest = max((height(k) for k in kept if inside(k)), default=0)
+    if tallest:
+        kept = [k for k in kept if inside(k) or height(k) <= EDGE_TALL * tallest]
+    # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
+    biggest = max((sizes[k] for k in kept), default=0)
+    comps = [Part(labels[boxes[k - 1]] == k, (boxes[k - 1][1].start, boxes[k - 1][0].start, boxes[k - 1][1].stop,
+                                               boxes[k - 1][0].stop)) for k in kept if sizes[k] >= SPECK * biggest]
     if not comps:
         return [], [], 0.0
     hmax = max(c.height for c in comps)

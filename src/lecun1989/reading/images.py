@@ -33,10 +33,12 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    flat paper (a clean canvas) the local rule is the global one: the paper the same level everywhere.
 3. Components (steps 3-5 in segment.py). mask = ink >= MASK_LEVEL (0.25). Connected components of the mask, 8-connected.
    A component's box is (x0, y0, x1, y1) with x1, y1 exclusive; its height y1 - y0, width x1 - x0.
-   A component with fewer pixels than SPECK (0.05) times the largest one's is dropped as a speck
-   (noise on dark paper, dust), and so is one that touches the image's edge and whose strongest ink
-   is below FAINT (0.75): where a shadow's edge meets the image's edge the shadow is as thin as a stroke, but
-   fainter than ink.
+   In this order: a component that touches the image's edge and whose strongest ink is below FAINT
+   (0.75) is dropped (where a shadow's edge meets the image's edge the shadow is as thin as a stroke,
+   but fainter than ink); where some component does not touch the edge, one that does and is more
+   than EDGE_TALL (1.5) times as tall as the tallest that does not is dropped (a card's edge, a
+   border, a dark shadow along the edge); then one with fewer pixels than SPECK (0.05) times the
+   largest one left is dropped as a speck (noise on dark paper, dust).
 4. Grouping. Hmax = the tallest component's height. A component at least Hmax / 2 tall
    (2 * height >= Hmax) starts a group. Every shorter one joins the group whose starting
    component's column range shares the most columns with its own (ties: the group whose start has

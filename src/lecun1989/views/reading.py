@@ -29,6 +29,8 @@ def picture(reading: Reading, title: str) -> bytes:
     ax.set_xticks([])
     ax.set_yticks([])
     threshold = f"{reading.threshold:.3f}" if math.isfinite(reading.threshold) else "none"
+    # a file's name need not be UTF-8: its other bytes come as surrogates, which no font can draw
+    title = title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     ax.set_title(f"{title}: {reading.text or '(no digits)'}   (ink shown dark; margin threshold {threshold})",
                  fontsize=10, pad=22)   # room for the labels of boxes that reach the image's top edge
     for k, d in enumerate(reading.digits):

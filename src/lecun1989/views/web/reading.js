@@ -5,7 +5,7 @@
   "use strict";
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, PAIR_WIDTH = 1.0, FINE_PIECE = 0.25, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
-  const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2;
+  const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
   const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
@@ -209,13 +209,19 @@
   function atoms(ink, w, h) {
     const mask = new Uint8Array(w * h);
     for (let i = 0; i < w * h; i++) mask[i] = ink[i] >= MASK_LEVEL ? 1 : 0;
-    const all = components(mask, w, h).map(m => part(m, w, h)), biggest = Math.max(0, ...all.map(c => c.pixels));
-    const comps = all.filter(c => c.pixels >= SPECK * biggest).filter(c => {   // specks, then faint shadow corners
-      if (c.box[0] > 0 && c.box[1] > 0 && c.box[2] < w && c.box[3] < h) return true;
+    const all = components(mask, w, h).map(m => part(m, w, h));
+    const inside = c => c.box[0] > 0 && c.box[1] > 0 && c.box[2] < w && c.box[3] < h;
+    let comps = all.filter(c => {
+      if (inside(c)) return true;
       let top = 0;   // a faint piece at the image's edge is the corner of a shadow, not ink
       for (let i = 0; i < w * h; i++) if (c.mask[i] && ink[i] > top) top = ink[i];
       return top >= FAINT;
     });
+    // ink along the image's edge far taller than any away from it: a card's edge, a border, a dark shadow
+    const tallest = Math.max(0, ...comps.filter(inside).map(c => c.height));
+    if (tallest) comps = comps.filter(c => inside(c) || c.height <= EDGE_TALL * tallest);
+    const biggest = Math.max(0, ...comps.map(c => c.pixels));   // then specks, against the largest left
+    comps = comps.filter(c => c.pixels >= SPECK * biggest);
     if (!comps.length) return { pieces: [], groupOf: [], href: 0 };
     const hmax = Math.max(...comps.map(c => c.height));
     const byBox = (a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1];
