@@ -81,10 +81,10 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
     columns of least ink (local minima of the column ink at least MIN_PIECE heights from the part's
     edges and from each other, holding at most THIN of its fullest column's ink, least ink first, at
     most CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
-    WIDEST_PIECE heights (FINE_PIECE in a part at least PAIR_WIDTH heights wide), the widest (ties: leftmost) is cut at its column of least ink in its middle
-    half (ties: nearest its middle, then leftmost) if that column holds at most THIN of the fullest
-    one's ink (else the piece stays whole and the next widest is tried), so that every digit of a
-    touching run can be made of whole pieces."""
+    WIDEST_PIECE heights (FINE_PIECE in a part at least PAIR_WIDTH heights wide), the widest (ties:
+    leftmost) is cut at its column of least ink in its middle half (ties: nearest its middle, then
+    leftmost) if that column holds at most THIN of the fullest one's ink (else the piece stays whole
+    and the next widest is tried), so that every digit of a touching run can be made of whole pieces."""
     x0, y0, x1, y1 = part.box
     w = x1 - x0
     if w < 4 or (w <= CUT_RATIO * height and not finer) or w > LONGEST_RUN * part.height:

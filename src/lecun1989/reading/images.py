@@ -105,13 +105,13 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    the fewer digits), and the count is sure only if every other count's cheapest reading costs more
    than COUNT_MARGIN (1.0) above it; an unsure count puts '?' before the text (and count_sure false
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
-   made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every reading has fewer,
-   or with joins across any gap when some have more; then N, else the most below N, else the fewest
-   (predict says so). Each digit's label is its largest output and its margin the largest minus the
-   second largest output (`confidence.margin`); it is shown as `?` unless its margin is at least the
-   threshold and its unlikeness at most MAX_UNLIKENESS (0.1 for MSE, 0.05 for cross-entropy: it reads as
-   one digit). A run's threshold is the margin at which its own test digits err at 1% (`confidence.rejection_at`),
-   computed once per run (or study) and process, or given.
+   made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every
+   reading has fewer, or with joins across any gap when some have more; then N, else the most below
+   N, else the fewest (predict says so). Each digit's label is its largest output and its margin
+   the largest minus the second largest output (`confidence.margin`); it is shown as `?` unless its
+   margin is at least the threshold and its unlikeness at most MAX_UNLIKENESS (0.1 for MSE, 0.05 for
+   cross-entropy: it reads as one digit). A run's threshold is the margin at which its own test
+   digits err at 1% (`confidence.rejection_at`), computed once per run (or study) and process, or given.
 """
 
 from __future__ import annotations
