@@ -255,22 +255,26 @@ def test_a_link_or_a_legacy_pictures_folder_is_not_replaced_blindly(run_dir, str
     assert command(["predict", str(run_dir), str(paths[1]), "--show", str(pics)], capsys)[0] == 0   # z1: recorded
 
 
-@pytest.mark.parametrize("case", ["missing", "unreadable", "folder-image", "not-a-run", "no-image"])
+@pytest.mark.parametrize("case", ["missing", "unreadable", "truncated", "folder-image", "not-a-run", "no-image"])
 def test_predict_bad_input_is_one_line(case, run_dir, tmp_path, capsys):
     good = tmp_path / "good.png"
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(good)
     (tmp_path / "bad.png").write_text("not an image")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)).save(tmp_path / "cut.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:5000])   # a PNG whose end was lost
     (tmp_path / "notrun").mkdir()
     argv = {"missing": [str(run_dir), str(tmp_path / "nothing.png")],
             "unreadable": [str(run_dir), str(tmp_path / "bad.png")],
+            "truncated": [str(run_dir), str(tmp_path / "cut.png")],
             "folder-image": [str(run_dir), str(tmp_path)],
             "not-a-run": [str(tmp_path / "notrun"), str(good)],
             "no-image": [str(run_dir)]}[case]
     status, out, err = command(["predict", *argv], capsys)
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert {"missing": "no such image file", "unreadable": "not an image file", "folder-image": "is a folder",
-            "not-a-run": "is not a run folder", "no-image": "at least one IMAGE"}[case] in err
+    assert {"missing": "no such image file", "unreadable": "not an image file", "truncated": "cannot be read as an image",
+            "folder-image": "is a folder", "not-a-run": "is not a run folder", "no-image": "at least one IMAGE"}[case] in err
+    assert err.count(str(argv[-1])) <= 1   # the image is named once
 
 
 def test_blank_image_is_one_line(run_dir, tmp_path, capsys):

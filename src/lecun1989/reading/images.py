@@ -182,7 +182,7 @@ def load_image(path: str | Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise LecunError(f"{path} is not an image file Pillow can read (PNG, JPEG, BMP, TIFF, ...)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise LecunError(f"cannot read {path} ({e})") from None
+        raise LecunError(f"{path}: cannot be read as an image ({e})") from None
 
 
 def image_array(im) -> np.ndarray:
