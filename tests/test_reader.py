@@ -221,6 +221,16 @@ def test_a_strokes_tail_is_left_out_but_not_half_a_digits_ink():
     assert read(half) == [2]                           # read as two digits (the second unsure), not one
 
 
+def test_a_count_asked_below_what_the_ink_reads_as_is_said():
+    """With a count asked, a reading of fewer digits than the ink reads best as says so (a digit may
+    have been left out to keep the count); without one, nothing is added."""
+    grey = 1.0 - 0.9 * bars(lefts=(20, 60, 100))
+    kept = reading.read_image(FixedNet(1), grey, digits=2)
+    assert len(kept.digits) == 2 and kept.best_count == 3 and kept.to_json()["best_count"] == 3
+    free = reading.read_image(FixedNet(1), grey)
+    assert free.best_count is None and "best_count" not in free.to_json() and free.text == "111"
+
+
 def test_unlikeness():
     digit = -np.ones((1, 10))
     digit[0, 4] = 1.0
@@ -384,6 +394,9 @@ def test_predict_takes_images_after_its_options_and_says_a_count_it_could_not_ke
     assert main(["predict", str(READER_FOR_CLI), "--digits", "5", str(tmp_path / "a.png"), str(tmp_path / "b.png")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
     assert len(lines) == 2 and all("6 digits where 5 were asked" in line for line in lines)
+    Image.fromarray(np.round((1.0 - 0.9 * bars()) * 255).astype(np.uint8)).save(tmp_path / "three.png")
+    assert main(["predict", str(READER_FOR_CLI), "--digits", "2", str(tmp_path / "three.png")]) == 0
+    assert "without --digits it reads best as 3 digits" in capsys.readouterr().out
     with pytest.raises(SystemExit):   # an unknown option is still refused, as argparse refuses it
         main(["predict", str(READER_FOR_CLI), "--digits", "5", str(tmp_path / "a.png"), "--bogus"])
     assert "unrecognized arguments" in capsys.readouterr().err

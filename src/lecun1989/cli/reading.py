@@ -129,7 +129,9 @@ def cmd_predict(args) -> None:
             short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
                      f"cut)" if args.digits and len(rd.digits) < args.digits else
                      f"   ({len(rd.digits)} digits where {args.digits} {'was' if args.digits == 1 else 'were'} asked: the ink holds more groups than "
-                     f"can be read as {args.digits})" if args.digits and len(rd.digits) > args.digits else "")
+                     f"can be read as {args.digits})" if args.digits and len(rd.digits) > args.digits else
+                     f"   (without --digits it reads best as {rd.best_count} digits: one may be left out)"
+                     if args.digits and rd.best_count > len(rd.digits) else "")
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
             # a '?' whose margin reaches the threshold: its outputs are not one digit's (its unlikeness)
             odd = [f"{d.label} {d.margin:.2f}" for d in rd.digits if not d.accepted and d.margin >= rd.threshold]

@@ -107,7 +107,8 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
    made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every
    reading has fewer, or with joins across any gap when some have more; then N, else the most below
-   N, else the fewest (predict says so). Each digit's label is its largest output and its margin
+   N, else the fewest (predict says so, as it says where the cheapest reading without a count has
+   more digits: `best_count`). Each digit's label is its largest output and its margin
    the largest minus the second largest output (`confidence.margin`); it is shown as `?` unless its
    margin is at least the threshold and its unlikeness at most MAX_UNLIKENESS (0.1 for MSE, 0.05 for
    cross-entropy: it reads as one digit). A run's threshold is the margin at which its own test
@@ -333,10 +334,11 @@ class Reading:
     image: np.ndarray = field(repr=False)   # the ink, for pictures
     count_sure: bool = True                  # False: a reading of another number of digits was nearly as good
     network_seconds: float = 0.0             # of the reading's time, the network's forward passes
+    best_count: int | None = None            # with a count asked: the digits of the cheapest reading without it
 
     def to_json(self, name: str | None = None) -> dict:
         out = {"text": self.text, "count_sure": self.count_sure, "threshold": self.threshold if math.isfinite(self.threshold) else None,
-               "polarity": self.polarity, "height": self.shape[0], "width": self.shape[1],
+               **({} if self.best_count is None else {"best_count": self.best_count}), "polarity": self.polarity, "height": self.shape[0], "width": self.shape[1],
                "digits": [{"label": d.label, "margin": round(float(d.margin), 6),
                            "unlikeness": round(float(d.unlikeness), 6), "accepted": d.accepted,
                            "box": list(d.box)} for d in self.digits]}
@@ -500,6 +502,7 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
     ink, polarity = to_ink(grey)
     c = candidates(r, ink, deslant)
     paths, network = c.paths(r.loss), c.network_seconds
+    cheapest = min((k for k, p in enumerate(paths) if p is not None and k > 0), key=lambda k: (paths[k][0], k), default=0)
     if digits is not None and (len(paths) <= digits or paths[digits] is None):
         # a count the usual candidates cannot give: finer cuts give more digits, joins across any gap fewer
         finer = all(p is None for p in paths[digits:])
@@ -520,4 +523,4 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
     read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold and u <= MAX_UNLIKENESS[r.loss]), c.boxes[n],
                   c.inputs[n], c.outputs[n], float(u)) for n, m, u in zip(chosen, margins, far)]
     text = ("" if sure else "?") + "".join(d.char for d in read)
-    return Reading(text, read, r.threshold, polarity, ink.shape, ink, sure, network)
+    return Reading(text, read, r.threshold, polarity, ink.shape, ink, sure, network, None if digits is None else cheapest)
