@@ -200,14 +200,15 @@ def test_predict_prints_json_and_pictures(run_dir, strips, tmp_path, capsys):
 
 
 def test_a_picture_of_an_image_whose_name_is_not_utf8(run_dir, strips, tmp_path):
-    """A file name of bytes that are not UTF-8 (a Linux file system allows any) is read, drawn and
-    printed as its bytes, as `ls` prints it (in a process of its own: pytest's capture takes only UTF-8)."""
+    """A file name of bytes that are not UTF-8 (a Linux file system allows any) is read, drawn, and
+    printed with the byte escaped, as any character the terminal cannot show (in a process of its own,
+    as a user runs it)."""
     odd = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/zip\xff.png"))
     odd.write_bytes(Path(strips[0][0]).read_bytes())
     done = subprocess.run([sys.executable, "-m", "lecun1989", "predict", str(run_dir), str(odd), "--threshold", "0.5",
                            "--show", str(tmp_path / "pics")], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
-    assert os.fsencode(str(odd)) + b": " in done.stdout
+    assert os.fsencode(str(tmp_path)) + b"/zip\\udcff.png: " in done.stdout
     assert [p.name for p in (tmp_path / "pics").glob("*.png")] == [odd.stem + "-reading.png"]
 
 

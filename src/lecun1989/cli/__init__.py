@@ -54,10 +54,6 @@ class Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     name = "lecun1989"
     previous = handle_sigterm()
-    # a file's name need not be UTF-8; its other bytes come as surrogates, written back as they were
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
     try:   # everything, imports and parsing included: an interrupt at any moment is one line
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
