@@ -124,29 +124,24 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     if n == 0:
         return [], [], 0.0
     from scipy.ndimage import find_objects, maximum
-    boxes = find_objects(labels)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     strongest = maximum(ink, labels, np.arange(1, n + 1))
     h, w = ink.shape
 
-    def inside(k: int) -> bool:
-        ys, xs = boxes[k - 1]
-        return xs.start > 0 and ys.start > 0 and xs.stop < w and ys.stop < h
-
-    def height(k: int) -> int:
-        return boxes[k - 1][0].stop - boxes[k - 1][0].start
+    def inside(box) -> bool:
+        return box[1].start > 0 and box[0].start > 0 and box[1].stop < w and box[0].stop < h
 
     # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
-    kept = [k for k in range(1, n + 1) if inside(k) or strongest[k - 1] >= FAINT]
+    kept = [(k, box) for k, box in enumerate(find_objects(labels), 1) if inside(box) or strongest[k - 1] >= FAINT]
     # the edge of a card, a border or a dark shadow along the image's edge, far taller than any ink away
     # from the edge, is no digit; were it kept, its height would make the digits look like marks beside it
-    tallest = max((height(k) for k in kept if inside(k)), default=0)
+    tallest = max((box[0].stop - box[0].start for _, box in kept if inside(box)), default=0)
     if tallest:
-        kept = [k for k in kept if inside(k) or height(k) <= EDGE_TALL * tallest]
+        kept = [(k, box) for k, box in kept if inside(box) or box[0].stop - box[0].start <= EDGE_TALL * tallest]
     # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
-    biggest = max((sizes[k] for k in kept), default=0)
-    comps = [Part(labels[boxes[k - 1]] == k, (boxes[k - 1][1].start, boxes[k - 1][0].start, boxes[k - 1][1].stop,
-                                               boxes[k - 1][0].stop)) for k in kept if sizes[k] >= SPECK * biggest]
+    biggest = max((sizes[k] for k, _ in kept), default=0)
+    comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
+             for k, box in kept if sizes[k] >= SPECK * biggest]
     if not comps:
         return [], [], 0.0
     hmax = max(c.height for c in comps)

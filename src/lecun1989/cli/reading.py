@@ -126,12 +126,7 @@ def cmd_predict(args) -> None:
         print(f"margin threshold {t} ({how}); '?' marks a digit below it, or one that reads as no single digit")
         for path, rd in read:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
-            short = (f"   (only {len(rd.digits)} of the {args.digits} digits asked: the ink has no more places to "
-                     f"cut)" if args.digits and len(rd.digits) < args.digits else
-                     f"   ({len(rd.digits)} digits where {args.digits} {'was' if args.digits == 1 else 'were'} asked: the ink holds more groups than "
-                     f"can be read as {args.digits})" if args.digits and len(rd.digits) > args.digits else
-                     f"   (without --digits it reads best as {rd.best_count} digits: one may be left out)"
-                     if args.digits and rd.best_count > len(rd.digits) else "")
+            short = _count_note(rd, args.digits)
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
             # a '?' whose margin reaches the threshold: its outputs are not one digit's (its unlikeness)
             odd = [f"{d.label} {d.margin:.2f}" for d in rd.digits if not d.accepted and d.margin >= rd.threshold]
@@ -147,6 +142,21 @@ def cmd_predict(args) -> None:
             print(f"pictures: {', '.join(map(str, written))}", file=sys.stderr if args.json else sys.stdout)
     if failed:
         _refuse(failed, len(args.images))
+
+
+def _count_note(rd, asked: int | None) -> str:
+    """What predict adds to a reading kept to a count asked that it could not keep, or may have kept by
+    leaving a digit out."""
+    if not asked:
+        return ""
+    if len(rd.digits) < asked:
+        return f"   (only {len(rd.digits)} of the {asked} digits asked: the ink has no more places to cut)"
+    if len(rd.digits) > asked:
+        return (f"   ({len(rd.digits)} digits where {asked} {'was' if asked == 1 else 'were'} asked: the ink holds "
+                f"more groups than can be read as {asked})")
+    if rd.best_count > len(rd.digits):
+        return f"   (without --digits it reads best as {rd.best_count} digits: one may be left out)"
+    return ""
 
 
 def _refuse(failed: list[tuple[str, str]], given: int) -> None:

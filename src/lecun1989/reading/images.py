@@ -512,7 +512,7 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
     if not found:
         return Reading("", [], r.threshold, polarity, ink.shape, ink, True, network)
     if digits is None:
-        count = min(found, key=lambda k: (paths[k][0], k))
+        count = cheapest   # the paths of no retry: made only for a count asked
         others = [paths[k][0] for k in found if k != count]
         sure = bool(not others or min(others) > paths[count][0] + COUNT_MARGIN)
     else:   # as many as asked, or as near as the atoms allow
