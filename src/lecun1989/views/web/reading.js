@@ -381,20 +381,23 @@
     const found = toInk(grey, w, h);
     if (!found) return { text: "", countSure: true, digits: [] };
     const { ink } = found, { pieces, groupOf, href } = atoms(ink, w, h);
-    const candidates = spans(pieces, groupOf, href);
-    const read = candidates.map(([i, j]) => {
+    // a candidate lower than LOWEST_DIGIT Href is never a digit: it is neither normalized nor read
+    const candidates = [], read = [];
+    for (const [i, j] of spans(pieces, groupOf, href)) {
       const m = new Uint8Array(w * h);
       for (let a = i; a < j; a++) for (let q = 0; q < w * h; q++) if (pieces[a].mask[q]) m[q] = 1;
-      const p = part(m, w, h), [x0, y0, x1, y1] = p.box, pw = x1 - x0, ph = y1 - y0, v = new Float64Array(pw * ph);
+      const p = part(m, w, h), [x0, y0, x1, y1] = p.box, pw = x1 - x0, ph = y1 - y0;
+      if (ph < LOWEST_DIGIT * href) continue;
+      const v = new Float64Array(pw * ph);
       for (let y = 0; y < ph; y++)
         for (let x = 0; x < pw; x++) { const q = (y + y0) * w + x + x0; v[y * pw + x] = m[q] ? ink[q] : 0; }
       const input = normalize(v, ph, pw), layers = api.forward(input);
-      return { box: p.box, input, layers };
-    });
+      candidates.push([i, j]);
+      read.push({ box: p.box, input, layers });
+    }
     const cost = candidates.map(([i, j], c) => DIGIT_COST[api.loss] + unlikeness(read[c].layers.out, api.loss) +
       CUT_COST * (i > 0 && groupOf[i - 1] === groupOf[i] ? 1 : 0) + JOIN_COST * (groupOf[j - 1] - groupOf[i]) +
-      WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT) +
-      (read[c].box[3] - read[c].box[1] < LOWEST_DIGIT * href ? Infinity : 0));
+      WIDE_COST * Math.max(0, (read[c].box[2] - read[c].box[0]) / href - WIDEST_DIGIT));
     // only an atom cut from a group may be left out (a stroke's tail), never a group's only atom
     const skip = groupOf.map((g, a) => groupOf.filter(x => x === g).length === 1 ? Infinity :
       SKIP_COST + SKIP_AREA_COST * Math.max(0, pieces[a].pixels / (href * href) - SKIP_AREA));
