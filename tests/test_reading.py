@@ -333,6 +333,18 @@ def test_zipcodes_are_deterministic_and_scored(run_dir, tmp_path, capsys, usps):
     assert status == 0, err
     scores = strict_json(out)
     assert scores["zips"] == 6 and scores["miscounted_zips"] == 0 and 0 <= scores["digit_accuracy"] <= 1
+    assert scores["failed"] == []
+    # a strip lost is named after the others' scores, which are printed; a blank one reads as no digits
+    (a / "zip-00001.png").unlink()
+    Image.new("L", (80, 20), 255).save(a / "zip-00004.png")
+    for json_flag in ([], ["--json"]):
+        status, out, err = command(["predict", str(run_dir), "--truth", str(a / "zipcodes.json"), *json_flag], capsys)
+        assert status == 2 and len(err.splitlines()) == 1 and str(a / "zip-00001.png") in err
+        assert "5 others scored without it" in err
+    scores = strict_json(out)
+    assert scores["zips"] == 5 and [f["image"] for f in scores["failed"]] == ["zip-00001.png"]
+    assert [s["text"] for s in scores["strips"] if s["file"] == "zip-00004.png"] == [""]
+    assert scores["miscounted_zips"] >= 1 / 5
     # an existing folder of someone else's is refused; one of ours needs --force
     status, _, err = command(["zipcodes", "--out", str(a), "--n", "2"], capsys)
     assert status == 2 and "--force" in err and "--resume" not in err   # zipcodes has no --resume

@@ -90,20 +90,15 @@ def cmd_predict(args) -> None:
     r = reader(Path(args.run), args.threshold, location(args))
     if args.truth:
         scores = score_zipcodes(r, Path(args.truth), deslant=args.deslant, digits=args.digits)
+        failed = [(str(Path(args.truth).parent / f["image"]), f["error"]) for f in scores["failed"]]
+        if not scores["zips"]:   # nothing to score: every strip failed
+            _refuse(failed, len(failed))
         if args.json:
             sys.stdout.write(json_text({"run": str(args.run), "truth": str(args.truth), **scores}))
-            return
-        pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
-        print(f"{args.truth}: {scores['zips']} zip codes, margin threshold "
-              f"{'none' if scores['threshold'] is None else format(scores['threshold'], '.4f')}")
-        for name, f in (("all", scores), ("separated digits", scores["separated"]),
-                        ("a touching pair", scores["touching"])):
-            print(f"  {name} ({f['zips']}): whole-zip accuracy {pct(f['zip_accuracy'])}, digit accuracy "
-                  f"{pct(f['digit_accuracy'])}, cut into the wrong number of digits {pct(f['miscounted_zips'])}; "
-                  f"shown with no '?' {pct(f['accepted_zips'])}, of which right {pct(f['accepted_zip_accuracy'])}")
-        rate = lambda v: "n/a" if v is None else f"{v:.0f}"
-        print(f"speed: {rate(scores['digits_per_second'])} digits a second read from the image (the paper: 10-12), "
-              f"{rate(scores['network_digits_per_second'])} by the network once normalized (the paper: 30)")
+        else:
+            _print_scores(args.truth, scores)
+        if failed:
+            _refuse(failed, len(failed) + scores["zips"], scored=True)
         return
     read = []
     for path, g in greys:
@@ -144,6 +139,21 @@ def cmd_predict(args) -> None:
         _refuse(failed, len(args.images))
 
 
+def _print_scores(truth: str, scores: dict) -> None:
+    """predict --truth's figures, a line for all strips, the separated and the touching, and the speed."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
+    print(f"{truth}: {scores['zips']} zip codes, margin threshold "
+          f"{'none' if scores['threshold'] is None else format(scores['threshold'], '.4f')}")
+    for name, f in (("all", scores), ("separated digits", scores["separated"]),
+                    ("a touching pair", scores["touching"])):
+        print(f"  {name} ({f['zips']}): whole-zip accuracy {pct(f['zip_accuracy'])}, digit accuracy "
+              f"{pct(f['digit_accuracy'])}, cut into the wrong number of digits {pct(f['miscounted_zips'])}; "
+              f"shown with no '?' {pct(f['accepted_zips'])}, of which right {pct(f['accepted_zip_accuracy'])}")
+    rate = lambda v: "n/a" if v is None else f"{v:.0f}"
+    print(f"speed: {rate(scores['digits_per_second'])} digits a second read from the image (the paper: 10-12), "
+          f"{rate(scores['network_digits_per_second'])} by the network once normalized (the paper: 30)")
+
+
 def _count_note(rd, asked: int | None) -> str:
     """What predict adds to a reading kept to a count asked that it could not keep, or may have kept by
     leaving a digit out."""
@@ -159,16 +169,17 @@ def _count_note(rd, asked: int | None) -> str:
     return ""
 
 
-def _refuse(failed: list[tuple[str, str]], given: int) -> None:
+def _refuse(failed: list[tuple[str, str]], given: int, scored: bool = False) -> None:
     """The images predict could not read: one alone is its error; several are named a line each on
-    stderr, then counted in the error."""
+    stderr, then counted in the error. `scored`: the others' scores were printed without them."""
     def named(path: str, error: str) -> str:   # most errors name their image first already
         return error if error.startswith((f"{path} ", f"{path}:")) else f"{path}: {error}"
+    after = f" ({given - len(failed)} others scored without {'it' if len(failed) == 1 else 'them'})" if scored else ""
     if len(failed) == 1:
-        raise LecunError(named(*failed[0]))
+        raise LecunError(named(*failed[0]) + after)
     for path, error in failed:
         print(named(path, error), file=sys.stderr)
-    raise LecunError(f"{len(failed)} of the {given} images could not be read (each is named above)")
+    raise LecunError(f"{len(failed)} of the {given} images could not be read (each is named above){after}")
 
 
 def cmd_zipcodes(args) -> None:

@@ -219,31 +219,39 @@ def score_zipcodes(net_or_run, truth_path: Path, threshold: float | None = None,
     counts all its digits as wrong (and as a wrong zip when accepted); the error of accepted digits is
     over the zips cut right. And the speed: digits read per second, whole (the image read, cut and
     normalized, the candidates read) and by the network alone (the candidates' forward passes); and per
-    strip its reading ("strips")."""
+    strip its reading ("strips"). A strip whose file cannot be read (missing, damaged) is not scored but
+    named in "failed" with its error; one with no ink in it reads as no digits."""
     r = reader(net_or_run, threshold, where)
     truth_path = Path(truth_path)
-    zips = read_truth(truth_path)
-    rows, seconds, network = [], 0.0, 0.0
-    for z in zips:
-        grey = load_image(truth_path.parent / z["file"])
+    rows, failed, seconds, network = [], [], 0.0, 0.0
+    for z in read_truth(truth_path):
+        try:
+            grey = load_image(truth_path.parent / z["file"])
+        except LecunError as e:
+            failed.append({"image": z["file"], "error": str(e)})
+            continue
         t0 = time.perf_counter()
-        reading = read_image(r, grey, deslant=deslant, digits=digits)
+        try:
+            reading = read_image(r, grey, deslant=deslant, digits=digits)
+            digits_read, text, sure = reading.digits, reading.text, reading.count_sure
+            network += reading.network_seconds
+        except LecunError:   # no ink: read as no digits
+            digits_read, text, sure = [], "", True
         seconds += time.perf_counter() - t0
-        network += reading.network_seconds
-        labels = "".join(str(d.label) for d in reading.digits)
-        ok = [d.accepted for d in reading.digits]
-        rows.append({"file": z["file"], "zip": z["zip"], "text": reading.text,
+        labels = "".join(str(d.label) for d in digits_read)
+        ok = [d.accepted for d in digits_read]
+        rows.append({"file": z["file"], "zip": z["zip"], "text": text,
                      "read": labels if len(labels) == len(z["zip"]) else None, "ok": ok,
-                     "accepted": bool(ok) and all(ok) and reading.count_sure,
-                     "touching": any(z.get("touching") or [])})
-    n_digits = sum(len(z["zip"]) for z in zips)
+                     "accepted": bool(ok) and all(ok) and sure, "touching": any(z.get("touching") or [])})
+    n_digits = sum(len(row["zip"]) for row in rows)
     return {"threshold": r.threshold if math.isfinite(r.threshold) else None, **_figures(rows),
             "separated": _figures([row for row in rows if not row["touching"]]),
             "touching": _figures([row for row in rows if row["touching"]]),
             "digits_per_second": n_digits / seconds if seconds > 0 else None,
             "network_digits_per_second": n_digits / network if network > 0 else None,
             "strips": [{"file": row["file"], "zip": row["zip"], "text": row["text"], "right": row["read"] == row["zip"],
-                        "shown_whole": row["accepted"]} for row in rows]}
+                        "shown_whole": row["accepted"]} for row in rows],
+            "failed": failed}
 
 
 def accepted_error(r: Reader, inputs: np.ndarray, labels: np.ndarray) -> dict:

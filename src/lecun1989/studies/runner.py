@@ -133,7 +133,11 @@ def _one_thread() -> None:
 
 def _score(job) -> dict:
     run, truth, digits, where = job
-    return score_zipcodes(run, truth, digits=digits, where=where)
+    scores = score_zipcodes(run, truth, digits=digits, where=where)
+    failed = scores.pop("failed")
+    if failed:   # strips this study has just written: something else changed them
+        raise LecunError(f"{failed[0]['error']}; the study's strips in {truth.parent} were changed while it read them")
+    return scores
 
 
 # What a row may measure on its runs once trained, under the same key in its study.json.
