@@ -147,13 +147,15 @@ def test_the_page_drops_a_border_along_the_edge_as_predict_does(browser, run):
 
 
 def test_the_page_finds_the_paper_as_predict_does(browser):
-    """Step 2 in the page: a shadow and a gradient (the local paper), and a bold tight crop (one level)."""
+    """Step 2 in the page: a shadow and a gradient (the local paper), a bold tight crop (one level), and
+    a blot wider than the window beside digits, its rims dropped."""
     ink = np.zeros((60, 200))
     for x in (20, 60, 100):
         ink[10:50, x:x + 10] = 1.0
     y, x = np.mgrid[0:60, 0:200]
     shadowed = np.where(x + 0.5 * y > 120, 0.45, 1.0) * (0.8 + 0.2 * x / 200) * (0.9 - 0.8 * ink)
-    for grey in (shadowed, np.pad(np.ones((16, 10)), 8), 1.0 - shadowed):
+    blotted = np.where((y + 0.5 - 30) ** 2 + (x + 0.5 - 160) ** 2 < 24 ** 2, 0.1, 0.9 - 0.8 * ink)
+    for grey in (shadowed, np.pad(np.ones((16, 10)), 8), 1.0 - shadowed, blotted, 1.0 - blotted):
         want, polarity = reading.to_ink(grey)
         got = browser.execute_script(
             "const r = lecun1989.toInk(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"

@@ -23,7 +23,14 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    a[i, j]| over the rows, then of |a[i + 1, j] - a[i, j]| over the columns); but light ink needs
    dark paper: where the median of `dark` is 0.5 or more, the ink is dark. Dark on light: ink = (bright - grey) / bright (0 where
    bright = 0), which is 1 - grey / paper, the ink's contrast whatever light falls on it; light on
-   dark: ink = (grey - dark) / (1 - dark) (0 where dark = 1). Then ink = clip(ink, 0, 1). Where
+   dark: ink = (grey - dark) / (1 - dark) (0 where dark = 1). Then ink = clip(ink, 0, 1). A dark area
+   wider than W (a blot, a filled shape) is taken for paper but at its rim, where the square cannot
+   follow its curve; such a rim is dropped (`without_blot_edges`): with light = grey (1 - grey for
+   light ink) and the marks the 8-connected components of ink >= MASK_LEVEL max(ink), a pixel outside
+   the marks is dark if its light is at most the largest light of the mark pixels among its 8
+   neighbours (no lighter than the ink beside it: beside a stroke the paper is lighter), and a mark's
+   ink is set to 0 where at least BLOT_EDGE (0.1) of its outline (the pixels outside the marks with
+   one of its pixels among their 8 neighbours) is dark. Where
    that leaves no ink (no feature narrower than W: a tight crop of a bold digit), the paper is one
    level (`border_ink`): the median of the border pixels (first and last row, first and last column,
    each pixel once; numpy's median); if it is >= 0.5 the ink is dark, ink = 1 - grey and p =
@@ -87,14 +94,15 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
       kept as a lighter grey; the box is centred and fills 16 pixels in its longer direction.
    d. grey levels: x = 2 out / max(out) - 1: ink up to +1, background exactly -1.
 7. Reading. The network (or a committee: its networks' outputs averaged) reads every candidate at
-   least LOWEST_DIGIT Href tall (the others are never digits, below).
+   least LOWEST_DIGIT Href and SMALLEST_DIGIT pixels tall (the others are never digits, below).
    Its unlikeness u (`unlikeness`): for a network trained with cross-entropy, -log of the top
    class's softmax probability; for one trained with MSE towards +1 / -1, max(0, (sum_k (y_k + 1)^2 -
    4 max_k y_k) / 2), half the squared distance to the nearest target. A candidate (i, j) costs
    DIGIT_COST (0.1 for MSE, -0.1 for cross-entropy) + u + CUT_COST (0.5) if atom i - 1 is of the same group as atom i (the reading
    cuts a group there) + JOIN_COST (0.5) times the groups it spans beyond one + WIDE_COST (2) times
    max(0, its width / Href - WIDEST_DIGIT (1)); one lower than LOWEST_DIGIT (0.5) Href (a sliver that
-   a cut path leaves at a blob's edge, which scaled to 16x16 would read as a sure 1) is never a digit.
+   a cut path leaves at a blob's edge, which scaled to 16x16 would read as a sure 1), or than
+   SMALLEST_DIGIT (8) pixels (a speck alone on the page), is never a digit.
    An atom cut from a group (not a group's only atom) may be
    left out of the reading at SKIP_COST (1.0) + SKIP_AREA_COST (4) times max(0, its mask's pixels /
    Href^2 - SKIP_AREA (0.03)): a stroke's tail that reads as no digit, not a piece as large as half
@@ -128,7 +136,7 @@ import numpy as np
 
 from ..data import Location, resize_bilinear
 from ..digits import SIZE, normalized
-from ..segment import JOIN_GAP, Part, atoms, spans
+from ..segment import JOIN_GAP, MASK_LEVEL, Part, atoms, components, spans
 from ..errors import LecunError
 from ..store.rundir import read_config
 from ..trained import load_net, run_test_split
@@ -153,6 +161,11 @@ SKIP_COST = 1.0          # the cost of leaving an atom out: a stroke's tail or a
 # training digits: docs/READING.md)
 SKIP_AREA, SKIP_AREA_COST = 0.03, 4.0
 LOWEST_DIGIT = 0.5       # digit heights a candidate must span to be a digit: a sliver a cut leaves is not one
+# and pixels: half the USPS digits' 16; a speck alone on the page, the tallest ink, read as a sure 1
+SMALLEST_DIGIT = 8
+# a mark that borders, along this share of its outline or more, on pixels that are not ink yet no
+# lighter than the ink beside them is the rim of a dark area the window took for paper (step 2)
+BLOT_EDGE = 0.1
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
@@ -233,9 +246,11 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
     # light ink needs dark paper: where the paper under it would be light, the ink is dark
     if variation(bright) <= variation(dark) or float(np.median(dark)) >= 0.5:
         ink, polarity = np.divide(bright - grey, bright, out=np.zeros_like(grey), where=bright > 0), "dark-on-light"
+        light = grey
     else:
         ink, polarity = np.divide(grey - dark, 1.0 - dark, out=np.zeros_like(grey), where=dark < 1), "light-on-dark"
-    ink = np.clip(ink, 0.0, 1.0)
+        light = 1.0 - grey
+    ink = without_blot_edges(np.clip(ink, 0.0, 1.0), light)
     if ink.max() <= 0:   # no feature narrower than the window: ink as wide as a quarter of the image
         ink, polarity = border_ink(grey)
     top = ink.max()
@@ -245,6 +260,27 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
         raise LecunError(f"the image holds no ink: nothing in it is darker (or lighter) than its paper by "
                          f"{100 * MIN_CONTRAST:.0f}% or more, only noise")
     return ink / top, polarity
+
+
+def without_blot_edges(ink: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Step 2's last rule: the ink without the rims of dark areas wider than the window (a blot, a
+    filled shape, a hard-edged shadow), which the window takes for paper except at their edges; `light`
+    is the grey with the paper light (1 - grey for light ink)."""
+    from scipy.ndimage import binary_dilation, find_objects, maximum_filter
+    if ink.max() <= 0:
+        return ink
+    mask = ink >= MASK_LEVEL * ink.max()
+    labels, _ = components(mask)
+    # beside a stroke the paper is lighter than the ink; beside a rim, the dark area is as dark as it
+    dark = ~mask & (light <= maximum_filter(np.where(mask, light, -np.inf), 3, mode="constant", cval=-np.inf))
+    out = ink.copy()
+    for k, box in enumerate(find_objects(labels), 1):
+        rows, cols = (slice(max(0, b.start - 1), b.stop + 1) for b in box)
+        mark = labels[rows, cols] == k
+        outline = binary_dilation(mark, np.ones((3, 3), bool)) & ~mask[rows, cols]
+        if dark[rows, cols][outline].sum() >= BLOT_EDGE * outline.sum():
+            out[rows, cols][mark] = 0.0
+    return out
 
 
 def border_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
@@ -451,7 +487,8 @@ def skip_cost(atom: Part, href: float) -> float:
 @dataclass
 class Candidates:
     """A row's atoms (step 5) and its candidate digits read by the network (steps 6, 7): `candidates`
-    makes them, leaving out those lower than LOWEST_DIGIT Href, which `paths` then need not price."""
+    makes them, leaving out those lower than LOWEST_DIGIT Href or SMALLEST_DIGIT pixels, which `paths`
+    then need not price."""
     pieces: list[Part]
     group_of: list[int]
     spans: list[tuple[int, int]]
@@ -476,12 +513,13 @@ class Candidates:
 def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = False,
                join_gap: float = JOIN_GAP) -> Candidates:
     """Steps 3-6 and the network's outputs for every candidate that may be a digit, in one batch (one
-    lower than LOWEST_DIGIT Href never is: it is neither normalized nor read, a fifth of them on strips)."""
+    lower than LOWEST_DIGIT Href or SMALLEST_DIGIT pixels never is: it is neither normalized nor read, a
+    fifth of them on strips)."""
     pieces, group_of, href = atoms(ink, finer)
     runs, boxes, inputs = [], [], []
     for i, j in spans(pieces, group_of, href, join_gap):
         part = Part.union(pieces[i:j])
-        if part.height < LOWEST_DIGIT * href:
+        if part.height < max(LOWEST_DIGIT * href, SMALLEST_DIGIT):
             continue
         runs.append((i, j))
         boxes.append(part.box)

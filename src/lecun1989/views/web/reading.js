@@ -6,9 +6,9 @@
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, PAIR_WIDTH = 1.0, FINE_PIECE = 0.25, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
-  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3;
+  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.1;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
-  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
+  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -60,16 +60,44 @@
     };
     // light ink needs dark paper: where the paper under it would be light, the ink is dark
     const darkInk = variation(bright) <= variation(dark) || median(dark) >= 0.5, ink = new Float64Array(w * h);
+    const light = darkInk ? grey : grey.map(g => 1 - g);
     let top = 0;
     for (let i = 0; i < w * h; i++) {
       let v = darkInk ? (bright[i] > 0 ? (bright[i] - grey[i]) / bright[i] : 0) : (dark[i] < 1 ? (grey[i] - dark[i]) / (1 - dark[i]) : 0);
       ink[i] = Math.min(1, Math.max(0, v));
       top = Math.max(top, ink[i]);
     }
+    if (top > 0) top = withoutBlotEdges(ink, light, w, h, top);
     if (top <= 0) return borderInk(grey, w, h);   // no feature narrower than the window
     if (top < MIN_CONTRAST) return null;           // noise on a blank page
     for (let i = 0; i < w * h; i++) ink[i] /= top;
     return { ink, polarity: darkInk ? "dark-on-light" : "light-on-dark" };
+  }
+  // the rims of dark areas wider than the window (a blot, a filled shape), which it takes for paper but at
+  // their edges: a mark bordering, along BLOT_EDGE of its outline or more, on pixels that are not ink yet
+  // no lighter than the ink beside them is zeroed in place; the strongest ink left is returned
+  function withoutBlotEdges(ink, light, w, h, top) {
+    const mask = new Uint8Array(w * h);
+    for (let i = 0; i < w * h; i++) mask[i] = ink[i] >= MASK_LEVEL * top ? 1 : 0;
+    const marks = components(mask, w, h), label = new Int32Array(w * h);
+    marks.forEach((m, k) => { for (let i = 0; i < w * h; i++) if (m[i]) label[i] = k + 1; });
+    const outline = new Int32Array(marks.length + 1), dark = new Int32Array(marks.length + 1);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        if (mask[y * w + x]) continue;
+        let beside = -Infinity;
+        const seen = new Set();
+        for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++)
+          for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++)
+            if (mask[yy * w + xx]) { beside = Math.max(beside, light[yy * w + xx]); seen.add(label[yy * w + xx]); }
+        for (const k of seen) { outline[k]++; if (light[y * w + x] <= beside) dark[k]++; }
+      }
+    let left = 0;
+    for (let i = 0; i < w * h; i++) {
+      if (label[i] && dark[label[i]] >= BLOT_EDGE * outline[label[i]]) ink[i] = 0;
+      left = Math.max(left, ink[i]);
+    }
+    return left;
   }
   // one paper level, the median of the border pixels
   function borderInk(grey, w, h) {
@@ -381,13 +409,13 @@
     const found = toInk(grey, w, h);
     if (!found) return { text: "", countSure: true, digits: [] };
     const { ink } = found, { pieces, groupOf, href } = atoms(ink, w, h);
-    // a candidate lower than LOWEST_DIGIT Href is never a digit: it is neither normalized nor read
+    // a candidate lower than LOWEST_DIGIT Href or SMALLEST_DIGIT pixels is never a digit: neither normalized nor read
     const candidates = [], read = [];
     for (const [i, j] of spans(pieces, groupOf, href)) {
       const m = new Uint8Array(w * h);
       for (let a = i; a < j; a++) for (let q = 0; q < w * h; q++) if (pieces[a].mask[q]) m[q] = 1;
       const p = part(m, w, h), [x0, y0, x1, y1] = p.box, pw = x1 - x0, ph = y1 - y0;
-      if (ph < LOWEST_DIGIT * href) continue;
+      if (ph < Math.max(LOWEST_DIGIT * href, SMALLEST_DIGIT)) continue;
       const v = new Float64Array(pw * ph);
       for (let y = 0; y < ph; y++)
         for (let x = 0; x < pw; x++) { const q = (y + y0) * w + x + x0; v[y * pw + x] = m[q] ? ink[q] : 0; }
