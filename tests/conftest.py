@@ -24,6 +24,12 @@ def pytest_configure(config):
     # A shell's background job (as CI may be) starts with SIGINT ignored; the tests that interrupt a
     # command in this process need Python's own handler.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Under pytest-xdist (-n, as the README's command runs) the workers collect the tests and the
+    # controller only hands them out: it looks for the data once, before any worker starts, so that
+    # missing data is the same one line (unless -m leaves the data tests out).
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") \
+            and "not data" not in (config.option.markexpr or ""):
+        _raw_dir()
 
 
 @pytest.hookimpl(tryfirst=True)   # before -m selects on the marks

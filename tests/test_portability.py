@@ -74,13 +74,15 @@ def test_without_the_data_the_tests_stop_at_once_with_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LECUN1989_RAW_DIR"}
     env.update(LECUN1989_HOME=str(tmp_path / "home"), LECUN1989_OFFLINE="1")
     tests = Path(__file__).parent
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests / "test_data.py")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert run.returncode == 4 and "Traceback" not in run.stdout + run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1   # pytest's own ERROR line, then a blank one
-    assert run.stderr.startswith("ERROR: the tests need the raw USPS and MNIST files")
-    assert "Set LECUN1989_RAW_DIR to a folder holding usps/ and mnist/" in run.stderr
-    assert "no tests ran" in run.stdout and not (tmp_path / "home").exists()   # nothing downloaded or made
+    for workers in ([], ["-n", "2", "--dist", "loadfile"]):   # in one process, and as the README runs them
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers,
+                              str(tests / "test_data.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert run.returncode == 4 and "Traceback" not in run.stdout + run.stderr, workers
+        assert len(run.stderr.strip().splitlines()) == 1   # pytest's own ERROR line, then a blank one
+        assert run.stderr.startswith("ERROR: the tests need the raw USPS and MNIST files")
+        assert "Set LECUN1989_RAW_DIR to a folder holding usps/ and mnist/" in run.stderr
+        assert not (tmp_path / "home").exists()   # nothing downloaded or made
+        assert "no tests ran" in run.stdout or workers
     quick = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not data",
                             str(tests / "test_data.py"), str(tests / "test_model.py")], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
