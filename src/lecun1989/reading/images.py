@@ -30,10 +30,10 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    the marks is dark if its light is at most the largest light of the mark pixels among its 8
    neighbours (no lighter than the ink beside it: beside a stroke the paper is lighter), and a mark's
    ink is set to 0 where at least BLOT_EDGE (0.1) of its outline (the pixels outside the marks with
-   one of its pixels among their 8 neighbours) is dark. Where
-   that leaves no ink (no feature narrower than W: a tight crop of a bold digit), the paper is one
-   level (`border_ink`): the median of the border pixels (first and last row, first and last column,
-   each pixel once; numpy's median); if it is >= 0.5 the ink is dark, ink = 1 - grey and p =
+   one of its pixels among their 8 neighbours) is dark. Where that leaves no ink (no feature narrower
+   than W: a tight crop of a bold digit, or a blot alone), the paper is one level (`border_ink`): the
+   median of the border pixels (first and last row, first and last column, each pixel once; numpy's
+   median); if it is >= 0.5 the ink is dark, ink = 1 - grey and p =
    1 - paper, else ink = grey and p = paper; ink = clip((ink - p) / (1 - p), 0, 1) (0 if p = 1).
    Then ink = ink / max(ink) (the strongest ink is 1). An image with no ink left, or whose strongest
    ink is below MIN_CONTRAST (0.3: noise on a blank page), is refused. On a
@@ -251,7 +251,7 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
         ink, polarity = np.divide(grey - dark, 1.0 - dark, out=np.zeros_like(grey), where=dark < 1), "light-on-dark"
         light = 1.0 - grey
     ink = without_blot_edges(np.clip(ink, 0.0, 1.0), light)
-    if ink.max() <= 0:   # no feature narrower than the window: ink as wide as a quarter of the image
+    if ink.max() <= 0:   # no feature narrower than the window but rims: ink as wide as a quarter of the image
         ink, polarity = border_ink(grey)
     top = ink.max()
     if top <= 0:
