@@ -123,16 +123,16 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
         return [], [], 0.0
-    from scipy.ndimage import find_objects, maximum
+    from scipy.ndimage import find_objects
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    strongest = maximum(ink, labels, np.arange(1, n + 1))
     h, w = ink.shape
 
     def inside(box) -> bool:
         return box[1].start > 0 and box[0].start > 0 and box[1].stop < w and box[0].stop < h
 
     # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
-    kept = [(k, box) for k, box in enumerate(find_objects(labels), 1) if inside(box) or strongest[k - 1] >= FAINT]
+    kept = [(k, box) for k, box in enumerate(find_objects(labels), 1)
+            if inside(box) or ink[box][labels[box] == k].max() >= FAINT]
     # the edge of a card, a border or a dark shadow along the image's edge, far taller than any ink away
     # from the edge, is no digit; were it kept, its height would make the digits look like marks beside it
     tallest = max((box[0].stop - box[0].start for _, box in kept if inside(box)), default=0)
@@ -159,10 +159,10 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     # the height of a digit here: touching digits make a part wide, not tall
     href = float(np.median([p.height for p in parts]))
     pieces, group_of = [], []
-    for g, p in enumerate(parts):
+    for g, (p, cuts) in enumerate(zip(parts, cut_paths([(p, cut_columns(p, ink, href, finer)) for p in parts],
+                                                       ink, href))):
         x0, y0, x1, y1 = p.box
         columns = np.arange(x0, x1)[None, :]
-        cuts = cut_paths(p, ink, cut_columns(p, ink, href, finer), href)
         edges = [np.full(y1 - y0, x0), *cuts, np.full(y1 - y0, x1)]
         for k in range(1, len(edges)):   # cuts never cross: each starts where the one before it ends
             edges[k] = np.maximum(edges[k], edges[k - 1])
@@ -174,26 +174,29 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     return pieces, group_of, href
 
 
-def cut_paths(part: Part, ink: np.ndarray, cs: list[int], height: float) -> list[np.ndarray]:
-    """The cuts through a part near columns cs (step 5), each as the first column right of the cut in
-    every row of the part: the path from top to bottom that crosses the least ink, moving at most one
-    column a row (a move costs DRIFT) within BAND heights of its column c and inside the part's box.
-    The cuts of one part are found together, one pass over its rows for all of them."""
-    if not cs:
-        return []
-    x0, y0, x1, y1 = part.box
+def cut_paths(jobs: list[tuple[Part, list[int]]], ink: np.ndarray, height: float) -> list[list[np.ndarray]]:
+    """The cuts through each part near its columns cs (step 5), jobs = [(part, cs), ...], each cut as the
+    first column right of the cut in every row of its part: the path from top to bottom that crosses
+    the least ink, moving at most one column a row (a move costs DRIFT) within BAND heights of its
+    column c and inside the part's box. Every cut of the row is found together, one pass over the rows
+    (each part's from its own top row) for all of them."""
     band = max(1, math.ceil(BAND * height))
-    bands = [(max(x0 + 1, c - band), min(x1 - 1, c + band)) for c in cs]
-    n = max(hi + 1 - lo for lo, hi in bands)
-    local = part.ink(ink)
-    # every cut's columns side by side, padded with columns no path may enter
-    cost = np.full((y1 - y0, len(cs), n), np.inf)
-    for q, (lo, hi) in enumerate(bands):
-        cost[:, q, :hi + 1 - lo] = local[:, lo - x0:hi + 1 - x0]
+    cuts = [(part, c, max(part.box[0] + 1, c - band), min(part.box[2] - 1, c + band)) for part, cs in jobs for c in cs]
+    if not cuts:
+        return [[] for _ in jobs]
+    n = max(hi + 1 - lo for _, _, lo, hi in cuts)
+    rows = max(part.height for part, _, _, _ in cuts)
+    # every cut's columns side by side, padded with columns no path may enter (and rows below its part)
+    cost = np.full((rows, len(cuts), n), np.inf)
+    local = {}
+    for q, (part, _, lo, hi) in enumerate(cuts):
+        if id(part) not in local:
+            local[id(part)] = part.ink(ink)
+        cost[:part.height, q, :hi + 1 - lo] = local[id(part)][:, lo - part.box[0]:hi + 1 - part.box[0]]
     totals = np.empty_like(cost)   # totals[y]: the least ink of a path from the top row to each column of row y
     totals[0] = cost[0]
-    side = np.full((len(cs), n), np.inf)
-    for y in range(1, y1 - y0):
+    side = np.full((len(cuts), n), np.inf)
+    for y in range(1, rows):
         above = totals[y - 1]
         best = above.copy()
         side[:, 1:] = above[:, :-1] + DRIFT
@@ -203,20 +206,20 @@ def cut_paths(part: Part, ink: np.ndarray, cs: list[int], height: float) -> list
         np.minimum(best, side, out=best)
         side[:, :-1] = np.inf
         np.add(best, cost[y], out=totals[y])
-    paths = []
-    for q, (c, (lo, hi)) in enumerate(zip(cs, bands)):
-        last = totals[-1, q]
+    paths = {id(part): [] for part, _ in jobs}
+    for q, (part, c, lo, hi) in enumerate(cuts):
+        last = totals[part.height - 1, q]
         x = min(range(hi + 1 - lo), key=lambda k: (last[k], abs(lo + k - c), k))
-        path = np.empty(y1 - y0, dtype=np.int64)
-        for y in range(y1 - y0 - 1, -1, -1):
+        path = np.empty(part.height, dtype=np.int64)
+        for y in range(part.height - 1, -1, -1):
             path[y] = lo + x
             if y:   # the column it came from: straight first, then from the left (ties)
                 t = totals[y - 1, q]
                 straight, left = t[x], t[x - 1] + DRIFT if x > 0 else math.inf
                 right = t[x + 1] + DRIFT if x + 1 < n else math.inf
                 x = x if straight <= left and straight <= right else (x - 1 if left <= right else x + 1)
-        paths.append(path)
-    return paths
+        paths[id(part)].append(path)
+    return [paths[id(part)] for part, _ in jobs]
 
 
 def spans(pieces: list[Part], group_of: list[int], href: float, join_gap: float = JOIN_GAP) -> list[tuple[int, int]]:
