@@ -1,7 +1,7 @@
 """`lecun1989 reject`: how many test digits finished runs must reject to reach a given error.
 
 For every finished run the test outputs of its final weights are computed again (float64, the
-network as trained.load_run builds it), the digits are rejected least sure first (confidence.py), and
+network as trained.load_net builds it), the digits are rejected least sure first (confidence.py), and
 the share that must be rejected for the accepted ones to err at most the target is taken per run,
 then mean ± std (min .. max) over the runs. The criterion is the margin between the two largest
 outputs, the zip-code work's; two others are measured beside it on the same outputs, to say whether
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Location
+from ..data import Location, Split
 from ..errors import LecunError
 from ..results import stats
 from ..store.folders import writer
 from ..store.rundir import read_config, read_json, run_dirs_under
-from ..trained import load_run
+from ..trained import load_net, run_test_split
 from . import confidence
 
 # The companion paper's figure: about 9% rejected for 1% error (Le Cun et al., "Handwritten digit
@@ -110,15 +110,15 @@ class RunResult:
         return int((~self.correct).sum())
 
 
-def measure_run(run_dir: Path, where: Location = Location()) -> RunResult:
-    net, ds = load_run(run_dir, where)
-    outputs = net.outputs(ds.test.images)
+def measure_run(run_dir: Path, test: Split) -> RunResult:
+    """A finished run's outputs on the digits it was tested on (`test`, run_test_split's)."""
+    outputs = load_net(run_dir, note=lambda line: None).outputs(test.images)
     if not np.isfinite(outputs).all():
         raise LecunError(f"{run_dir}: the network's outputs are not finite; its weights are not a result")
     summary = read_json(Path(run_dir) / "summary.json")
     logged = summary.get("test_misses") if isinstance(summary, dict) else None
     return RunResult(Path(run_dir), read_config(run_dir), logged if isinstance(logged, int) else None,
-                     outputs.argmax(1) == ds.test.labels, scores(outputs))
+                     outputs.argmax(1) == test.labels, scores(outputs))
 
 
 def _data_key(config: dict) -> tuple:
@@ -165,7 +165,9 @@ def measure(paths: list[Path], error: float = 0.01, where: Location = Location()
         raise LecunError((f"the run in {where} diverged" if n == 1 else f"all {n} runs in {where} diverged") +
                          "; there is no rejection to measure")
     check_same_digits(found.finished)
-    runs = [measure_run(d, where) for d in found.finished]
+    # one set of digits (checked above), loaded and checked against its digest once, not once a run
+    test = run_test_split(found.finished[0], where)
+    runs = [measure_run(d, test) for d in found.finished]
     at = {c: [confidence.rejection_at(r.scores[c], r.correct, error) for r in runs] for c in CRITERIA}
     return Rejection(error, runs, found.diverged, at)
 
