@@ -146,6 +146,20 @@ def test_the_page_drops_a_border_along_the_edge_as_predict_does(browser, run):
     assert text == want.text
 
 
+def test_the_page_never_shows_a_stroke_lower_than_the_digits_as_sure(browser, run):
+    """A stray stroke beside the row, lower than its digits, is read but shown as '?', in the page as in
+    predict."""
+    ink = np.zeros((60, 260))
+    for x in (20, 60, 100, 140):
+        ink[10:50, x:x + 10] = 1.0
+    ink[25:45, 200:208] = 1.0
+    grey = 1.0 - 0.9 * ink
+    want = reading.read_image(run, grey)
+    text = browser.execute_script("return lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], "
+                                  "arguments[2]).text;", grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+    assert want.digits[-1].short and text == want.text and text.endswith("?")
+
+
 def test_the_page_finds_the_paper_as_predict_does(browser):
     """Step 2 in the page: a shadow and a gradient (the local paper), a bold tight crop (one level), and
     a blot wider than the window beside digits, its rims dropped."""

@@ -438,3 +438,20 @@ def test_predict_takes_images_after_its_options_and_says_a_count_it_could_not_ke
     assert main(["predict", str(READER_FOR_CLI), "--truth", str(tmp_path / "a.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a zipcodes.json" in err[0]
+    # a truth file that is not there, or that lists no strips, says so and what to give
+    (tmp_path / "none.json").write_text('{"zips": []}')
+    for name, said in (("lost.json", "no such file; give the zipcodes.json"), ("none.json", "lists no strips")):
+        assert main(["predict", str(READER_FOR_CLI), "--truth", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+
+
+def test_a_stroke_lower_than_the_rows_digits_is_never_shown_sure(usps, capsys):   # usps: the threshold
+    """A stray stroke beside a row of digits, shorter than them, scaled to 16x16 reads as a sure 1 (the
+    fresh-clone trial's ticks): it is read, and shown as '?'."""
+    ink = bars((60, 260), lefts=(20, 60, 100, 140))
+    ink[25:45, 200:208] = 1.0                                   # half a digit's height, in the row
+    reading_ = reading.read_image(reading.reader(READER_FOR_CLI), 1.0 - 0.9 * ink)
+    assert [d.box for d in reading_.digits][-1] == (200, 25, 208, 45)
+    assert [d.short for d in reading_.digits] == [False] * 4 + [True] and not reading_.digits[-1].accepted
+    assert reading_.text.endswith("?")

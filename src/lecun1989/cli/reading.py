@@ -123,9 +123,13 @@ def cmd_predict(args) -> None:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             short = _count_note(rd, args.digits)
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
-            # a '?' whose margin reaches the threshold: its outputs are not one digit's (its unlikeness)
-            odd = [f"{d.label} {d.margin:.2f}" for d in rd.digits if not d.accepted and d.margin >= rd.threshold]
-            odd = f"   ({', '.join(odd)}: sure enough, but not reading as one digit)" if odd else ""
+            # a '?' whose margin reaches the threshold: its outputs are not one digit's (its unlikeness), or
+            # it is lower than the row's digits
+            odd = "".join(f"   ({', '.join(f'{d.label} {d.margin:.2f}' for d in ds)}: sure enough, but {why})"
+                          for ds, why in (([d for d in rd.digits if d.short and d.margin >= rd.threshold],
+                                           "lower than the row's digits"),
+                                          ([d for d in rd.digits if not d.accepted and not d.short and d.margin >= rd.threshold],
+                                           "not reading as one digit")) if ds)
             print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}{odd}")
     if args.show:
         from ..store.folders import write_pictures

@@ -174,6 +174,9 @@ def read_truth(path: Path) -> list[dict]:
     if path.is_dir():
         hint = f"; give {path / 'zipcodes.json'}" if (path / "zipcodes.json").is_file() else ""
         raise LecunError(f"{path} is a folder, not a zipcodes.json written by `lecun1989 zipcodes`{hint}")
+    if not path.exists():
+        raise LecunError(f"{path}: no such file; give the zipcodes.json that `lecun1989 zipcodes --out DIR` wrote "
+                         f"into DIR")
     try:
         truth = read_json(path)
     except LecunError as e:
@@ -185,6 +188,8 @@ def read_truth(path: Path) -> list[dict]:
     if not isinstance(zips, list) or not all(isinstance(z, dict) and isinstance(z.get("file"), str)
                                              and isinstance(z.get("zip"), str) for z in zips):
         raise LecunError(f"{path} is not a zipcodes.json written by `lecun1989 zipcodes`")
+    if not zips:
+        raise LecunError(f"{path} lists no strips to score; give a zipcodes.json written by `lecun1989 zipcodes`")
     folder = path.parent.resolve()
     for z in zips:
         if "\0" in z["file"] or Path(z["file"]).is_absolute() or folder not in (folder / z["file"]).resolve().parents:

@@ -118,8 +118,9 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    N, else the fewest (predict says so, as it says where the cheapest reading without a count has
    more digits: `best_count`). Each digit's label is its largest output and its margin
    the largest minus the second largest output (`confidence.margin`); it is shown as `?` unless its
-   margin is at least the threshold and its unlikeness at most MAX_UNLIKENESS (0.1 for MSE, 0.05 for
-   cross-entropy: it reads as one digit). A run's threshold is the margin at which its own test
+   margin is at least the threshold, its unlikeness at most MAX_UNLIKENESS (0.1 for MSE, 0.05 for
+   cross-entropy: it reads as one digit) and its height at least SURE_HEIGHT (0.7) Href (a stray
+   stroke beside the row, shorter than its digits, scaled to 16x16 reads as a sure 1). A run's threshold is the margin at which its own test
    digits err at 1% (`confidence.rejection_at`), computed once per run (or study) and process, or given.
 """
 
@@ -163,6 +164,9 @@ SKIP_AREA, SKIP_AREA_COST = 0.03, 4.0
 LOWEST_DIGIT = 0.5       # digit heights a candidate must span to be a digit: a sliver a cut leaves is not one
 # and pixels: half the USPS digits' 16; a speck alone on the page, the tallest ink, read as a sure 1
 SMALLEST_DIGIT = 8
+# and digit heights a digit needs to be shown as sure: a stroke beside the row shorter than its digits
+# reads as a sure 1 (0.4% of the digits read in 300 benchmark strips are lower, 1% in its photographs)
+SURE_HEIGHT = 0.7
 # a mark that borders, along this share of its outline or more, on pixels that are not ink yet no
 # lighter than the ink beside them is the rim of a dark area the window took for paper (step 2)
 BLOT_EDGE = 0.1
@@ -354,6 +358,7 @@ class Digit:
     input: np.ndarray                 # the 16x16 input the network read
     outputs: np.ndarray               # the network's 10 outputs
     unlikeness: float = 0.0           # how far the outputs are from one digit's (step 7)
+    short: bool = False               # lower than SURE_HEIGHT Href: never shown as sure (step 7)
 
     @property
     def char(self) -> str:
@@ -558,7 +563,8 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
     index = {span: n for n, span in enumerate(c.spans)}
     chosen = [index[span] for span in paths[count][1]]
     margins, far = margin(c.outputs[chosen]), unlikeness(c.outputs[chosen], r.loss)
-    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold and u <= MAX_UNLIKENESS[r.loss]), c.boxes[n],
-                  c.inputs[n], c.outputs[n], float(u)) for n, m, u in zip(chosen, margins, far)]
+    short = [c.boxes[n][3] - c.boxes[n][1] < SURE_HEIGHT * c.href for n in chosen]
+    read = [Digit(int(c.outputs[n].argmax()), float(m), bool(m >= r.threshold and u <= MAX_UNLIKENESS[r.loss] and not low),
+                  c.boxes[n], c.inputs[n], c.outputs[n], float(u), low) for n, m, u, low in zip(chosen, margins, far, short)]
     text = ("" if sure else "?") + "".join(d.char for d in read)
     return Reading(text, read, r.threshold, polarity, ink.shape, ink, sure, network, None if digits is None else cheapest)

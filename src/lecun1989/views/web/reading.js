@@ -8,7 +8,7 @@
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.1;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
-  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
+  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, SURE_HEIGHT = 0.7, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -438,7 +438,8 @@
     const index = new Map(candidates.map(([i, j], c) => [i + "," + j, c]));
     const out = paths[count].path.map(([i, j]) => {
       const r = read[index.get(i + "," + j)], m = api.margin(r.layers.out), label = api.argmax(r.layers.out);
-      const accepted = m >= api.threshold && unlikeness(r.layers.out, api.loss) <= MAX_UNLIKENESS[api.loss];
+      const accepted = m >= api.threshold && unlikeness(r.layers.out, api.loss) <= MAX_UNLIKENESS[api.loss] &&
+        r.box[3] - r.box[1] >= SURE_HEIGHT * href;
       return { label, margin: m, accepted, char: accepted ? String(label) : "?", box: r.box, input: r.input, layers: r.layers };
     });
     return { text: (sure ? "" : "?") + out.map(d => d.char).join(""), countSure: sure, digits: out };
