@@ -30,8 +30,9 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    the marks is dark if its light is at most the largest light of the mark pixels among its 8
    neighbours (no lighter than the ink beside it: beside a stroke the paper is lighter), and a mark's
    ink is set to 0 where at least BLOT_EDGE (0.1) of its outline (the pixels outside the marks with
-   one of its pixels among their 8 neighbours) is dark. Where that leaves no ink (no feature narrower
-   than W: a tight crop of a bold digit, or a blot alone), the paper is one level (`border_ink`): the
+   one of its pixels among their 8 neighbours) is dark; where every mark is such a rim, the ink is 0
+   everywhere. Where that leaves no ink (no feature narrower than W: a tight crop of a bold digit,
+   strokes as wide as W, or a blot alone), the paper is one level (`border_ink`): the
    median of the border pixels (first and last row, first and last column, each pixel once; numpy's
    median); if it is >= 0.5 the ink is dark, ink = 1 - grey and p =
    1 - paper, else ink = grey and p = paper; ink = clip((ink - p) / (1 - p), 0, 1) (0 if p = 1).
@@ -169,7 +170,7 @@ SMALLEST_DIGIT = 8
 SURE_HEIGHT = 0.7
 # a mark that borders, along this share of its outline or more, on pixels that are not ink yet no
 # lighter than the ink beside them is the rim of a dark area the window took for paper (step 2)
-BLOT_EDGE = 0.1
+BLOT_EDGE = 0.3
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
@@ -277,14 +278,18 @@ def without_blot_edges(ink: np.ndarray, light: np.ndarray) -> np.ndarray:
     labels, _ = components(mask)
     # beside a stroke the paper is lighter than the ink; beside a rim, the dark area is as dark as it
     dark = ~mask & (light <= maximum_filter(np.where(mask, light, -np.inf), 3, mode="constant", cval=-np.inf))
-    out = ink.copy()
+    out, kept = ink.copy(), 0
     for k, box in enumerate(find_objects(labels), 1):
         rows, cols = (slice(max(0, b.start - 1), b.stop + 1) for b in box)
         mark = labels[rows, cols] == k
         outline = binary_dilation(mark, np.ones((3, 3), bool)) & ~mask[rows, cols]
         if dark[rows, cols][outline].sum() >= BLOT_EDGE * outline.sum():
             out[rows, cols][mark] = 0.0
-    return out
+        else:
+            kept += 1
+    # nothing but rims: strokes as wide as the window (a bold pen, cropped tight) or a blot alone, which
+    # one paper level reads (to_ink), not the faint fringe the rims leave
+    return out if kept else np.zeros_like(ink)
 
 
 def border_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:

@@ -92,9 +92,11 @@
             if (mask[yy * w + xx]) { beside = Math.max(beside, light[yy * w + xx]); seen.add(label[yy * w + xx]); }
         for (const k of seen) { outline[k]++; if (light[y * w + x] <= beside) dark[k]++; }
       }
-    let left = 0;
+    let left = 0, kept = 0;
+    for (let k = 1; k <= marks.length; k++) if (dark[k] < BLOT_EDGE * outline[k]) kept++;
     for (let i = 0; i < w * h; i++) {
-      if (label[i] && dark[label[i]] >= BLOT_EDGE * outline[label[i]]) ink[i] = 0;
+      // nothing but rims (strokes as wide as the window, a blot alone): no ink, so one paper level reads it
+      if (!kept || (label[i] && dark[label[i]] >= BLOT_EDGE * outline[label[i]])) ink[i] = 0;
       left = Math.max(left, ink[i]);
     }
     return left;
