@@ -160,6 +160,21 @@ def test_the_page_never_shows_a_stroke_lower_than_the_digits_as_sure(browser, ru
     assert want.digits[-1].short and text == want.text and text.endswith("?")
 
 
+def test_the_page_makes_the_count_unsure_for_a_digit_left_out_as_marks(browser, run):
+    """Three bars and a digit of two short strokes, left out as marks beside them: the count unsure in
+    the page as in predict."""
+    ink = np.zeros((60, 220))
+    for x in (20, 60, 100):
+        ink[10:50, x:x + 10] = 1.0
+    ink[10:28, 150:160] = ink[32:50, 165:175] = 1.0
+    grey = 1.0 - 0.9 * ink
+    want = reading.read_image(run, grey)
+    text, sure = browser.execute_script(
+        "const r = lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
+        "return [r.text, r.countSure];", grey.reshape(-1).tolist(), grey.shape[1], grey.shape[0])
+    assert not want.count_sure and (text, sure) == (want.text, False)
+
+
 def test_the_page_finds_the_paper_as_predict_does(browser):
     """Step 2 in the page: a shadow and a gradient (the local paper), a bold tight crop (one level), and
     a blot wider than the window beside digits, its rims dropped."""

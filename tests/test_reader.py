@@ -232,7 +232,7 @@ def test_a_strokes_tail_is_left_out_but_not_half_a_digits_ink():
         y[1, 7] = 1.0 - math.sqrt(2 * 1.2)             # the piece alone: a poor 7, unlikeness 1.2
         # both together read as nothing (unlikeness 2)
         c = reading.Candidates([digit, piece], [0, 0], [(0, 1), (1, 2), (0, 2)],
-                               [digit.box, piece.box, (0, 0, piece.box[2], 40)], np.zeros((3, 16, 16)), y, 0.0, href)
+                               [digit.box, piece.box, (0, 0, piece.box[2], 40)], np.zeros((3, 16, 16)), y, 0.0, href, [])
         return [k for k, p in enumerate(c.paths("mse")) if p is not None and k > 0
                 and p[0] == min(q[0] for q in c.paths("mse")[1:] if q is not None)]
 
@@ -444,6 +444,28 @@ def test_predict_takes_images_after_its_options_and_says_a_count_it_could_not_ke
         assert main(["predict", str(READER_FOR_CLI), "--truth", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
+
+
+def two_stroke_digit() -> np.ndarray:
+    """Three bars 40 tall, then a digit of two strokes 18 tall (a 5 written in two), sharing no column
+    with the bars: both strokes are left out as marks beside the digits (step 4)."""
+    ink = bars((60, 220))
+    ink[10:28, 150:160] = ink[32:50, 165:175] = 1.0
+    return ink
+
+
+def test_a_digit_left_out_as_marks_makes_the_count_unsure(usps):   # usps: the reader's threshold
+    """A 5 of two short strokes was left out as two marks, and the zip code shown sure without it (the
+    second fresh-clone trial). Marks that large now make the count unsure; a dot does not."""
+    ink = two_stroke_digit()
+    pieces, _, _, marks = segment.row(ink)
+    assert len(pieces) == 3 and [m.box for m in marks] == [(150, 10, 160, 28), (165, 32, 175, 50)]
+    r = reading.reader(READER_FOR_CLI)
+    unsure = reading.read_image(r, 1.0 - 0.9 * ink)
+    assert not unsure.count_sure and unsure.text.startswith("?") and len(unsure.digits) == 3
+    dotted = bars((60, 220))
+    dotted[44:50, 150:156] = 1.0                         # a dot: 36 pixels, under a tenth of a bar's
+    assert reading.read_image(r, 1.0 - 0.9 * dotted).count_sure
 
 
 def test_a_stroke_lower_than_the_rows_digits_is_never_shown_sure(usps, capsys):   # usps: the threshold

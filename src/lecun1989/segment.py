@@ -120,9 +120,15 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
 def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float]:
     """The row's pieces (steps 3-5): (the atoms left to right, the group each belongs to, Href); `finer`
     (for a count the usual atoms cannot give) cuts every group and twice as finely."""
+    return row(ink, finer)[:3]
+
+
+def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float, list[Part]]:
+    """`atoms`, and the marks left out beside the digits (step 4: sharing no column with a group's
+    start, or wider than WIDEST_MARK Hmax), which a reader may weigh (reading/images.py, step 7)."""
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
-        return [], [], 0.0
+        return [], [], 0.0, []
     from scipy.ndimage import find_objects
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     h, w = ink.shape
@@ -143,10 +149,10 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
     comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
              for k, box in kept if sizes[k] >= SPECK * biggest]
     if not comps:
-        return [], [], 0.0
+        return [], [], 0.0, []
     hmax = max(c.height for c in comps)
     starts = sorted((c for c in comps if 2 * c.height >= hmax), key=lambda c: (c.box[0], c.box[1]))
-    groups = [[c] for c in starts]
+    groups, marks = [[c] for c in starts], []
     for c in comps:
         if 2 * c.height >= hmax:
             continue
@@ -154,7 +160,8 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
         best = int(np.argmax(shared))   # the first of equals: starts are in (x0, y0) order
         if shared[best] > 0 and c.width <= WIDEST_MARK * hmax:
             groups[best].append(c)
-        # else a dot, a speck or a dash beside the digits, or a line under or through them: never a digit
+        else:   # a dot, a speck or a dash beside the digits, or a line under or through them: never a digit
+            marks.append(c)
     parts = sorted((Part.union(g) for g in groups), key=lambda p: (p.box[0], p.box[1]))
     # the height of a digit here: touching digits make a part wide, not tall
     href = float(np.median([p.height for p in parts]))
@@ -171,7 +178,7 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
             if m.any():
                 pieces.append(Part.of(m, x0, y0))
                 group_of.append(g)
-    return pieces, group_of, href
+    return pieces, group_of, href, marks
 
 
 def cut_paths(jobs: list[tuple[Part, list[int]]], ink: np.ndarray, height: float) -> list[list[np.ndarray]]:

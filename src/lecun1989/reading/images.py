@@ -112,7 +112,8 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    j in turn, leaving atom j - 1 out, then the candidates (i, j) in order of i; a cost replaces
    another only when smaller). Without a known count the reading is the cheapest over all k (ties:
    the fewer digits), and the count is sure only if every other count's cheapest reading costs more
-   than COUNT_MARGIN (1.0) above it; an unsure count puts '?' before the text (and count_sure false
+   than COUNT_MARGIN (1.0) above it and no mark left out in step 4 holds LEFT_OUT (0.2) of the
+   median group's pixels of mask or more (a digit of pieces all shorter than half the tallest); an unsure count puts '?' before the text (and count_sure false
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
    made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every
    reading has fewer, or with joins across any gap when some have more; then N, else the most below
@@ -138,7 +139,7 @@ import numpy as np
 
 from ..data import Location, resize_bilinear
 from ..digits import SIZE, normalized
-from ..segment import JOIN_GAP, MASK_LEVEL, Part, atoms, components, spans
+from ..segment import JOIN_GAP, MASK_LEVEL, Part, components, row, spans
 from ..errors import LecunError
 from ..store.rundir import read_config
 from ..trained import load_net, run_test_split
@@ -171,6 +172,9 @@ SURE_HEIGHT = 0.7
 # a mark that borders, along this share of its outline or more, on pixels that are not ink yet no
 # lighter than the ink beside them is the rim of a dark area the window took for paper (step 2)
 BLOT_EDGE = 0.3
+# a mark left out beside the digits (step 4) holding this share of a group's ink or more (the median
+# group's) may be a digit of pieces all shorter than half the tallest (a 5 of two strokes): the count is unsure
+LEFT_OUT = 0.2
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
 # Images beyond this many pixels are refused rather than labelled pixel by pixel for minutes.
@@ -507,6 +511,14 @@ class Candidates:
     outputs: np.ndarray      # (n, 10)
     network_seconds: float
     href: float
+    marks: list[Part]        # left out beside the digits (step 4)
+
+    def left_out(self) -> float:
+        """The largest mark left out beside the digits, in pixels of the median group's (step 7)."""
+        if not self.marks:
+            return 0.0
+        ink = np.bincount(self.group_of, weights=[p.mask.sum() for p in self.pieces])
+        return max(int(m.mask.sum()) for m in self.marks) / float(np.median(ink))
 
     def paths(self, loss: str) -> list:
         """best_paths over the candidates' costs (step 7)."""
@@ -525,7 +537,7 @@ def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = F
     """Steps 3-6 and the network's outputs for every candidate that may be a digit, in one batch (one
     lower than LOWEST_DIGIT Href or SMALLEST_DIGIT pixels never is: it is neither normalized nor read, a
     fifth of them on strips)."""
-    pieces, group_of, href = atoms(ink, finer)
+    pieces, group_of, href, marks = row(ink, finer)
     runs, boxes, inputs = [], [], []
     for i, j in spans(pieces, group_of, href, join_gap):
         part = Part.union(pieces[i:j])
@@ -538,7 +550,7 @@ def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = F
     inputs = np.array(inputs).reshape(-1, SIZE, SIZE)
     t0 = time.perf_counter()
     out = r.outputs(inputs) if len(inputs) else np.zeros((0, 10))
-    return Candidates(pieces, group_of, runs, boxes, inputs, out, time.perf_counter() - t0, href)
+    return Candidates(pieces, group_of, runs, boxes, inputs, out, time.perf_counter() - t0, href, marks)
 
 
 def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, deslant: bool = True,
@@ -562,7 +574,7 @@ def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, de
     if digits is None:
         count = cheapest   # the paths of no retry: made only for a count asked
         others = [paths[k][0] for k in found if k != count]
-        sure = bool(not others or min(others) > paths[count][0] + COUNT_MARGIN)
+        sure = bool((not others or min(others) > paths[count][0] + COUNT_MARGIN) and c.left_out() < LEFT_OUT)
     else:   # as many as asked, or as near as the atoms allow
         count, sure = max((k for k in found if k <= digits), default=min(found)), True
     index = {span: n for n, span in enumerate(c.spans)}

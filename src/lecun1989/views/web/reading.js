@@ -8,7 +8,7 @@
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.1;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
-  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, SURE_HEIGHT = 0.7, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
+  const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LEFT_OUT = 0.2, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, SURE_HEIGHT = 0.7, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
 
   function median(values) {   // numpy's: the mean of the two middle values for an even count
     const s = Float64Array.from(values).sort(), n = s.length;
@@ -252,11 +252,11 @@
     if (tallest) comps = comps.filter(c => inside(c) || c.height <= EDGE_TALL * tallest);
     const biggest = Math.max(0, ...comps.map(c => c.pixels));   // then specks, against the largest left
     comps = comps.filter(c => c.pixels >= SPECK * biggest);
-    if (!comps.length) return { pieces: [], groupOf: [], href: 0 };
+    if (!comps.length) return { pieces: [], groupOf: [], href: 0, marks: [] };
     const hmax = Math.max(...comps.map(c => c.height));
     const byBox = (a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1];
     const starts = comps.filter(c => 2 * c.height >= hmax).sort(byBox);   // Array.sort is stable
-    const groups = starts.map(c => Uint8Array.from(c.mask));
+    const groups = starts.map(c => Uint8Array.from(c.mask)), marks = [];   // marks: the pixels of those left out
     for (const c of comps) {
       if (2 * c.height >= hmax) continue;
       const shared = starts.map(s => Math.max(0, Math.min(c.box[2], s.box[2]) - Math.max(c.box[0], s.box[0])));
@@ -264,6 +264,7 @@
       shared.forEach((v, i) => { if (v > shared[best]) best = i; });
       // a mark wider than WIDEST_MARK digit heights is a line under or through the row: never a digit's
       if (shared[best] > 0 && c.width <= WIDEST_MARK * hmax) { for (let i = 0; i < w * h; i++) if (c.mask[i]) groups[best][i] = 1; }
+      else marks.push(c.pixels);
     }
     const parts = groups.map(m => part(m, w, h)).sort(byBox);
     const href = median(parts.map(p => p.height)), pieces = [], groupOf = [];
@@ -280,7 +281,7 @@
         if (q) { pieces.push(q); groupOf.push(g); }
       }
     });
-    return { pieces, groupOf, href };
+    return { pieces, groupOf, href, marks };
   }
 
   // 5. the candidate digits: runs [i, j) of atoms, in order of j, then i
@@ -410,7 +411,7 @@
   function readGrey(grey, w, h) {
     const found = toInk(grey, w, h);
     if (!found) return { text: "", countSure: true, digits: [] };
-    const { ink } = found, { pieces, groupOf, href } = atoms(ink, w, h);
+    const { ink } = found, { pieces, groupOf, href, marks } = atoms(ink, w, h);
     // a candidate lower than LOWEST_DIGIT Href or SMALLEST_DIGIT pixels is never a digit: neither normalized nor read
     const candidates = [], read = [];
     for (const [i, j] of spans(pieces, groupOf, href)) {
@@ -437,6 +438,10 @@
     const count = counts.reduce((a, k) => paths[k].cost < paths[a].cost ? k : a, counts[0]);
     let sure = true;
     for (const k of counts) if (k !== count && !(paths[k].cost > paths[count].cost + COUNT_MARGIN)) sure = false;
+    // a mark left out beside the digits that holds LEFT_OUT of a group's ink (the median group's) may be one
+    const groupInk = [];
+    pieces.forEach((p, a) => { groupInk[groupOf[a]] = (groupInk[groupOf[a]] || 0) + p.pixels; });
+    if (marks.some(m => m >= LEFT_OUT * median(groupInk))) sure = false;
     const index = new Map(candidates.map(([i, j], c) => [i + "," + j, c]));
     const out = paths[count].path.map(([i, j]) => {
       const r = read[index.get(i + "," + j)], m = api.margin(r.layers.out), label = api.argmax(r.layers.out);
