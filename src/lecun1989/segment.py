@@ -124,8 +124,9 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
 
 
 def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float, list[Part]]:
-    """`atoms`, and the marks left out beside the digits (step 4: sharing no column with a group's
-    start, or wider than WIDEST_MARK Hmax), which a reader may weigh (reading/images.py, step 7)."""
+    """`atoms`, and the ink left out that may hold a digit, which a reader may weigh (reading/images.py,
+    step 7): the components at the edge far taller than the ink away from it (step 3), then the marks
+    beside the digits (step 4: sharing no column with a group's start, or wider than WIDEST_MARK Hmax)."""
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
         return [], [], 0.0, []
@@ -142,8 +143,8 @@ def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], fl
     # the edge of a card, a border or a dark shadow along the image's edge, far taller than any ink away
     # from the edge, is no digit; were it kept, its height would make the digits look like marks beside it
     tallest = max((box[0].stop - box[0].start for _, box in kept if inside(box)), default=0)
-    if tallest:
-        kept = [(k, box) for k, box in kept if inside(box) or box[0].stop - box[0].start <= EDGE_TALL * tallest]
+    edge = [(k, box) for k, box in kept if tallest and not inside(box) and box[0].stop - box[0].start > EDGE_TALL * tallest]
+    kept = [(k, box) for k, box in kept if (k, box) not in edge]
     # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
     biggest = max((sizes[k] for k, _ in kept), default=0)
     comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
@@ -152,7 +153,10 @@ def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], fl
         return [], [], 0.0, []
     hmax = max(c.height for c in comps)
     starts = sorted((c for c in comps if 2 * c.height >= hmax), key=lambda c: (c.box[0], c.box[1]))
-    groups, marks = [[c] for c in starts], []
+    # what is left out may hold a digit: the edge's tall ink (a band joined to a digit, a blot on one),
+    # and below the marks beside the digits
+    groups = [[c] for c in starts]
+    marks = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop)) for k, box in edge]
     for c in comps:
         if 2 * c.height >= hmax:
             continue

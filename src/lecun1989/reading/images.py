@@ -112,8 +112,10 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    j in turn, leaving atom j - 1 out, then the candidates (i, j) in order of i; a cost replaces
    another only when smaller). Without a known count the reading is the cheapest over all k (ties:
    the fewer digits), and the count is sure only if every other count's cheapest reading costs more
-   than COUNT_MARGIN (1.0) above it and no mark left out in step 4 holds LEFT_OUT (0.2) of the
-   median group's pixels of mask or more (a digit of pieces all shorter than half the tallest); an unsure count puts '?' before the text (and count_sure false
+   than COUNT_MARGIN (1.0) above it and nothing left out holds LEFT_OUT (0.2) of the median group's
+   pixels of mask or more: a component dropped in step 3 as far taller than the ink away from the
+   edge (a band or a blot at the edge joined to a digit), or a mark left out in step 4 (a digit of
+   pieces all shorter than half the tallest); an unsure count puts '?' before the text (and count_sure false
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
    made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every
    reading has fewer, or with joins across any gap when some have more; then N, else the most below
@@ -172,8 +174,9 @@ SURE_HEIGHT = 0.7
 # a mark that borders, along this share of its outline or more, on pixels that are not ink yet no
 # lighter than the ink beside them is the rim of a dark area the window took for paper (step 2)
 BLOT_EDGE = 0.3
-# a mark left out beside the digits (step 4) holding this share of a group's ink or more (the median
-# group's) may be a digit of pieces all shorter than half the tallest (a 5 of two strokes): the count is unsure
+# ink left out holding this share of a group's or more (the median group's) may hold a digit: the edge's
+# tall ink (step 3: a band or a blot at the edge joined to a digit), or a mark beside the digits (step 4:
+# a digit of pieces all shorter than half the tallest, as a 5 of two strokes); the count is then unsure
 LEFT_OUT = 0.2
 COUNT_MARGIN = 1.0       # a reading of another count this close in cost makes the count unsure
 REJECT_ERROR = 0.01
@@ -511,10 +514,10 @@ class Candidates:
     outputs: np.ndarray      # (n, 10)
     network_seconds: float
     href: float
-    marks: list[Part]        # left out beside the digits (step 4)
+    marks: list[Part]        # left out: the edge's tall ink (step 3), marks beside the digits (step 4)
 
     def left_out(self) -> float:
-        """The largest mark left out beside the digits, in pixels of the median group's (step 7)."""
+        """The largest ink left out (`marks`), in pixels of the median group's (step 7)."""
         if not self.marks:
             return 0.0
         ink = np.bincount(self.group_of, weights=[p.mask.sum() for p in self.pieces])

@@ -249,14 +249,16 @@
     });
     // ink along the image's edge far taller than any away from it: a card's edge, a border, a dark shadow
     const tallest = Math.max(0, ...comps.filter(inside).map(c => c.height));
-    if (tallest) comps = comps.filter(c => inside(c) || c.height <= EDGE_TALL * tallest);
+    const edge = comps.filter(c => tallest && !inside(c) && c.height > EDGE_TALL * tallest);
+    comps = comps.filter(c => !edge.includes(c));
     const biggest = Math.max(0, ...comps.map(c => c.pixels));   // then specks, against the largest left
     comps = comps.filter(c => c.pixels >= SPECK * biggest);
     if (!comps.length) return { pieces: [], groupOf: [], href: 0, marks: [] };
     const hmax = Math.max(...comps.map(c => c.height));
     const byBox = (a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1];
     const starts = comps.filter(c => 2 * c.height >= hmax).sort(byBox);   // Array.sort is stable
-    const groups = starts.map(c => Uint8Array.from(c.mask)), marks = [];   // marks: the pixels of those left out
+    // what is left out may hold a digit (the pixels of each): the edge's tall ink, then marks beside the digits
+    const groups = starts.map(c => Uint8Array.from(c.mask)), marks = edge.map(c => c.pixels);
     for (const c of comps) {
       if (2 * c.height >= hmax) continue;
       const shared = starts.map(s => Math.max(0, Math.min(c.box[2], s.box[2]) - Math.max(c.box[0], s.box[0])));
