@@ -184,7 +184,14 @@ def test_the_page_finds_the_paper_as_predict_does(browser):
     y, x = np.mgrid[0:60, 0:200]
     shadowed = np.where(x + 0.5 * y > 120, 0.45, 1.0) * (0.8 + 0.2 * x / 200) * (0.9 - 0.8 * ink)
     blotted = np.where((y + 0.5 - 30) ** 2 + (x + 0.5 - 160) ** 2 < 24 ** 2, 0.1, 0.9 - 0.8 * ink)
-    for grey in (shadowed, np.pad(np.ones((16, 10)), 8), 1.0 - shadowed, blotted, 1.0 - blotted):
+    # a 7 and a 1 drawn with a pen about as wide as the window: rims and strokes whose outlines are
+    # 0.1-0.4 dark, either side of the rule's 0.3
+    from PIL import Image, ImageDraw
+    pen = Image.new("L", (260, 80), 255)
+    ImageDraw.Draw(pen).line([(40, 15), (110, 15), (65, 68)], fill=20, width=18, joint="curve")
+    ImageDraw.Draw(pen).line([(190, 12), (185, 68)], fill=20, width=18)
+    bold = np.asarray(pen, dtype=np.float64) / 255
+    for grey in (shadowed, np.pad(np.ones((16, 10)), 8), 1.0 - shadowed, blotted, 1.0 - blotted, bold):
         want, polarity = reading.to_ink(grey)
         got = browser.execute_script(
             "const r = lecun1989.toInk(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"

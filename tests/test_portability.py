@@ -82,7 +82,8 @@ def test_without_the_data_the_tests_stop_at_once_with_one_line(tmp_path):
         assert run.stderr.startswith("ERROR: the tests need the raw USPS and MNIST files")
         assert "Set LECUN1989_RAW_DIR to a folder holding usps/ and mnist/" in run.stderr
         assert not (tmp_path / "home").exists()   # nothing downloaded or made
-        assert "no tests ran" in run.stdout or workers
+        if not workers:   # xdist's controller prints its own summary
+            assert "no tests ran" in run.stdout
     quick = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not data",
                             str(tests / "test_data.py"), str(tests / "test_model.py")], cwd=tmp_path, env=env,
                            capture_output=True, text=True)

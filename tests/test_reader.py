@@ -463,16 +463,20 @@ def two_stroke_digit() -> np.ndarray:
 
 def test_a_digit_left_out_as_marks_makes_the_count_unsure(usps):   # usps: the reader's threshold
     """A 5 of two short strokes was left out as two marks, and the zip code shown sure without it (the
-    second fresh-clone trial). Marks that large now make the count unsure; a dot does not."""
+    second fresh-clone trial). Marks that large now make the count unsure; a dot, a hyphen or a line
+    under the digits does not."""
     ink = two_stroke_digit()
     pieces, _, _, marks = segment.row(ink)
     assert len(pieces) == 3 and [m.box for m in marks] == [(150, 10, 160, 28), (165, 32, 175, 50)]
     r = reading.reader(READER_FOR_CLI)
     unsure = reading.read_image(r, 1.0 - 0.9 * ink)
     assert not unsure.count_sure and unsure.text.startswith("?") and len(unsure.digits) == 3
-    dotted = bars((60, 220))
-    dotted[44:50, 150:156] = 1.0                         # a dot: 36 pixels, under a tenth of a bar's
-    assert reading.read_image(r, 1.0 - 0.9 * dotted).count_sure
+    for y, x in ((np.s_[44:50], np.s_[150:156]),     # a dot: 36 pixels, under a tenth of a bar's
+                 (np.s_[28:31], np.s_[140:170]),     # a hyphen (a ZIP+4's): as many pixels as a fifth, but flat
+                 (np.s_[54:56], np.s_[15:115])):     # a line under the digits
+        marked = bars((60, 220))
+        marked[y, x] = 1.0
+        assert reading.read_image(r, 1.0 - 0.9 * marked).count_sure
 
 
 def test_a_stroke_lower_than_the_rows_digits_is_never_shown_sure(usps, capsys):   # usps: the threshold

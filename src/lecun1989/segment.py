@@ -126,7 +126,8 @@ def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], 
 def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float, list[Part]]:
     """`atoms`, and the ink left out that may hold a digit, which a reader may weigh (reading/images.py,
     step 7): the components at the edge far taller than the ink away from it (step 3), then the marks
-    beside the digits (step 4: sharing no column with a group's start, or wider than WIDEST_MARK Hmax)."""
+    beside the digits that may be a digit's pieces (step 4: sharing no column with a group's start, at
+    least Hmax / 4 tall and at most WIDEST_MARK Hmax wide; not a dash, a hyphen or a line)."""
     labels, n = components(ink >= MASK_LEVEL)
     if n == 0:
         return [], [], 0.0, []
@@ -164,7 +165,9 @@ def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], fl
         best = int(np.argmax(shared))   # the first of equals: starts are in (x0, y0) order
         if shared[best] > 0 and c.width <= WIDEST_MARK * hmax:
             groups[best].append(c)
-        else:   # a dot, a speck or a dash beside the digits, or a line under or through them: never a digit
+        # else a dot, a speck or a dash beside the digits, or a line under or through them: never a digit;
+        # one at least a quarter of the tallest's height and no wider than a mark may be a digit's piece
+        elif c.width <= WIDEST_MARK * hmax and 4 * c.height >= hmax:
             marks.append(c)
     parts = sorted((Part.union(g) for g in groups), key=lambda p: (p.box[0], p.box[1]))
     # the height of a digit here: touching digits make a part wide, not tall

@@ -33,8 +33,10 @@ def check_run_folder(run_dir: Path) -> list[dict] | None:
         if inside:   # a study's or a sweep's folder: its runs are in folders of their own
             if len(inside) == 1:
                 raise LecunError(f"{run_dir} is not a run folder; the one run under it is {inside[0]}: give that")
-            raise LecunError(f"{run_dir} holds {len(inside)} runs, not one: give one of them, e.g. {inside[0]} "
-                             f"(predict also reads the runs of one folder together, as {inside[0].parent})")
+            together = [d.parent for d in inside if sum(e.parent == d.parent for e in inside) > 1]
+            raise LecunError(f"{run_dir} holds {len(inside)} runs, not one: give one of them, e.g. {inside[0]}" +
+                             (f" (predict also reads the runs of one folder together, as {together[0]})"
+                              if together else ""))
         raise LecunError(f"{run_dir} is not a run folder (it lacks config.json or weights.safetensors); "
                          f"give one of the folders a training command wrote")
     if not has_metrics:

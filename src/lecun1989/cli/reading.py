@@ -26,7 +26,7 @@ def add_commands(sub) -> None:
     p.add_argument("--show", metavar="FOLDER", help="save a picture per image: its digits' boxes and 16x16 inputs")
     p.add_argument("--threshold", type=margin_threshold, help="accept a digit when its margin is at least this "
                                                           "(default: the run's 1%%-error margin on its test set) "
-                                                          "and it reads as one digit (docs/READING.md, step 7)")
+                                                          "and it reads as one digit, as tall as the row's (docs/READING.md, step 7)")
     p.add_argument("--digits", type=at_most(1000), help="the number of digits each image holds (e.g. 5 for a zip "
                                                     "code): touching digits are split until there are that many")
     p.add_argument("--no-deslant", dest="deslant", action="store_false", help="do not deslant the digits")
@@ -118,7 +118,8 @@ def cmd_predict(args) -> None:
         how = ("given" if args.threshold is not None else
                f"1% error on the run's test digits, {r.rejection_note()}")
         t = f"{r.threshold:.4f}" if math.isfinite(r.threshold) else "none (no margin reaches 1% error)"
-        print(f"margin threshold {t} ({how}); '?' marks a digit below it, or one that reads as no single digit")
+        print(f"margin threshold {t} ({how}); '?' marks a digit below it, or one that reads as no single digit "
+              f"or is lower than the row's")
         for path, rd in read:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             short = _count_note(rd, args.digits)

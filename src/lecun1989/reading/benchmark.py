@@ -20,7 +20,7 @@ from ..store.rundir import read_json
 from ..trained import load_net
 from .confidence import margin, rejection_at
 from ..digits import crop, normalize
-from .images import REJECT_ERROR, Reader, load_image, read_image, reader, resize_naive
+from .images import REJECT_ERROR, NoInk, Reader, load_image, read_image, reader, resize_naive
 
 ZIP_LENGTH = 5
 TOUCH_SHARE = 0.25        # the share of neighbouring pairs pushed together until their strokes touch
@@ -240,7 +240,7 @@ def score_zipcodes(net_or_run, truth_path: Path, threshold: float | None = None,
             reading = read_image(r, grey, deslant=deslant, digits=digits)
             digits_read, text, sure = reading.digits, reading.text, reading.count_sure
             network += reading.network_seconds
-        except LecunError:   # no ink: read as no digits
+        except NoInk:   # a blank strip: read as no digits
             digits_read, text, sure = [], "", True
         seconds += time.perf_counter() - t0
         labels = "".join(str(d.label) for d in digits_read)

@@ -29,7 +29,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    light ink) and the marks the 8-connected components of ink >= MASK_LEVEL max(ink), a pixel outside
    the marks is dark if its light is at most the largest light of the mark pixels among its 8
    neighbours (no lighter than the ink beside it: beside a stroke the paper is lighter), and a mark's
-   ink is set to 0 where at least BLOT_EDGE (0.1) of its outline (the pixels outside the marks with
+   ink is set to 0 where at least BLOT_EDGE (0.3) of its outline (the pixels outside the marks with
    one of its pixels among their 8 neighbours) is dark; where every mark is such a rim, the ink is 0
    everywhere. Where that leaves no ink (no feature narrower than W: a tight crop of a bold digit,
    strokes as wide as W, or a blot alone), the paper is one level (`border_ink`): the
@@ -114,8 +114,9 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    the fewer digits), and the count is sure only if every other count's cheapest reading costs more
    than COUNT_MARGIN (1.0) above it and nothing left out holds LEFT_OUT (0.2) of the median group's
    pixels of mask or more: a component dropped in step 3 as far taller than the ink away from the
-   edge (a band or a blot at the edge joined to a digit), or a mark left out in step 4 (a digit of
-   pieces all shorter than half the tallest); an unsure count puts '?' before the text (and count_sure false
+   edge (a band or a blot at the edge joined to a digit), or a mark left out in step 4 at least a
+   quarter of the tallest's height and no wider than WIDEST_MARK Hmax (a digit of pieces all shorter
+   than half the tallest; not a dash, a hyphen or a line); an unsure count puts '?' before the text (and count_sure false
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
    made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every
    reading has fewer, or with joins across any gap when some have more; then N, else the most below
@@ -185,6 +186,10 @@ MAX_PIXELS = 40_000_000
 
 
 # --- 1, 2: the image, its polarity, its ink --------------------------------------------------------
+
+class NoInk(LecunError):
+    """An image with nothing darker (or lighter) than its paper to read: a blank page."""
+
 
 def load_image(path: str | Path) -> np.ndarray:
     """An image file as grey levels in [0, 1] (1 = white), float64 (H, W); step 1 of the module doc."""
@@ -267,9 +272,9 @@ def to_ink(grey: np.ndarray) -> tuple[np.ndarray, str]:
         ink, polarity = border_ink(grey)
     top = ink.max()
     if top <= 0:
-        raise LecunError("the image holds no ink (it is one flat grey)")
+        raise NoInk("the image holds no ink (it is one flat grey)")
     if top < MIN_CONTRAST:
-        raise LecunError(f"the image holds no ink: nothing in it is darker (or lighter) than its paper by "
+        raise NoInk(f"the image holds no ink: nothing in it is darker (or lighter) than its paper by "
                          f"{100 * MIN_CONTRAST:.0f}% or more, only noise")
     return ink / top, polarity
 
@@ -385,7 +390,8 @@ class Reading:
     polarity: str
     shape: tuple[int, int]
     image: np.ndarray = field(repr=False)   # the ink, for pictures
-    count_sure: bool = True                  # False: a reading of another number of digits was nearly as good
+    count_sure: bool = True                  # False: a reading of another number of digits was nearly as good,
+                                             # or ink that may hold a digit was left out (step 7)
     network_seconds: float = 0.0             # of the reading's time, the network's forward passes
     best_count: int | None = None            # with a count asked: the digits of the cheapest reading without it
 

@@ -6,7 +6,7 @@
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, PAIR_WIDTH = 1.0, FINE_PIECE = 0.25, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
-  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.1;
+  const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.3;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
   const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LEFT_OUT = 0.2, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, SURE_HEIGHT = 0.7, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
 
@@ -266,7 +266,7 @@
       shared.forEach((v, i) => { if (v > shared[best]) best = i; });
       // a mark wider than WIDEST_MARK digit heights is a line under or through the row: never a digit's
       if (shared[best] > 0 && c.width <= WIDEST_MARK * hmax) { for (let i = 0; i < w * h; i++) if (c.mask[i]) groups[best][i] = 1; }
-      else marks.push(c.pixels);
+      else if (c.width <= WIDEST_MARK * hmax && 4 * c.height >= hmax) marks.push(c.pixels);   // may be a digit's piece
     }
     const parts = groups.map(m => part(m, w, h)).sort(byBox);
     const href = median(parts.map(p => p.height)), pieces = [], groupOf = [];
