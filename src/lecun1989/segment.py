@@ -138,26 +138,28 @@ def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], fl
     def inside(box) -> bool:
         return box[1].start > 0 and box[0].start > 0 and box[1].stop < w and box[0].stop < h
 
+    def part(k: int, box) -> Part:
+        return Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
+
     # a faint piece at the image's edge is the corner of a shadow (as thin there as a stroke), not ink
     kept = [(k, box) for k, box in enumerate(find_objects(labels), 1)
             if inside(box) or ink[box][labels[box] == k].max() >= FAINT]
     # the edge of a card, a border or a dark shadow along the image's edge, far taller than any ink away
     # from the edge, is no digit; were it kept, its height would make the digits look like marks beside it
     tallest = max((box[0].stop - box[0].start for _, box in kept if inside(box)), default=0)
-    edge = [(k, box) for k, box in kept if tallest and not inside(box) and box[0].stop - box[0].start > EDGE_TALL * tallest]
-    kept = [(k, box) for k, box in kept if (k, box) not in edge]
+    too_tall = [bool(tallest) and not inside(box) and box[0].stop - box[0].start > EDGE_TALL * tallest for _, box in kept]
+    edge = [part(k, box) for (k, box), tall in zip(kept, too_tall) if tall]
+    kept = [kb for kb, tall in zip(kept, too_tall) if not tall]
     # a speck (noise on dark paper, dust) is left out before it can join a digit's group and stretch its box
     biggest = max((sizes[k] for k, _ in kept), default=0)
-    comps = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop))
-             for k, box in kept if sizes[k] >= SPECK * biggest]
+    comps = [part(k, box) for k, box in kept if sizes[k] >= SPECK * biggest]
     if not comps:
         return [], [], 0.0, []
     hmax = max(c.height for c in comps)
     starts = sorted((c for c in comps if 2 * c.height >= hmax), key=lambda c: (c.box[0], c.box[1]))
     # what is left out may hold a digit: the edge's tall ink (a band joined to a digit, a blot on one),
     # and below the marks beside the digits
-    groups = [[c] for c in starts]
-    marks = [Part(labels[box] == k, (box[1].start, box[0].start, box[1].stop, box[0].stop)) for k, box in edge]
+    groups, marks = [[c] for c in starts], edge
     for c in comps:
         if 2 * c.height >= hmax:
             continue

@@ -124,14 +124,7 @@ def cmd_predict(args) -> None:
             each = ", ".join(f"{d.label}{'' if d.accepted else '?'} {d.margin:.2f}" for d in rd.digits)
             short = _count_note(rd, args.digits)
             unsure = "" if rd.count_sure else "   (the leading '?': the number of digits is unsure)"
-            # a '?' whose margin reaches the threshold: its outputs are not one digit's (its unlikeness), or
-            # it is lower than the row's digits
-            odd = "".join(f"   ({', '.join(f'{d.label} {d.margin:.2f}' for d in ds)}: sure enough, but {why})"
-                          for ds, why in (([d for d in rd.digits if d.short and d.margin >= rd.threshold],
-                                           "lower than the row's digits"),
-                                          ([d for d in rd.digits if not d.accepted and not d.short and d.margin >= rd.threshold],
-                                           "not reading as one digit")) if ds)
-            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}{odd}")
+            print(f"{path}: {rd.text or '(no digits found)'}   [{each}]{short}{unsure}{_sure_but_unsure(rd)}")
     if args.show:
         from ..store.folders import write_pictures
         from ..views.reading import picture
@@ -157,6 +150,18 @@ def _print_scores(truth: str, scores: dict) -> None:
     rate = lambda v: "n/a" if v is None else f"{v:.0f}"
     print(f"speed: {rate(scores['digits_per_second'])} digits a second read from the image (the paper: 10-12), "
           f"{rate(scores['network_digits_per_second'])} by the network once normalized (the paper: 30)")
+
+
+def _sure_but_unsure(rd) -> str:
+    """Why a '?' whose margin reaches the threshold is one: it is lower than the row's digits, or its
+    outputs are not one digit's (its unlikeness)."""
+    sure = [d for d in rd.digits if not d.accepted and d.margin >= rd.threshold]
+    note = ""
+    for why, ds in (("lower than the row's digits", [d for d in sure if d.short]),
+                    ("not reading as one digit", [d for d in sure if not d.short])):
+        if ds:
+            note += f"   ({', '.join(f'{d.label} {d.margin:.2f}' for d in ds)}: sure enough, but {why})"
+    return note
 
 
 def _count_note(rd, asked: int | None) -> str:

@@ -440,7 +440,7 @@
     const count = counts.reduce((a, k) => paths[k].cost < paths[a].cost ? k : a, counts[0]);
     let sure = true;
     for (const k of counts) if (k !== count && !(paths[k].cost > paths[count].cost + COUNT_MARGIN)) sure = false;
-    // a mark left out beside the digits that holds LEFT_OUT of a group's ink (the median group's) may be one
+    // ink left out (at the edge, or a mark beside the digits) holding LEFT_OUT of the median group's may be a digit
     const groupInk = [];
     pieces.forEach((p, a) => { groupInk[groupOf[a]] = (groupInk[groupOf[a]] || 0) + p.pixels; });
     if (marks.some(m => m >= LEFT_OUT * median(groupInk))) sure = false;
