@@ -92,6 +92,21 @@ def test_area_resample_keeps_thin_strokes_and_fractional_offsets():
     np.testing.assert_allclose(a.sum(1), 1.0)
 
 
+def test_compiled_normalization_agrees_with_the_numpy_steps():
+    # strokes of every size and slant, tall and wide, upsampled and downsampled, one pixel to 90
+    rng = np.random.default_rng(3)
+    for k in range(300):
+        h, w = rng.integers(1, 90, size=2)
+        ink = np.zeros((h + 4, w + 4))
+        for _ in range(rng.integers(1, 6)):
+            y, x = rng.integers(0, h, size=2)
+            ink[2 + y, 2 + x:2 + min(w, x + rng.integers(1, 12))] = rng.uniform(0.05, 1.0)
+        ink = digits.crop(np.maximum(ink, (rng.random(ink.shape) < 0.02) * rng.random(ink.shape)))
+        for deslant_ in (True, False):
+            np.testing.assert_allclose(digits.normalized(ink, deslant_), digits.reference(ink, deslant_),
+                                       rtol=0, atol=1e-12, err_msg=f"case {k}, deslant {deslant_}")
+
+
 def test_deslant_makes_a_slanted_bar_upright():
     slanted = bar_digit(h=40, w=6, shape=(60, 90), left=40, shear=0.5)
     assert abs(digits.slant(slanted[8:48, 20:70])) > 0.4
