@@ -7,12 +7,12 @@ import math
 import sys
 from pathlib import Path
 
+from ..config import MAX_ZIPCODES
 from ..errors import LecunError
 from .args import add_data_location_args, at_most, location, margin_threshold, seed
 
 def add_commands(sub) -> None:
     """predict, zipcodes."""
-    from ..reading.benchmark import MAX_ZIPCODES
     p = sub.add_parser("predict", help="read the digits (a zip code) in image files with a trained run",
                        description="Read a row of handwritten digits in each image with the network of RUN_DIR "
                                    "(a study folder's runs read together). Digits less sure than the threshold (by "

@@ -26,7 +26,6 @@ ZIP_LENGTH = 5
 TOUCH_SHARE = 0.25        # the share of neighbouring pairs pushed together until their strokes touch
 DARK_ON_LIGHT_SHARE = 0.5
 PHOTO_QUALITY = 80
-MAX_ZIPCODES = 100_000    # the files are named zip-00000.png .. zip-99999.png
 
 
 def test_digits(where: Location = Location()) -> dict[str, tuple[np.ndarray, np.ndarray]]:
