@@ -119,3 +119,15 @@ def test_the_engine_compiles_for_one_target_on_every_avx2_cpu_and_runs_record_it
     recorded = {name: json.loads((tmp_path / name / "config.json").read_text())["versions"]["compiled_for"]
                 for name in ("fixed", "host")}
     assert recorded["fixed"] == target.chosen() and recorded["host"] == target._host()
+
+
+def test_a_digit_normalized_before_the_engine_loads_leaves_it_its_target():
+    """digits_compiled.py is the first numba code a reader command compiles (the reader's training set is
+    normalized before its engine is built): it must fix the engine's target, not numba's host default."""
+    code = ("import warnings, numpy as np\nwarnings.simplefilter('error')\nfrom lecun1989 import digits\n"
+            "assert digits.compiled()\ndigits.normalized(np.ones((5, 3)))\n"
+            "from lecun1989.engines import fast, target\nprint(target.chosen())")
+    alone = "from lecun1989.engines import fast, target\nprint(target.chosen())"
+    first, plain = (subprocess.run([sys.executable, "-c", c], capture_output=True, text=True) for c in (code, alone))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == plain.stdout, (first.stdout, plain.stdout)

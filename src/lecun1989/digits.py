@@ -7,9 +7,9 @@ the network trains on exactly what it will read."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
-from numba import njit
 
 from .errors import LecunError
 
@@ -83,116 +83,38 @@ def normalize(ink: np.ndarray, deslant_: bool = True) -> np.ndarray:
 
 def normalized(v: np.ndarray, deslant_: bool = True) -> np.ndarray:
     """`normalize` of ink known to be a float64 2-D array >= 0, cropped to its pixels > 0 (a reader's
-    candidate is made so): its steps 6b-6d without checking again, compiled (`_normalized`), because a
-    reader normalizes some 35 candidates a strip and numpy's calls on arrays this small cost more than
-    their arithmetic."""
-    return _normalized(np.ascontiguousarray(v, dtype=np.float64), deslant_)
+    candidate is made so): its steps 6b-6d without checking again, compiled (digits_compiled.py),
+    because a reader normalizes some 35 candidates a strip and numpy's calls on arrays this small cost
+    more than their arithmetic."""
+    return _steps()(np.ascontiguousarray(v, dtype=np.float64), deslant_, SIZE, MAX_SLANT)
+
+
+def compiled() -> bool:
+    """Whether `normalized` runs compiled; else its last bits are `reference`'s."""
+    return _steps() is not _reference
+
+
+def _reference(v: np.ndarray, deslant_: bool, size: int, max_slant: float) -> np.ndarray:
+    return reference(v, deslant_)
+
+
+@lru_cache(maxsize=1)
+def _steps():
+    """The compiled steps, or where numba cannot be loaded (reading needs no compiler), `reference`,
+    slower, the same to rounding."""
+    try:
+        from .digits_compiled import normalized as compiled
+    except Exception:   # numba missing, or broken for this Python: any error while loading it
+        return _reference
+    return compiled
 
 
 def reference(v: np.ndarray, deslant_: bool = True) -> np.ndarray:
     """`normalized` in numpy, step by step as the module doc and READING.md write them: what the
-    compiled steps below are checked against (tests/test_reading.py)."""
+    compiled steps are checked against (tests/test_reading.py)."""
     if deslant_:
         v = deslant(v)
     h, w = v.shape
     scale = SIZE / max(h, w)
     out = area_weights(h, scale, (SIZE - h * scale) / 2) @ v @ area_weights(w, scale, (SIZE - w * scale) / 2).T
     return 2.0 * out / out.max() - 1.0
-
-
-# --- the same steps, compiled -----------------------------------------------------------------------
-# Each line computes what the numpy function of the same name above does, in the same float64
-# operations on each element; only sums run in their own order (row by row, left to right), so the
-# outputs agree with the numpy functions' to rounding (tests/test_reading.py). No fastmath: the
-# order is the one written, on any CPU.
-
-@njit(cache=True, boundscheck=False)
-def _crop_box(v):
-    """(r0, r1, c0, c1) of the pixels > 0 of `v`, which holds some."""
-    h, w = v.shape
-    r0, r1, c0, c1 = h, 0, w, 0
-    for i in range(h):
-        for j in range(w):
-            if v[i, j] > 0:
-                r0, r1, c0, c1 = min(r0, i), max(r1, i + 1), min(c0, j), max(c1, j + 1)
-    return r0, r1, c0, c1
-
-
-@njit(cache=True, boundscheck=False)
-def _slant_of(v):
-    """`_slant`: (the slant, the ink's centre row cy)."""
-    h, w = v.shape
-    m = sx = sy = 0.0
-    for i in range(h):
-        for j in range(w):
-            m += v[i, j]
-            sx += v[i, j] * (j + 0.5)
-            sy += v[i, j] * (i + 0.5)
-    cx, cy = sx / m, sy / m
-    vyy = vxy = 0.0
-    for i in range(h):
-        for j in range(w):
-            vyy += v[i, j] * ((i + 0.5) - cy) ** 2
-            vxy += v[i, j] * ((j + 0.5) - cx) * ((i + 0.5) - cy)
-    if vyy <= 0:
-        return 0.0, cy
-    return min(MAX_SLANT, max(-MAX_SLANT, vxy / vyy)), cy
-
-
-@njit(cache=True, boundscheck=False)
-def _deslanted(v):
-    """`deslant`, cropped."""
-    s, cy = _slant_of(v)
-    if s == 0.0:
-        return v
-    h, w = v.shape
-    pad = math.ceil(abs(s) * h)
-    out = np.zeros((h, w + 2 * pad))
-    for i in range(h):
-        for j in range(w + 2 * pad):
-            t = ((j + 0.5) - pad + s * ((i + 0.5) - cy)) - 0.5
-            k = math.floor(t)
-            f = t - k
-            a = v[i, k] if 0 <= k < w else 0.0
-            b = v[i, k + 1] if 0 <= k + 1 < w else 0.0
-            out[i, j] = (1.0 - f) * a + f * b
-    r0, r1, c0, c1 = _crop_box(out)
-    return out[r0:r1, c0:c1]
-
-
-@njit(cache=True, boundscheck=False)
-def _weights(n, scale, offset):
-    """`area_weights`."""
-    a = np.zeros((SIZE, n))
-    for r in range(SIZE):
-        for k in range(n):
-            lo = offset + k * scale
-            a[r, k] = max(0.0, min(lo + scale, r + 1.0) - max(lo, r))
-    return a
-
-
-@njit(cache=True, boundscheck=False)
-def _normalized(v, deslant_):
-    """`normalized`: rows @ v @ cols as sums over the weights that are not 0, then scaled to [-1, 1]."""
-    if deslant_:
-        v = _deslanted(v)
-    h, w = v.shape
-    scale = SIZE / max(h, w)
-    rows, cols = _weights(h, scale, (SIZE - h * scale) / 2), _weights(w, scale, (SIZE - w * scale) / 2)
-    across = np.zeros((SIZE, w))
-    for r in range(SIZE):
-        for i in range(h):
-            if rows[r, i] != 0.0:
-                for j in range(w):
-                    across[r, j] += rows[r, i] * v[i, j]
-    out = np.zeros((SIZE, SIZE))
-    for c in range(SIZE):
-        for j in range(w):
-            if cols[c, j] != 0.0:
-                for r in range(SIZE):
-                    out[r, c] += across[r, j] * cols[c, j]
-    top = out.max()
-    for r in range(SIZE):
-        for c in range(SIZE):
-            out[r, c] = 2.0 * out[r, c] / top - 1.0
-    return out

@@ -48,7 +48,7 @@ import numpy as np
 from . import paper
 from .data import Dataset, Location, Split, parse_idx
 from .data import raw_digest, sha256_of
-from .digits import normalize, normalized
+from .digits import compiled, normalize, normalized
 from .segment import MASK_LEVEL, Part, atoms, spans
 from .store.atomic import atomic_write
 
@@ -330,7 +330,9 @@ def load(where: Location = Location(), seed: int = 0, n_usps: int | None = None,
     test = where.load("usps").test
     paths = {**where.raw_paths("usps"), **where.raw_paths("mnist")}
     sizes = f"u{'all' if n_usps is None else n_usps}-m{'all' if n_mnist is None else n_mnist}"
-    cache = where.home_path() / "processed" / f"reader-seed{seed}-{sizes}-v{FORMAT}-{raw_digest(paths)}.npz"
+    # normalized without numba, the set's last bits are the numpy steps': another file
+    steps = "" if compiled() else "-numpy"
+    cache = where.home_path() / "processed" / f"reader-seed{seed}-{sizes}-v{FORMAT}{steps}-{raw_digest(paths)}.npz"
     try:
         with np.load(cache, allow_pickle=False) as z:
             train = Split(z["images"], z["labels"])
