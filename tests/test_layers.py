@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lecun1989"
 LAYERS = (
     ("ground", ("__init__.py", "paper.py", "errors.py")),
     ("store", ("store/",)),
-    ("science", ("data.py", "digits.py", "digits_compiled.py", "segment.py", "reader_data.py", "config.py", "draws.py", "model.py", "optim.py", "engines/", "train.py", "recipes.py", "sweep.py",
+    ("science", ("data.py", "digits.py", "digits_compiled.py", "segment.py", "reader_data.py", "config.py", "draws.py", "model.py", "model_compiled.py", "optim.py", "engines/", "train.py", "recipes.py", "sweep.py",
                  "bench.py", "results.py", "trained.py")),
     ("reading", ("reading/",)),
     ("views", ("views/",)),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lecun1989 import cli, digits, segment
@@ -105,6 +106,20 @@ def test_compiled_normalization_agrees_with_the_numpy_steps():
         for deslant_ in (True, False):
             np.testing.assert_allclose(digits.normalized(ink, deslant_), digits.reference(ink, deslant_),
                                        rtol=0, atol=1e-12, err_msg=f"case {k}, deslant {deslant_}")
+
+
+def test_the_compiled_forward_pass_agrees_with_the_torch_network():
+    from lecun1989.model import Net1989, NetConfig
+    x = np.random.default_rng(5).uniform(-1, 1, (9, 16, 16))
+    for activation in ("scaled_tanh", "tanh", "relu"):
+        for loss in ("mse", "ce"):
+            for table in ("block", "cyclic"):
+                net = Net1989(NetConfig(activation=activation, loss=loss, table=table), seed=3).double()
+                with torch.no_grad():   # biases drawn too, so that a bias read at the wrong unit shows
+                    for name in ("H1b", "H2b", "H3b", "outb"):
+                        getattr(net, name).uniform_(-0.5, 0.5)
+                np.testing.assert_allclose(net.read(x), net.outputs(x), rtol=0, atol=1e-12,
+                                           err_msg=f"{activation}, {loss}, {table}")
 
 
 def test_deslant_makes_a_slanted_bar_upright():

@@ -428,7 +428,7 @@ class Reader:
 
     def outputs(self, inputs: np.ndarray) -> np.ndarray:
         x = np.asarray(inputs, dtype=np.float64)
-        return np.mean([net.outputs(x) for net in self.nets], axis=0)
+        return np.mean([net.read(x) for net in self.nets], axis=0)
 
     @property
     def loss(self) -> str:
