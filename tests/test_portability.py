@@ -131,3 +131,18 @@ def test_a_digit_normalized_before_the_engine_loads_leaves_it_its_target():
     first, plain = (subprocess.run([sys.executable, "-c", c], capture_output=True, text=True) for c in (code, alone))
     assert first.returncode == 0, first.stderr
     assert first.stdout == plain.stdout, (first.stdout, plain.stdout)
+
+
+def test_a_first_call_says_it_compiled_once_and_a_failed_compile_falls_back(tmp_path):
+    (tmp_path / "kernels.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef twice(x):\n    return 2 * x\n\n"
+        "@njit(cache=True)\ndef broken(x):\n    return x.no_such_attribute\n")
+    code = ("import kernels\nfrom lecun1989.engines.cache import first_call\n"
+            "print(first_call(kernels.twice, (1.0,), 'twice'), first_call(kernels.broken, (1.0,), 'broken'))")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    first, again = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+                    for _ in range(2))
+    for done in (first, again):
+        assert done.returncode == 0 and done.stdout.strip() == "True False", done.stderr
+        assert "note: broken failed to compile (TypingError" in done.stderr and "Traceback" not in done.stderr
+    assert "compiled twice in" in first.stderr and "compiled twice" not in again.stderr

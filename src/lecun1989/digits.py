@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .engines.cache import first_call
 from .errors import LecunError
 
 
@@ -86,7 +87,7 @@ def normalized(v: np.ndarray, deslant_: bool = True) -> np.ndarray:
     candidate is made so): its steps 6b-6d without checking again, compiled (digits_compiled.py),
     because a reader normalizes some 35 candidates a strip and numpy's calls on arrays this small cost
     more than their arithmetic."""
-    return _steps()(np.ascontiguousarray(v, dtype=np.float64), deslant_, SIZE, MAX_SLANT)
+    return _steps()(np.ascontiguousarray(v, dtype=np.float64), bool(deslant_), SIZE, MAX_SLANT)
 
 
 def compiled() -> bool:
@@ -106,7 +107,8 @@ def _steps():
         from .digits_compiled import normalized as compiled
     except Exception:   # numba missing, or broken for this Python: any error while loading it
         return _reference
-    return compiled
+    return compiled if first_call(compiled, (np.ones((1, 1)), True, SIZE, MAX_SLANT), "the reader's normalization") \
+        else _reference
 
 
 def reference(v: np.ndarray, deslant_: bool = True) -> np.ndarray:

@@ -26,6 +26,7 @@ with signals_deferred():
 from . import paper
 from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig, connection_table
 from .draws import SHAPES, initial_weights
+from .engines.cache import first_call
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_SCALES", "EXPLODED", "INITS", "LOSSES", "TABLES", "Net1989", "NetConfig",
            "one_thread", "table_groups"]
@@ -58,7 +59,9 @@ def _compiled_forward():
         from .model_compiled import outputs
     except Exception:   # numba missing, or broken for this Python: any error while loading it
         return None
-    return outputs
+    # every network's arguments have the same types: the paper's, on no images, compute nothing
+    empty = Net1989()._forward_args(np.zeros((0, paper.IMAGE_SIZE, paper.IMAGE_SIZE)))
+    return outputs if first_call(outputs, empty, "the reader's forward pass") else None
 
 
 def table_groups(table: np.ndarray) -> list[tuple[slice, list[int]]]:
@@ -141,12 +144,16 @@ class Net1989(nn.Module):
         forward = _compiled_forward()
         if forward is None:
             return self.outputs(images)
+        return forward(*self._forward_args(images))
+
+    def _forward_args(self, images: np.ndarray) -> tuple:
+        """model_compiled.outputs's arguments: the images, the weights in float64, the network's settings."""
         x = np.ascontiguousarray(images, dtype=np.float64).reshape(-1, paper.IMAGE_SIZE, paper.IMAGE_SIZE)
         with torch.no_grad():
             w = [getattr(self, name).detach().to(torch.float64).contiguous().numpy() for name in self.PARAMS]
         a, s = ACTIVATION_SCALES.get(self.config.activation, (1.0, 1.0))
-        return forward(x, *w, self.table.numpy(), ACTIVATION_NAMES.index(self.config.activation), a, s,
-                       self.config.loss == "ce", paper.PAD_VALUE, paper.STRIDE, paper.PAD)
+        return (x, *w, self.table.numpy(), ACTIVATION_NAMES.index(self.config.activation), float(a), float(s),
+                self.config.loss == "ce", float(paper.PAD_VALUE), paper.STRIDE, paper.PAD)
 
     def get_params(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).detach().cpu().numpy().copy() for name in self.PARAMS}

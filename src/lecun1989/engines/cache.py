@@ -7,6 +7,10 @@ leave a stale compiled engine in place. The locators below serve the functions d
 folder only, and key them on the contents of exactly the files compiled (COMPILED): editing the
 reference engine or this file recompiles nothing.
 
+`first_call` makes a compiled function's first call, compiling it or loading it from the cache,
+before the work that needs it (the reader's normalization and forward pass use it), and says how long
+a compile took.
+
 The locators extend numba's own classes, which are not public API; if a numba release moves them,
 the engine falls back to numba's own keying, with one warning (and the stale-cache risk above).
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
+
+from ..store.atomic import signals_deferred
 
 ENGINE_DIR = Path(__file__).resolve().parent
 # relative to this folder; ../paper.py's constants are baked into the compiled code
@@ -75,3 +81,26 @@ def in_disk_cache(fn, args: tuple) -> bool | None:
         return cache._index_key(sig, fn.targetctx.codegen()) in cache._cache_file._load_index()
     except Exception:   # internals moved: nothing is compiled ahead
         return None
+
+
+def first_call(fn, args: tuple, what: str) -> bool:
+    """Call the compiled `fn` once on `args` (inputs that compute nothing), so that it is compiled, or
+    loaded from the disk cache, now and not inside the work: SIGINT and SIGTERM held meanwhile (an
+    interrupt raised inside llvmlite's callbacks during a compile is swallowed there, and numba fails
+    later with a traceback), how long a compile took said on stderr. False where it fails to compile:
+    the caller then runs its code that needs no compiler, and says so."""
+    import sys
+    import time
+    from numba.core.errors import NumbaError
+    from tqdm import tqdm   # its write keeps the note off a progress bar's line
+    t0 = time.perf_counter()
+    try:
+        with signals_deferred():
+            fn(*args)
+    except NumbaError as e:
+        tqdm.write(f"note: {what} failed to compile ({type(e).__name__}: {str(e).strip().splitlines()[0]}); "
+                   f"going on without it, slower", file=sys.stderr)
+        return False
+    if sum(fn.stats.cache_misses.values()):
+        tqdm.write(f"compiled {what} in {time.perf_counter() - t0:.1f}s (cached for next time)", file=sys.stderr)
+    return True
