@@ -94,7 +94,8 @@ def test_area_resample_keeps_thin_strokes_and_fractional_offsets():
 
 
 def test_compiled_normalization_agrees_with_the_numpy_steps():
-    # strokes of every size and slant, tall and wide, upsampled and downsampled, one pixel to 90
+    # strokes of every size and slant, tall and wide, upsampled and downsampled, one pixel to 90, and
+    # symmetric ones
     rng = np.random.default_rng(3)
     for k in range(300):
         h, w = rng.integers(1, 90, size=2)
@@ -103,6 +104,8 @@ def test_compiled_normalization_agrees_with_the_numpy_steps():
             y, x = rng.integers(0, h, size=2)
             ink[2 + y, 2 + x:2 + min(w, x + rng.integers(1, 12))] = rng.uniform(0.05, 1.0)
         ink = digits.crop(np.maximum(ink, (rng.random(ink.shape) < 0.02) * rng.random(ink.shape)))
+        if k % 3 == 0:   # symmetric about its axis: slant 0, which the two sum orders round apart
+            ink = digits.crop(np.maximum(ink, ink[:, ::-1]))
         for deslant_ in (True, False):
             np.testing.assert_allclose(digits.normalized(ink, deslant_), digits.reference(ink, deslant_),
                                        rtol=0, atol=1e-12, err_msg=f"case {k}, deslant {deslant_}")

@@ -17,6 +17,9 @@ from .errors import LecunError
 
 SIZE = 16
 MAX_SLANT = 1.0
+# a slant smaller than this is 0: ink symmetric about its axis has slant 0, computed as +-1e-17, whose
+# shear would leave ink of 1e-17 in a column the crop then keeps (and which sum order decides)
+MIN_SLANT = 1e-9
 
 
 def crop(v: np.ndarray) -> np.ndarray:
@@ -26,7 +29,7 @@ def crop(v: np.ndarray) -> np.ndarray:
 
 
 def slant(v: np.ndarray) -> float:
-    """The slant s = cov(x, y) / var(y) of the ink (step 6b), clipped to [-MAX_SLANT, MAX_SLANT]."""
+    """The slant s = cov(x, y) / var(y) of the ink (step 6b), 0 below MIN_SLANT, clipped to [-MAX_SLANT, MAX_SLANT]."""
     return _slant(v)[0]
 
 
@@ -40,6 +43,8 @@ def _slant(v: np.ndarray) -> tuple[float, float]:
     if vyy <= 0:
         return 0.0, cy
     s = (v * (x - cx) * (y - cy)).sum() / vyy
+    if abs(s) < MIN_SLANT:
+        return 0.0, cy
     return float(min(MAX_SLANT, max(-MAX_SLANT, s))), cy
 
 
@@ -87,7 +92,7 @@ def normalized(v: np.ndarray, deslant_: bool = True) -> np.ndarray:
     candidate is made so): its steps 6b-6d without checking again, compiled (digits_compiled.py),
     because a reader normalizes some 35 candidates a strip and numpy's calls on arrays this small cost
     more than their arithmetic."""
-    return _steps()(np.ascontiguousarray(v, dtype=np.float64), bool(deslant_), SIZE, MAX_SLANT)
+    return _steps()(np.require(v, np.float64, "CW"), bool(deslant_), SIZE, MIN_SLANT, MAX_SLANT)
 
 
 def compiled() -> bool:
@@ -95,7 +100,7 @@ def compiled() -> bool:
     return _steps() is not _reference
 
 
-def _reference(v: np.ndarray, deslant_: bool, size: int, max_slant: float) -> np.ndarray:
+def _reference(v: np.ndarray, deslant_: bool, size: int, min_slant: float, max_slant: float) -> np.ndarray:
     return reference(v, deslant_)
 
 
@@ -107,7 +112,7 @@ def _steps():
         from .digits_compiled import normalized as compiled
     except Exception:   # numba missing, or broken for this Python: any error while loading it
         return _reference
-    return compiled if first_call(compiled, (np.ones((1, 1)), True, SIZE, MAX_SLANT), "the reader's normalization") \
+    return compiled if first_call(compiled, (np.ones((1, 1)), True, SIZE, MIN_SLANT, MAX_SLANT), "the reader's normalization") \
         else _reference
 
 

@@ -3,7 +3,7 @@ normalizes some 35 candidates a strip, and numpy's calls on arrays this small co
 arithmetic. Each line computes what the numpy function of digits.py of the same name does, in the same
 float64 operations on each element; only sums run in their own order (row by row, left to right), so
 the outputs agree with digits.reference to rounding (tests/test_reading.py). No fastmath: the order is
-the one written, on any CPU. The grid's side and the largest slant come in as arguments, so that this
+the one written, on any CPU. The grid's side and the slant's limits come in as arguments, so that this
 module needs nothing of digits.py, which imports it only when a digit is first normalized."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _crop_box(v):
 
 
 @njit(cache=True, boundscheck=False)
-def _slant_of(v, max_slant):
+def _slant_of(v, min_slant, max_slant):
     """`_slant`: (the slant, the ink's centre row cy)."""
     h, w = v.shape
     m = sx = sy = 0.0
@@ -47,15 +47,15 @@ def _slant_of(v, max_slant):
         for j in range(w):
             vyy += v[i, j] * ((i + 0.5) - cy) ** 2
             vxy += v[i, j] * ((j + 0.5) - cx) * ((i + 0.5) - cy)
-    if vyy <= 0:
+    if vyy <= 0 or abs(vxy / vyy) < min_slant:
         return 0.0, cy
     return min(max_slant, max(-max_slant, vxy / vyy)), cy
 
 
 @njit(cache=True, boundscheck=False)
-def _deslanted(v, max_slant):
+def _deslanted(v, min_slant, max_slant):
     """`deslant`, cropped."""
-    s, cy = _slant_of(v, max_slant)
+    s, cy = _slant_of(v, min_slant, max_slant)
     if s == 0.0:
         return v
     h, w = v.shape
@@ -85,11 +85,11 @@ def _weights(n, scale, offset, size):
 
 
 @njit(cache=True, boundscheck=False)
-def normalized(v, deslant_, size, max_slant):
+def normalized(v, deslant_, size, min_slant, max_slant):
     """digits.normalized on a size x size grid: rows @ v @ cols as sums over the weights that are not 0,
     then scaled to [-1, 1]."""
     if deslant_:
-        v = _deslanted(v, max_slant)
+        v = _deslanted(v, min_slant, max_slant)
     h, w = v.shape
     scale = size / max(h, w)
     rows, cols = _weights(h, scale, (size - h * scale) / 2, size), _weights(w, scale, (size - w * scale) / 2, size)

@@ -138,22 +138,24 @@ class Net1989(nn.Module):
         return self.activations(images)[-1]
 
     def read(self, images: np.ndarray) -> np.ndarray:
-        """The outputs for a batch of images (N, 16, 16), as outputs() gives them to rounding, compiled
-        (model_compiled.py): what a reader reads its candidates with, several times faster on a
-        strip's few dozen. Where numba cannot be loaded, outputs() itself."""
+        """The outputs for a batch of images (N, 16, 16) in float64, as outputs() gives them for a float64
+        network (load_net's) to rounding, compiled (model_compiled.py): what a reader reads its
+        candidates with, several times faster on a strip's few dozen. Where numba cannot be loaded,
+        outputs() itself."""
         forward = _compiled_forward()
         if forward is None:
             return self.outputs(images)
         return forward(*self._forward_args(images))
 
     def _forward_args(self, images: np.ndarray) -> tuple:
-        """model_compiled.outputs's arguments: the images, the weights in float64, the network's settings."""
-        x = np.ascontiguousarray(images, dtype=np.float64).reshape(-1, paper.IMAGE_SIZE, paper.IMAGE_SIZE)
+        """model_compiled.outputs's arguments: the images and the weights in float64 (new, writable
+        arrays, of the one type it is compiled for), the network's settings."""
+        x = np.require(np.asarray(images, dtype=np.float64).reshape(-1, paper.IMAGE_SIZE, paper.IMAGE_SIZE), None, "CW")
         with torch.no_grad():
-            w = [getattr(self, name).detach().to(torch.float64).contiguous().numpy() for name in self.PARAMS]
+            w = [np.require(getattr(self, name).detach().to(torch.float64).numpy(), None, "CW") for name in self.PARAMS]
         a, s = ACTIVATION_SCALES.get(self.config.activation, (1.0, 1.0))
-        return (x, *w, self.table.numpy(), ACTIVATION_NAMES.index(self.config.activation), float(a), float(s),
-                self.config.loss == "ce", float(paper.PAD_VALUE), paper.STRIDE, paper.PAD)
+        return (x, *w, np.require(self.table.numpy(), None, "CW"), self.config.activation == "relu", float(a),
+                float(s), self.config.loss == "ce", float(paper.PAD_VALUE), paper.STRIDE, paper.PAD)
 
     def get_params(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).detach().cpu().numpy().copy() for name in self.PARAMS}

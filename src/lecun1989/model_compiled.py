@@ -15,26 +15,17 @@ import math
 import numpy as np
 from numba import njit
 
-from .config import ACTIVATION_NAMES
 from .engines import target
 
 # numba's target is set up by the first function compiled: the engine's, the same for every machine
 target.fix()
 
-TANH, SCALED_TANH, RELU = (ACTIVATION_NAMES.index(name) for name in ("tanh", "scaled_tanh", "relu"))
-
 
 @njit(cache=True, boundscheck=False)
-def _act(a, kind, scale_out, scale_in):
-    if kind == RELU:
-        return max(a, 0.0)
-    if kind == SCALED_TANH:
-        return scale_out * math.tanh(a * scale_in)
-    return math.tanh(a)
+def _act(a, relu, scale_out, scale_in):
+    """The activation: relu, or scale_out tanh(scale_in a) (plain tanh with scales 1, exactly)."""
+    return max(a, 0.0) if relu else scale_out * math.tanh(a * scale_in)
 
-
-# Every size below is read from the arrays, none is a constant: with constant trip counts LLVM unrolls
-# the loops whole, and the function took 7-9 s to compile instead of about 1.
 
 @njit(cache=True, boundscheck=False)
 def _unroll(padded, k, stride, out_side, cols):
@@ -48,7 +39,7 @@ def _unroll(padded, k, stride, out_side, cols):
 
 
 @njit(cache=True, boundscheck=False)
-def _layer(cols, table, w, b, kind, scale_out, scale_in, out, pad):
+def _layer(cols, table, w, b, relu, scale_out, scale_in, out, pad):
     """A convolution layer: out[o, pad + i, pad + j] = act(sum over k, t of w[o, k, t] cols[table[o, k], t, q] + b[o, i, j]),
     q = i * side + j."""
     side = b.shape[1]
@@ -62,22 +53,22 @@ def _layer(cols, table, w, b, kind, scale_out, scale_in, out, pad):
                 for q in range(cols.shape[2]):
                     acc[q] += wt * cols[src, t, q]
         for q in range(cols.shape[2]):
-            out[o, pad + q // side, pad + q % side] = _act(acc[q] + b[o, q // side, q % side], kind, scale_out, scale_in)
+            out[o, pad + q // side, pad + q % side] = _act(acc[q] + b[o, q // side, q % side], relu, scale_out, scale_in)
 
 
 @njit(cache=True, boundscheck=False)
-def _full(x, w, b, kind, scale_out, scale_in, linear, out):
+def _full(x, w, b, relu, scale_out, scale_in, linear, out):
     """out[u] = act(sum over i of x[i] w[i, u] + b[u]) (the weighted sum alone where linear)."""
     out[:] = 0.0
     for i in range(x.shape[0]):
         for u in range(w.shape[1]):
             out[u] += x[i] * w[i, u]
     for u in range(w.shape[1]):
-        out[u] = out[u] + b[u] if linear else _act(out[u] + b[u], kind, scale_out, scale_in)
+        out[u] = out[u] + b[u] if linear else _act(out[u] + b[u], relu, scale_out, scale_in)
 
 
 @njit(cache=True, boundscheck=False)
-def outputs(images, H1w, H1b, H2w, H2b, H3w, H3b, outw, outb, table, kind, scale_out, scale_in, linear_out,
+def outputs(images, H1w, H1b, H2w, H2b, H3w, H3b, outw, outb, table, relu, scale_out, scale_in, linear_out,
             pad_value, stride, pad):
     """(n, side, side) images -> (n, 10) outputs (logits where linear_out: the cross-entropy network's)."""
     n, side, k = images.shape[0], images.shape[1], H1w.shape[2]
@@ -96,9 +87,9 @@ def outputs(images, H1w, H1b, H2w, H2b, H3w, H3b, outw, outb, table, kind, scale
     for e in range(n):
         x[0, pad:pad + side, pad:pad + side] = images[e]
         _unroll(x, k, stride, n1, col1)
-        _layer(col1, one, w1, H1b, kind, scale_out, scale_in, h1, pad)
+        _layer(col1, one, w1, H1b, relu, scale_out, scale_in, h1, pad)
         _unroll(h1, k, stride, n2, col2)
-        _layer(col2, table, w2, H2b, kind, scale_out, scale_in, h2, 0)
-        _full(h2.reshape(-1), H3w, H3b, kind, scale_out, scale_in, False, h3)
-        _full(h3, outw, outb, kind, scale_out, scale_in, linear_out, out[e])
+        _layer(col2, table, w2, H2b, relu, scale_out, scale_in, h2, 0)
+        _full(h2.reshape(-1), H3w, H3b, relu, scale_out, scale_in, False, h3)
+        _full(h3, outw, outb, relu, scale_out, scale_in, linear_out, out[e])
     return out

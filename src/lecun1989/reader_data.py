@@ -52,7 +52,7 @@ from .digits import compiled, normalize, normalized
 from .segment import MASK_LEVEL, Part, atoms, spans
 from .store.atomic import atomic_write
 
-FORMAT = 12                  # the cache's; raised whenever a draw below changes
+FORMAT = 13                  # the cache's; raised whenever a draw below changes
 NONE = paper.N_CLASSES       # the label of an example that is not a digit: every target -1
 HEIGHT = 32                  # pixels a digit is drawn at before it is changed and normalized
 USPS_COPIES = 3              # draws of each USPS digit: its writers are the zip codes' own

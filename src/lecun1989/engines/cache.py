@@ -18,6 +18,8 @@ the engine falls back to numba's own keying, with one warning (and the stale-cac
 from __future__ import annotations
 
 import hashlib
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -83,24 +85,38 @@ def in_disk_cache(fn, args: tuple) -> bool | None:
         return None
 
 
+def _misses(fn) -> int:
+    """How often `fn` missed the disk cache, that is, was compiled; 0 under NUMBA_DISABLE_JIT."""
+    stats = getattr(fn, "stats", None)
+    return sum(stats.cache_misses.values()) if stats is not None else 0
+
+
+def call_noting_compile(fn, args: tuple, what: str, note=None) -> tuple[object, float]:
+    """fn(*args) with SIGINT and SIGTERM held (`note` told of the first as it comes): numba cannot stop a
+    compile midway, and an interrupt raised inside llvmlite's callbacks during one is swallowed there,
+    numba failing later with a traceback. Where the call compiled `fn`, how long that took is said on
+    stderr. (the result, the seconds spent compiling: 0 where nothing was)."""
+    from tqdm import tqdm   # its write keeps the note off a progress bar's line
+    before, t0 = _misses(fn), time.perf_counter()
+    with signals_deferred(note):
+        result = fn(*args)
+    if _misses(fn) == before:
+        return result, 0.0
+    seconds = time.perf_counter() - t0
+    tqdm.write(f"compiled {what} in {seconds:.1f}s (cached for next time)", file=sys.stderr)
+    return result, seconds
+
+
 def first_call(fn, args: tuple, what: str) -> bool:
     """Call the compiled `fn` once on `args` (inputs that compute nothing), so that it is compiled, or
-    loaded from the disk cache, now and not inside the work: SIGINT and SIGTERM held meanwhile (an
-    interrupt raised inside llvmlite's callbacks during a compile is swallowed there, and numba fails
-    later with a traceback), how long a compile took said on stderr. False where it fails to compile:
-    the caller then runs its code that needs no compiler, and says so."""
-    import sys
-    import time
+    loaded from the disk cache, before the work and not inside it (call_noting_compile). False where it
+    fails to compile: the caller then runs its code that needs no compiler, and this says so."""
     from numba.core.errors import NumbaError
-    from tqdm import tqdm   # its write keeps the note off a progress bar's line
-    t0 = time.perf_counter()
+    from tqdm import tqdm
     try:
-        with signals_deferred():
-            fn(*args)
+        call_noting_compile(fn, args, what)
     except NumbaError as e:
         tqdm.write(f"note: {what} failed to compile ({type(e).__name__}: {str(e).strip().splitlines()[0]}); "
                    f"going on without it, slower", file=sys.stderr)
         return False
-    if sum(fn.stats.cache_misses.values()):
-        tqdm.write(f"compiled {what} in {time.perf_counter() - t0:.1f}s (cached for next time)", file=sys.stderr)
     return True

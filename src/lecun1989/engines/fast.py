@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -25,12 +24,12 @@ from numba.core.errors import NumbaError
 from .. import paper
 from ..data import Dataset, Split
 from ..errors import LecunError
-from ..store.atomic import signals_deferred
 from ..config import ACTIVATION_SCALES, NetConfig, OptimConfig, connection_table
 from ..draws import initial_weights, training_noise
 from .protocol import DTYPES, Evaluation, RunSpec
 from . import layers as L
 from . import ahead, lanes, single, steps
+from .cache import call_noting_compile
 from .network import H1_ORDER, IMAGE, K, K1, N_FLAT, N_H2, P1, PAD, STRIDE, Data, Settings, pack, unpack
 from .simd import LANES
 
@@ -305,15 +304,10 @@ class FastEngine:
                 f.cancel()
 
     def _kernel(self, fn, *args):
-        """Call a compiled kernel. The first use of each compiles it, unless the disk cache has it:
-        say how long that took, and turn a failure to compile into one line. SIGINT and SIGTERM are
-        held until the call returns: compiled code would not see them before anyway, and during a
-        compile an interrupt raised inside llvmlite's callbacks is swallowed there ("Exception
-        ignored"), leaving numba to fail later with a traceback."""
+        """Call a compiled kernel (call_noting_compile: signals held, a compile's time said). The first
+        use of each compiles it, unless the disk cache has it; a failure to compile is one line."""
         if self._ahead is not None and fn not in self._used:
             self.compile_s += self._ahead.wait_for(fn)
-        misses = sum(fn.stats.cache_misses.values())
-        t0 = time.perf_counter()
         timers: list[threading.Timer] = []
 
         def note(signum):   # numba cannot stop a compile midway: say why the command goes on a while
@@ -322,9 +316,9 @@ class FastEngine:
                 f"stopping once numba has compiled {fn.py_func.__name__} (it cannot stop midway)",), {"file": sys.stderr}))
             timers[0].daemon = True
             timers[0].start()
-        try:
-            with signals_deferred(note if not fn.overloads else None):   # a first call compiles or loads
-                result = fn(*args)
+        try:   # a first call compiles or loads
+            result, seconds = call_noting_compile(fn, args, f"{fn.py_func.__name__} of the fast engine",
+                                                  note if not fn.overloads else None)
         except NumbaError as e:
             raise LecunError(f"the compiled engine failed to compile ({type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0]}); use --engine torch (the reference engine, slower)"
@@ -332,11 +326,7 @@ class FastEngine:
         finally:
             for timer in timers:
                 timer.cancel()
-        if sum(fn.stats.cache_misses.values()) > misses:
-            self.compile_s += time.perf_counter() - t0
-            from tqdm import tqdm   # its write keeps the note off a progress bar's line
-            tqdm.write(f"compiled {fn.py_func.__name__} of the fast engine in {time.perf_counter() - t0:.1f}s "
-                       f"(cached for next time)", file=sys.stderr)
+        self.compile_s += seconds
         return result
 
     def evaluate(self) -> list[dict[str, Evaluation]]:

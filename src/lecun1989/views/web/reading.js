@@ -3,7 +3,7 @@
 // normalized as predict cuts and normalizes an image file (tests/test_demo.py checks both).
 (function (api) {
   "use strict";
-  const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0;
+  const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0, MIN_SLANT = 1e-9;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, PAIR_WIDTH = 1.0, FINE_PIECE = 0.25, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
   const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
   const BAND = 0.2, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.3;
@@ -361,7 +361,7 @@
     let vyy = 0, vxy = 0;
     for (let i = 0; i < h; i++)
       for (let j = 0; j < w; j++) { const a = v[i * w + j]; vyy += a * (i + 0.5 - cy) ** 2; vxy += a * (j + 0.5 - cx) * (i + 0.5 - cy); }
-    if (vyy <= 0) return { s: 0, cy };
+    if (vyy <= 0 || Math.abs(vxy / vyy) < MIN_SLANT) return { s: 0, cy };
     return { s: Math.min(MAX_SLANT, Math.max(-MAX_SLANT, vxy / vyy)), cy };
   }
   function deslant(c) {
