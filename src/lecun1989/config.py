@@ -93,9 +93,9 @@ HESSIAN_MODES = ("pass", "running")
 # 5e-5 for 4, then 1e-5, written as factors of the first value.
 # "linear:F" goes linearly from 1 at the first pass to F at the last (the modern recipe's
 # linear:0.333333, from 3e-4 to 1e-4).
-MAX_ZIPCODES = 100_000    # the zip-code benchmark's files are named zip-00000.png .. zip-99999.png
-
 SCHEDULES = {"constant": "1", "lenet5": "1:2,0.4:3,0.2:3,0.1:4,0.02"}
+
+MAX_ZIPCODES = 100_000    # the zip-code benchmark's files are named zip-00000.png .. zip-99999.png
 
 
 def parse_schedule(text: str) -> list[tuple[float, int | None]]:

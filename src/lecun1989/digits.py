@@ -109,11 +109,11 @@ def _steps():
     """The compiled steps, or where numba cannot be loaded (reading needs no compiler), `reference`,
     slower, the same to rounding."""
     try:
-        from .digits_compiled import normalized as compiled
+        from .digits_compiled import normalized as steps
     except Exception:   # numba missing, or broken for this Python: any error while loading it
         return _reference
-    return compiled if first_call(compiled, (np.ones((1, 1)), True, SIZE, MIN_SLANT, MAX_SLANT), "the reader's normalization") \
-        else _reference
+    ok = first_call(steps, (np.ones((1, 1)), True, SIZE, MIN_SLANT, MAX_SLANT), "the reader's normalization")
+    return steps if ok else _reference
 
 
 def reference(v: np.ndarray, deslant_: bool = True) -> np.ndarray:
