@@ -63,7 +63,7 @@ SMALL = ("--engine", "torch", "--train-size", "100", "--test-size", "50", "--qui
 FAST_SWEEP = ("sweep", "--engine", "fast", "--passes", "1", "--seeds", "0", "--validation", "7000", "--quiet")
 HOST = socket.gethostname()
 COMPILED_NOTE = re.compile(r"^compiled .*fast engine in [\d.]+s \(cached for next time\)$")
-HELD_NOTE = re.compile(r"^stopping once numba has compiled \w+ \(it cannot stop midway\)$")
+HELD_NOTE = re.compile(r"^stopping once numba has compiled \w+ of the fast engine \(it cannot stop midway\)$")
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -91,15 +92,32 @@ def _misses(fn) -> int:
     return sum(stats.cache_misses.values()) if stats is not None else 0
 
 
-def call_noting_compile(fn, args: tuple, what: str, note=None) -> tuple[object, float]:
-    """fn(*args) with SIGINT and SIGTERM held (`note` told of the first as it comes): numba cannot stop a
-    compile midway, and an interrupt raised inside llvmlite's callbacks during one is swallowed there,
-    numba failing later with a traceback. Where the call compiled `fn`, how long that took is said on
-    stderr. (the result, the seconds spent compiling: 0 where nothing was)."""
+# An interrupt during a first call is held until the call returns; when that is still a second later,
+# numba is compiling (loading from the disk cache takes less), and the command says so.
+NOTE_AFTER_S = 1.0
+
+
+def call_noting_compile(fn, args: tuple, what: str) -> tuple[object, float]:
+    """fn(*args) with SIGINT and SIGTERM held: numba cannot stop a compile midway, and an interrupt
+    raised inside llvmlite's callbacks during one is swallowed there, numba failing later with a
+    traceback. On a first call (a compile, or a load from the disk cache), an interrupt still held after
+    NOTE_AFTER_S is said to wait for the compile; where the call compiled `fn`, how long that took is
+    said on stderr. (the result, the seconds spent compiling: 0 where nothing was)."""
     from tqdm import tqdm   # its write keeps the note off a progress bar's line
+    timers: list[threading.Timer] = []
+
+    def note(signum):
+        timers.append(threading.Timer(NOTE_AFTER_S, tqdm.write, (
+            f"stopping once numba has compiled {what} (it cannot stop midway)",), {"file": sys.stderr}))
+        timers[0].daemon = True
+        timers[0].start()
     before, t0 = _misses(fn), time.perf_counter()
-    with signals_deferred(note):
-        result = fn(*args)
+    try:
+        with signals_deferred(note if not getattr(fn, "overloads", True) else None):
+            result = fn(*args)
+    finally:
+        for timer in timers:
+            timer.cancel()
     if _misses(fn) == before:
         return result, 0.0
     seconds = time.perf_counter() - t0
@@ -113,6 +131,8 @@ def first_call(fn, args: tuple, what: str) -> bool:
     fails to compile: the caller then runs its code that needs no compiler, and this says so."""
     from numba.core.errors import NumbaError
     from tqdm import tqdm
+    if in_disk_cache(fn, args) is False:   # seconds of silence otherwise
+        tqdm.write(f"compiling {what}, once (numba caches it)", file=sys.stderr)
     try:
         call_noting_compile(fn, args, what)
     except NumbaError as e:

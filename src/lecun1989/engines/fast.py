@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -79,9 +78,6 @@ def aligned_zeros(n: int, dtype, skew: int = 0) -> np.ndarray:
     return raw[start:start + size].view(dtype)
 
 
-# An interrupt during a kernel's first call is held until the call returns; when that is still a second
-# later, numba is compiling the kernel (loading it from the disk cache takes less), and the command says so.
-NOTE_AFTER_S = 1.0
 THREADS = config.NUMBA_NUM_THREADS   # numba's setting (NUMBA_NUM_THREADS), though no numba threads run
 _POOL: list[ThreadPoolExecutor] = []
 
@@ -308,24 +304,12 @@ class FastEngine:
         use of each compiles it, unless the disk cache has it; a failure to compile is one line."""
         if self._ahead is not None and fn not in self._used:
             self.compile_s += self._ahead.wait_for(fn)
-        timers: list[threading.Timer] = []
-
-        def note(signum):   # numba cannot stop a compile midway: say why the command goes on a while
-            from tqdm import tqdm
-            timers.append(threading.Timer(NOTE_AFTER_S, tqdm.write, (
-                f"stopping once numba has compiled {fn.py_func.__name__} (it cannot stop midway)",), {"file": sys.stderr}))
-            timers[0].daemon = True
-            timers[0].start()
         try:   # a first call compiles or loads
-            result, seconds = call_noting_compile(fn, args, f"{fn.py_func.__name__} of the fast engine",
-                                                  note if not fn.overloads else None)
+            result, seconds = call_noting_compile(fn, args, f"{fn.py_func.__name__} of the fast engine")
         except NumbaError as e:
             raise LecunError(f"the compiled engine failed to compile ({type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0]}); use --engine torch (the reference engine, slower)"
                              ) from None
-        finally:
-            for timer in timers:
-                timer.cancel()
         self.compile_s += seconds
         return result
 

@@ -141,7 +141,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Location, resize_bilinear
-from ..digits import SIZE, normalized
+from ..digits import SIZE, compiled, normalized
 from ..segment import JOIN_GAP, MASK_LEVEL, Part, components, row, spans
 from ..errors import LecunError
 from ..store.rundir import read_config
@@ -414,6 +414,13 @@ class Reader:
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
     test_unsure: float | None = None      # the share shown as '?' by the threshold and the unlikeness limit
     test_shown_error: float | None = None  # the error of the others, shown (None: none is)
+
+    def __post_init__(self):
+        # the compiled code's first calls (a compile, or a load from the disk cache) now, so that no
+        # reading's time holds them (predict --truth prints the speed it read at)
+        compiled()
+        for net in self.nets:
+            net.read(np.zeros((0, SIZE, SIZE)))
 
     def rejection_note(self) -> str:
         """What the threshold does on the run's test digits, and what the whole rule of step 7 does."""
