@@ -1,6 +1,8 @@
 """model.Net1989's forward pass for a batch of images, compiled with numba (float64): what a reader reads
 its candidates with. torch's float64 convolutions unroll and multiply one image at a time, some 0.4 ms
-a call on a strip's 35 candidates; here a whole strip's take about as long as one such call.
+a call on a strip's 35 candidates; here the whole pass over them takes half of torch's time with the
+reader's relu networks, and 0.8 of it with the paper's, whose tanh (libm's, one unit at a time) is
+about half of it.
 
 The network of model.py's doc: each layer's weighted sums, in the order the loops below write (taps
 row by row, then input planes in the connection table's order), plus the unit's bias, through the
@@ -40,8 +42,8 @@ def _unroll(padded, k, stride, out_side, cols):
 
 @njit(cache=True, boundscheck=False)
 def _layer(cols, table, w, b, relu, scale_out, scale_in, out, pad):
-    """A convolution layer: out[o, pad + i, pad + j] = act(sum over k, t of w[o, k, t] cols[table[o, k], t, q] + b[o, i, j]),
-    q = i * side + j."""
+    """A convolution layer: out[o, pad + i, pad + j] = act(sum over k, t of w[o, k, t] cols[table[o, k], t, q]
+    + b[o, i, j]), q = i * side + j."""
     side = b.shape[1]
     acc = np.empty(cols.shape[2])
     for o in range(w.shape[0]):
