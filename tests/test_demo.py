@@ -11,6 +11,7 @@ import torch
 from lecun1989.reading import images as reading
 from lecun1989.views import demo
 from lecun1989.cli import main
+from lecun1989.trained import load_net
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_the_page_is_self_contained_and_holds_the_run(page, run):
     # nothing loaded from elsewhere: no external scripts, styles, fonts or images
     assert "src=\"http" not in html and "href=\"http" not in html and "@import" not in html and "url(" not in html
     model = demo.model_data(run)
-    assert math.isclose(model["threshold"], reading.run_threshold(reading.load_net(run), run)[0])
+    assert math.isclose(model["threshold"], reading.run_threshold(reading.load_trained(run), run)[0])
     assert model["params"]["H1w"]["shape"] == [12, 1, 5, 5]
 
 
@@ -63,7 +64,7 @@ def browser(page, chromium):
 
 
 def test_the_pages_forward_pass_equals_the_model(browser, run, usps):
-    net = reading.load_net(run)
+    net = load_net(run)
     x = usps.test.images[:40].astype(np.float64)
     want = net(torch.from_numpy(x)).detach().numpy()
     got = np.array(browser.execute_script(
@@ -250,6 +251,6 @@ def test_the_report_holds_the_same_live_panel(browser, run, usps, tmp_path):
     got = np.array(browser.execute_script(
         "return arguments[0].map(x => Array.from(lecun1989.forward(Float64Array.from(x)).out));",
         x.reshape(len(x), -1).tolist()))
-    want = reading.load_net(run)(torch.from_numpy(x)).detach().numpy()
+    want = load_net(run)(torch.from_numpy(x)).detach().numpy()
     assert np.abs(got - want).max() <= 1e-5
     browser.switch_to.default_content()

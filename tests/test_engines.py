@@ -199,34 +199,39 @@ print(sum(e.train_chunk.stats.cache_misses.values()), sum(e.train_chunk.stats.ca
 
 def test_a_cold_start_compiles_the_evaluation_beside_the_training_kernel(usps, raw_dir, session_home, tmp_path):
     """From an empty cache, the engine compiles its training kernel while a child process compiles the
-    curvature estimate and the evaluation (ahead.py, where a core is spare): each once, the next process
-    compiles nothing, and the figures are those of the kernels compiled in this process."""
+    curvature estimate and the evaluation (ahead.py, where a core is spare), then what the command named
+    with ahead.also (paper's: the forward pass its rejection measure reads with): each once, the next
+    process compiles nothing, and the figures are those of the kernels compiled in this process."""
+    from lecun1989 import trained
     from lecun1989.engines import ahead
     code = """
 import sys
-from lecun1989 import data, recipes
-from lecun1989.engines import fast, initial_runs, lanes, single
+from lecun1989 import data, model_compiled, recipes, trained
+from lecun1989.engines import ahead, fast, initial_runs, lanes, single
+ahead.also(trained.FORWARD_TARGET)
 ds = data.load("usps", home=sys.argv[1], raw_dir=sys.argv[2]).subset(20, 20)
 net, optim = recipes.PAPER.net, recipes.PAPER.optim
 e = fast.FastEngine(net, initial_runs(net, [(0, 0.001)]), ds, optim=optim)
 e.train_pass()
 ev = e.evaluate()[0]
-print(*(sum(fn.stats.cache_misses.values()) for fn in (e.train_chunk, single.estimate_hessian, lanes.evaluate_one)),
+assert trained.compiled_forward() is model_compiled.outputs
+print(*(sum(fn.stats.cache_misses.values()) for fn in (e.train_chunk, single.estimate_hessian, lanes.evaluate_one,
+                                                        model_compiled.outputs)),
       ev["train"].loss.hex(), ev["test"].loss.hex())
 """
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     first, second = [subprocess.run([sys.executable, "-c", code, str(session_home), str(raw_dir)], env=env,
                                     capture_output=True, text=True, check=True) for _ in range(2)]
-    beside = "0" if ahead.spare_cores() >= 1 and fast_module.THREADS > 1 else "1"
-    assert first.stdout.split()[:3] == ["1", beside, beside], first.stdout + first.stderr
-    for kernel in ("train_chunk", "estimate_hessian", "evaluate_one"):
+    beside = "0" if ahead.cores() >= 2 and fast_module.THREADS > 1 else "1"
+    assert first.stdout.split()[:4] == ["1", beside, beside, beside], first.stdout + first.stderr
+    for kernel in ("train_chunk", "estimate_hessian", "evaluate_one", trained.FORWARD_WHAT):
         assert first.stderr.count(f"compiled {kernel} ") == 1, first.stderr
-    assert second.stdout.split()[:3] == ["0", "0", "0"] and "compiled" not in second.stderr, second.stderr
+    assert second.stdout.split()[:4] == ["0", "0", "0", "0"] and "compiled" not in second.stderr, second.stderr
     net, optim = recipes.PAPER.net, recipes.PAPER.optim
     here = FastEngine(net, specs(net, [0], lr=0.001), usps.subset(20, 20), optim=optim)
     here.train_pass()
     ev = here.evaluate()[0]
-    assert first.stdout.split()[3:] == second.stdout.split()[3:] == [ev["train"].loss.hex(), ev["test"].loss.hex()]
+    assert first.stdout.split()[4:] == second.stdout.split()[4:] == [ev["train"].loss.hex(), ev["test"].loss.hex()]
 
 
 def test_float32_tanh_is_within_4e_7_of_tanh_everywhere():
@@ -394,4 +399,21 @@ def test_a_run_on_the_compiled_engine_never_loads_torch(usps, tmp_path):
             f"'--out', {str(tmp_path / 'out')!r}]) == 0\n"
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1:] == ["False"], done.stdout + done.stderr
+
+
+@pytest.mark.data
+def test_paper_with_its_rejection_measure_and_predict_never_load_torch(usps, tmp_path):
+    """The rejection measure and reading run the compiled forward pass (trained.TrainedNet), not torch's."""
+    from PIL import Image
+    image = tmp_path / "digit.png"
+    Image.fromarray(((1 - usps.test.images[0, 0]) * 127.5).astype(np.uint8)).resize((64, 64)).save(image)
+    out = tmp_path / "paper"
+    code = ("import sys\nfrom lecun1989.cli import main\n"
+            f"assert main(['paper', '--train-size', '50', '--test-size', '40', '--passes', '1', '--seeds', '0-1', "
+            f"'--quiet', '--out', {str(out)!r}]) == 0\n"
+            f"assert main(['predict', {str(out)!r}, {str(image)!r}]) == 0\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "reject for 1%" in done.stdout and "not measured" not in done.stdout, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1:] == ["False"], done.stdout + done.stderr

@@ -206,7 +206,7 @@ class FixedNet:
     def __init__(self, label):
         self.label = label
 
-    def read(self, x):   # what a Reader reads its candidates with (Net1989.read)
+    def read(self, x):   # what a Reader reads its candidates with (TrainedNet.read)
         out = -np.ones((len(x), 10))
         out[:, self.label] = 1.0
         return out
@@ -326,7 +326,7 @@ def test_reader_trains_the_papers_network_and_predict_reads_with_its_committee(r
     r = reading.reader(reader_run)
     assert len(r.nets) == 2 and math.isfinite(r.threshold)
     x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16))
-    assert np.allclose(r.outputs(x), (r.nets[0].outputs(x) + r.nets[1].outputs(x)) / 2, atol=1e-15)
+    assert np.allclose(r.outputs(x), (r.nets[0].torch().outputs(x) + r.nets[1].torch().outputs(x)) / 2, atol=1e-15)
     # one run reads alone, the folder as a committee: both through predict
     grey = 1.0 - 0.9 * bars()
     from PIL import Image

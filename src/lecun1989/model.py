@@ -10,7 +10,6 @@ with weights shared inside a plane and one bias per unit ("untied" biases). Each
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import numpy as np
 
@@ -26,7 +25,6 @@ with signals_deferred():
 from . import paper
 from .config import ACTIVATION_NAMES, ACTIVATION_SCALES, EXPLODED, INITS, LOSSES, TABLES, NetConfig, connection_table
 from .draws import SHAPES, initial_weights
-from .engines.cache import first_call
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_SCALES", "EXPLODED", "INITS", "LOSSES", "TABLES", "Net1989", "NetConfig",
            "one_thread", "table_groups"]
@@ -50,18 +48,6 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@functools.lru_cache(maxsize=1)
-def _compiled_forward():
-    """model_compiled.outputs, or None where numba cannot be loaded."""
-    try:
-        from .model_compiled import outputs
-    except Exception:   # numba missing, or broken for this Python: any error while loading it
-        return None
-    # every network's arguments have the same types: the paper's, on no images, compute nothing
-    empty = Net1989()._forward_args(np.zeros((0, paper.IMAGE_SIZE, paper.IMAGE_SIZE)))
-    return outputs if first_call(outputs, empty, "the reader's forward pass") else None
 
 
 def table_groups(table: np.ndarray) -> list[tuple[slice, list[int]]]:
@@ -136,26 +122,6 @@ class Net1989(nn.Module):
     def outputs(self, images: np.ndarray) -> np.ndarray:
         """The outputs (logits for the cross-entropy loss) for a batch of images, as activations()."""
         return self.activations(images)[-1]
-
-    def read(self, images: np.ndarray) -> np.ndarray:
-        """The outputs for a batch of images (N, 16, 16) in float64, as outputs() gives them for a float64
-        network (load_net's) to rounding, compiled (model_compiled.py): what a reader reads its
-        candidates with, several times faster on a strip's few dozen. Where numba cannot be loaded,
-        outputs() itself."""
-        forward = _compiled_forward()
-        if forward is None:
-            return self.outputs(images)
-        return forward(*self._forward_args(images))
-
-    def _forward_args(self, images: np.ndarray) -> tuple:
-        """model_compiled.outputs's arguments: the images and the weights in float64 (new, writable
-        arrays, of the one type it is compiled for), the network's settings."""
-        x = np.require(np.asarray(images, dtype=np.float64).reshape(-1, paper.IMAGE_SIZE, paper.IMAGE_SIZE), None, "CW")
-        with torch.no_grad():
-            w = [np.require(getattr(self, name).detach().to(torch.float64).numpy(), None, "CW") for name in self.PARAMS]
-        a, s = ACTIVATION_SCALES.get(self.config.activation, (1.0, 1.0))
-        return (x, *w, np.require(self.table.numpy(), None, "CW"), self.config.activation == "relu", float(a),
-                float(s), self.config.loss == "ce", float(paper.PAD_VALUE), paper.STRIDE, paper.PAD)
 
     def get_params(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).detach().cpu().numpy().copy() for name in self.PARAMS}

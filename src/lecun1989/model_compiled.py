@@ -69,7 +69,7 @@ def _full(x, w, b, relu, scale_out, scale_in, linear, out):
         out[u] = out[u] + b[u] if linear else _act(out[u] + b[u], relu, scale_out, scale_in)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, nogil=True)   # nogil: runs read side by side in threads (reject)
 def outputs(images, H1w, H1b, H2w, H2b, H3w, H3b, outw, outb, table, relu, scale_out, scale_in, linear_out,
             pad_value, stride, pad):
     """(n, side, side) images -> (n, 10) outputs (logits where linear_out: the cross-entropy network's)."""

@@ -3,13 +3,19 @@ was evaluated on. The one loader every reader uses (predict, reject, plot, repor
 
 from __future__ import annotations
 
+import functools
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from . import reader_data
+from . import paper, reader_data
+from .config import ACTIVATION_SCALES, NetConfig, connection_table
 from .data import DEFAULT_DATA_SEED, Dataset, Location, Split
+from .draws import SHAPES
+from .engines import ahead
+from .engines.cache import first_call
 from .errors import LecunError
 from .store.rundir import check_passes, diverged_at, load_weights, read_config, read_metrics
 
@@ -45,11 +51,78 @@ def check_run_folder(run_dir: Path) -> list[dict] | None:
     return rows
 
 
-def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
-    """The network of a run folder (float64, in evaluation mode) with its latest weights, checked
-    (check_run_folder; the weights must fit the network of its config.json). `note` is told when the
-    run has not finished training."""
-    from .model import Net1989, NetConfig   # torch
+class TrainedNet:
+    """A trained run's network as reading and `reject` use it: its settings and float64 weights
+    (model.Net1989's names and layouts). It reads with the compiled forward pass (model_compiled.py),
+    which loads neither torch nor a thread setting: a `predict` or the rejection measure of `paper`
+    never loads torch. Where numba cannot be loaded, it reads with model.Net1989's (torch, one thread)."""
+
+    def __init__(self, config: NetConfig, params: dict[str, np.ndarray]):
+        self.config = config
+        self.params = {name: np.require(np.asarray(params[name], dtype=np.float64), None, "CW") for name in SHAPES}
+        self.table = connection_table(config.table)
+        self._torch = None
+
+    def read(self, images: np.ndarray) -> np.ndarray:
+        """The outputs (logits for the cross-entropy loss) for images (N, 16, 16), float64; Net1989.outputs's
+        to rounding (tests/test_reading.py)."""
+        forward = compiled_forward()
+        if forward is None:
+            return self.torch().outputs(images)
+        return forward(*forward_args(self.config, self.params, self.table, images))
+
+    def torch(self):
+        """The same network as a model.Net1989 (float64, in evaluation mode); torch is loaded for it."""
+        if self._torch is None:
+            from .model import Net1989   # torch
+            net = Net1989(self.config).double()
+            net.set_params(self.params)
+            net.eval()
+            self._torch = net
+        return self._torch
+
+
+def forward_args(config: NetConfig, params: dict[str, np.ndarray], table: np.ndarray, images: np.ndarray) -> tuple:
+    """model_compiled.outputs's arguments: the images and the weights in float64 (writable arrays, of the
+    one type it is compiled for: a read-only input would compile it again), the network's settings."""
+    x = np.require(np.asarray(images, dtype=np.float64).reshape(-1, paper.IMAGE_SIZE, paper.IMAGE_SIZE), None, "CW")
+    w = [np.require(np.asarray(params[name], dtype=np.float64), None, "CW") for name in SHAPES]
+    a, s = ACTIVATION_SCALES.get(config.activation, (1.0, 1.0))
+    return (x, *w, np.require(table, None, "CW"), config.activation == "relu", float(a), float(s), config.loss == "ce",
+            float(paper.PAD_VALUE), paper.STRIDE, paper.PAD)
+
+
+def compiled_forward():
+    """model_compiled.outputs, called once (compiled, or loaded from numba's disk cache); None where numba
+    cannot be loaded or fails to compile it. Threads that ask at once wait for the first."""
+    with _FORWARD_LOCK:
+        if _compiled_forward.cache_info().currsize == 0:
+            ahead.wait_also()   # a child compiling ahead may be compiling it for this command now
+        return _compiled_forward()
+
+
+_FORWARD_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_forward():
+    try:
+        from .model_compiled import outputs   # numba
+    except Exception:   # numba missing, or broken for this Python: any error while loading it
+        return None
+    # every network's arguments have the same types: the paper's, on no images, compute nothing
+    empty = forward_args(NetConfig(), {name: np.zeros(shape) for name, (shape, _) in SHAPES.items()},
+                         connection_table(NetConfig().table), np.zeros((0, paper.IMAGE_SIZE, paper.IMAGE_SIZE)))
+    return outputs if first_call(outputs, empty, FORWARD_WHAT) else None
+
+
+FORWARD_WHAT = "the forward pass that predict and reject read with"
+FORWARD_TARGET = f"{__name__}:{compiled_forward.__name__}"   # for ahead.also
+
+
+def load_trained(run_dir: Path, note=lambda line: print(line, file=sys.stderr)) -> TrainedNet:
+    """The network of a run folder with its latest weights, checked (check_run_folder; the weights must
+    fit the network of its config.json). `note` is told when the run has not finished training."""
     run_dir = Path(run_dir)
     rows = check_run_folder(run_dir)
     if rows is not None:
@@ -61,20 +134,24 @@ def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
             note(f"note: {run_dir} has not finished training; reading with the weights of its last completed pass")
     config = read_config(run_dir)
     try:
-        net = Net1989(NetConfig(**config["net"])).double()
+        net_config = NetConfig(**config["net"])
     except (TypeError, LecunError) as e:
         raise LecunError(f"{run_dir / 'config.json'}: bad network settings ({e})") from None
     path = run_dir / "weights.safetensors"
     params, _ = load_weights(path)
-    want = {name: tuple(getattr(net, name).shape) for name in net.PARAMS}
+    want = {name: shape for name, (shape, _) in SHAPES.items()}
     got = {name: tuple(v.shape) for name, v in params.items()}
     if got != want:
         bad = sorted(n for n in want.keys() | got.keys() if want.get(n) != got.get(n))
         raise LecunError(f"{path} does not fit the network of its config.json: " + ", ".join(
             f"{n} is {got.get(n, 'missing')} where the network has {want.get(n, 'none')}" for n in bad))
-    net.set_params({k: v.astype(np.float64) for k, v in params.items()})
-    net.eval()
-    return net
+    return TrainedNet(net_config, params)
+
+
+def load_net(run_dir: Path, note=lambda line: print(line, file=sys.stderr)):
+    """load_trained's network as a model.Net1989 (float64, in evaluation mode): for the pictures of its
+    kernels and activations."""
+    return load_trained(run_dir, note).torch()
 
 
 def run_data(run_dir: Path, where: Location = Location()) -> Dataset:

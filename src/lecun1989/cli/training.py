@@ -93,6 +93,9 @@ def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True,
 
 
 def cmd_paper(args) -> None:
+    from ..engines import ahead
+    from ..trained import FORWARD_TARGET
+    ahead.also(FORWARD_TARGET)   # the rejection measure's forward pass, compiled while the runs train
     run_study(args, recipe_from_args(args), data_from_args(args), "paper", table_lines=lambda out: [
         reject_table_line(out, location(args))])
 

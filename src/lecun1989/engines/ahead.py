@@ -10,11 +10,17 @@ examples: the same argument types, so the same compiled code, which it writes to
 Before the engine first calls one of them, it waits for the child, then loads the kernel from the
 cache. Nothing is computed differently; a child that fails, or a numba whose cache internals are not
 the ones known, only means that the engine compiles the kernel itself, as it would without this module.
+
+A command that will need other compiled code once training is done (`paper`'s rejection measure: the
+forward pass of model_compiled.py) names it with `also`; the child compiles it after the engine's
+kernels, while the command trains, and the command waits for it (`wait_also`) rather than compile it a
+second time.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import subprocess
@@ -26,14 +32,16 @@ import time
 from .cache import in_disk_cache
 
 COMPILED_LINE = "compiled "   # the start of a line the engine prints for a kernel it compiled
+KERNELS_DONE = "ahead: the engine's kernels are compiled"   # the child's line between the kernels and `also`
 WAIT_S = 600   # the longest a child is waited for: its kernels take seconds to a minute
 
 
-def spare_cores() -> int:
+def cores() -> int:
+    """The cores this process may run on."""
     try:
-        return len(os.sched_getaffinity(0)) - 1
+        return len(os.sched_getaffinity(0))
     except AttributeError:   # not on Linux
-        return (os.cpu_count() or 1) - 1
+        return os.cpu_count() or 1
 
 
 class Ahead:
@@ -47,7 +55,7 @@ class Ahead:
         self.pending: dict = {}   # kernel -> name, while the child may still be compiling it
         self.process: subprocess.Popen | None = None
         self.here_calls: list[tuple[object, tuple]] = []
-        if min(threads - 1, spare_cores()) < 1:
+        if min(threads - 1, cores() - 1) < 1:
             return
         missing = [(name, fn, args) for name, fn, args in calls if in_disk_cache(fn, args) is False]
         others = {fn: name for name, fn, args in missing if name != here}
@@ -57,7 +65,8 @@ class Ahead:
         # this process never writes, so that it stops when this process ends, however it ends
         self.err = tempfile.TemporaryFile("w+", encoding="utf-8")
         try:
-            self.process = subprocess.Popen([*child, json.dumps(spec), *others.values()], stdin=subprocess.PIPE,
+            self.process = subprocess.Popen([*child, json.dumps({**spec, "also": _ALSO}), *others.values()],
+                                            stdin=subprocess.PIPE,
                                             stdout=subprocess.DEVNULL, stderr=self.err, text=True)
         except OSError:   # no child: the engine compiles them itself
             self.err.close()
@@ -67,27 +76,77 @@ class Ahead:
         self.here_calls = [(fn, args) for name, fn, args in missing if name == here]
 
     def wait_for(self, fn) -> float:
-        """Before the kernel's first call: if the child compiles it, wait until the child is done (it
-        compiles them in turn) and say what it compiled; the seconds waited."""
+        """Before the kernel's first call: if the child compiles it, wait until the child has compiled the
+        engine's kernels (it compiles them in turn) and say what it compiled; the seconds waited. A child
+        that goes on with `also` is left to it (wait_also)."""
         if fn not in self.pending:
             return 0.0
         t0 = time.perf_counter()
-        try:
-            self.process.wait(timeout=WAIT_S)
-        except subprocess.TimeoutExpired:   # stuck: the engine compiles the kernels itself
-            self.process.kill()
-            self.process.wait()
+        while self.process.poll() is None and KERNELS_DONE not in self._lines(0):
+            if time.perf_counter() - t0 > WAIT_S:   # stuck: the engine compiles the kernels itself
+                self.process.kill()
+                self.process.wait()
+                break
+            time.sleep(0.02)
+        self.pending = {}
+        self.said = _say_compiled(self._lines(0), 0)
+        if self.process.poll() is None:
+            _ALSO_CHILDREN.append(self)
+        else:
+            self.close()
+        return time.perf_counter() - t0
+
+    def _lines(self, start: int) -> list[str]:
+        self.err.seek(0)
+        return self.err.read().splitlines()[start:]
+
+    def close(self) -> None:
+        self.process.wait()
         self.process.stdin.close()
         _RUNNING.discard(self.process)
-        self.pending = {}
-        self.err.seek(0)
-        lines = self.err.read().splitlines()
         self.err.close()
-        from tqdm import tqdm   # its write keeps the note off a progress bar's line
-        for line in lines:
-            if line.startswith(COMPILED_LINE):
-                tqdm.write(line, file=sys.stderr)
-        return time.perf_counter() - t0
+
+
+def _say_compiled(lines: list[str], said: int) -> int:
+    """Print the child's lines about what it compiled, from line `said` on; the lines seen."""
+    from tqdm import tqdm   # its write keeps the note off a progress bar's line
+    for line in lines[said:]:
+        if line.startswith(COMPILED_LINE):
+            tqdm.write(line, file=sys.stderr)
+    return len(lines)
+
+
+def also(target: str) -> None:
+    """Have a child that compiles ahead (if one starts) also call `target`, "module:function", after the
+    engine's kernels: a function of no arguments that compiles what the command needs later into the
+    disk cache."""
+    if target not in _ALSO:
+        _ALSO.append(target)
+
+
+def compile_also(targets: list[str]) -> None:
+    """In the child, once the engine's kernels are compiled: say so, then call each of `also`'s targets."""
+    print(KERNELS_DONE, file=sys.stderr, flush=True)
+    for target in targets:
+        module, _, name = target.partition(":")
+        getattr(importlib.import_module(module), name)()
+
+
+def wait_also() -> None:
+    """Before compiling what `also` named: wait for a child still compiling it, and say what it compiled."""
+    while _ALSO_CHILDREN:
+        job = _ALSO_CHILDREN.pop()
+        try:
+            job.process.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:   # stuck: the command compiles it itself
+            job.process.kill()
+            job.process.wait()
+        _say_compiled(job._lines(0), job.said)
+        job.close()
+
+
+_ALSO: list[str] = []
+_ALSO_CHILDREN: list[Ahead] = []
 
 
 def end_with_parent() -> None:

@@ -96,7 +96,8 @@ _CHILD = [sys.executable, "-c", "import sys; from lecun1989.engines.fast import 
 
 def compile_in_child(spec_json: str, names: list[str]) -> None:
     """Compile the named kernels of an engine of these settings (FastEngine._spec) into the disk cache,
-    in turn, by calling each on no examples; on one synthetic example, as only the types matter."""
+    in turn, by calling each on no examples; on one synthetic example, as only the types matter. Then
+    what the command named with ahead.also."""
     ahead.end_with_parent()
     spec = json.loads(spec_json)
     net = NetConfig(**spec["net"])
@@ -108,6 +109,7 @@ def compile_in_child(spec_json: str, names: list[str]) -> None:
     for name, fn, args in engine.kernel_calls():
         if name in names:
             engine._kernel(fn, *args)
+    ahead.compile_also(spec["also"])
 
 
 class FastEngine:

@@ -17,7 +17,7 @@ from ..errors import LecunError
 from ..store.atomic import commit, json_text
 from ..store.folders import Lock, check_output, marker, replace_contents
 from ..store.rundir import read_json
-from ..trained import load_net
+from ..trained import load_trained
 from .confidence import margin, rejection_at
 from ..digits import crop, normalize
 from .images import REJECT_ERROR, NoInk, Reader, load_image, read_image, reader, resize_naive
@@ -285,7 +285,7 @@ def measure_mnist(run_dirs: list[Path], where: Location = Location()) -> dict:
             "naive bilinear 28->16": resize_naive(images)}
     table = {way: {"accuracy": [], "rejection_at_1pct": []} for way in ways}
     for run in run_dirs:
-        r = Reader(load_net(Path(run)), 0.0)
+        r = Reader(load_trained(Path(run)), 0.0)
         for way, inputs in ways.items():
             out = r.outputs(inputs)
             correct = out.argmax(1) == labels

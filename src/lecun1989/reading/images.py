@@ -145,7 +145,7 @@ from ..digits import SIZE, compiled, normalized
 from ..segment import JOIN_GAP, MASK_LEVEL, Part, components, row, spans
 from ..errors import LecunError
 from ..store.rundir import read_config
-from ..trained import load_net, run_test_split
+from ..trained import TrainedNet, load_trained, run_test_split
 from .confidence import margin, rejection_at
 
 MIN_CONTRAST = 0.3       # the least contrast with the paper that is ink: below it, noise on a blank page
@@ -408,7 +408,7 @@ class Reading:
 class Reader:
     """A network, or a committee of networks whose outputs are averaged, and the margin its digits need
     to be accepted."""
-    net: object                           # a Net1989, or a tuple of them (a committee)
+    net: object                           # a trained.TrainedNet, or a tuple of them (a committee)
     threshold: float
     run_dir: Path | None = None
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
@@ -477,7 +477,7 @@ def run_threshold(net, run_dir: Path, where: Location = Location()) -> tuple[flo
 
 @lru_cache(maxsize=None)
 def _reader(run_dir: Path, threshold: float | None, where: Location) -> Reader:
-    nets = tuple(load_net(run) for run in run_folders(run_dir))
+    nets = tuple(load_trained(run) for run in run_folders(run_dir))
     net = nets if len(nets) > 1 else nets[0]
     if threshold is not None:
         return Reader(net, threshold, run_dir)
@@ -493,7 +493,13 @@ def reader(net_or_run, threshold: float | None = None, where: Location = Locatio
         return net_or_run if threshold is None else Reader(net_or_run.net, threshold, net_or_run.run_dir)
     if isinstance(net_or_run, (str, Path)):
         return _reader(Path(net_or_run).resolve(), threshold, where)
-    return Reader(net_or_run, -math.inf if threshold is None else threshold)
+    net = tuple(map(readable, net_or_run)) if isinstance(net_or_run, tuple) else readable(net_or_run)
+    return Reader(net, -math.inf if threshold is None else threshold)
+
+
+def readable(net):
+    """A network as a Reader reads with it: a model.Net1989 (torch) as a TrainedNet of its weights."""
+    return TrainedNet(net.config, net.get_params()) if not hasattr(net, "read") and hasattr(net, "get_params") else net
 
 
 def unlikeness(outputs: np.ndarray, loss: str) -> np.ndarray:
@@ -572,7 +578,8 @@ def candidates(r: Reader, ink: np.ndarray, deslant: bool = True, finer: bool = F
 def read_image(net_or_run, image: np.ndarray, threshold: float | None = None, deslant: bool = True,
                digits: int | None = None, where: Location = Location()) -> Reading:
     """Read a row of digits: `image` is a 2-D array of grey levels in [0, 1] (either polarity), or a
-    path to an image file. `net_or_run`: a Net1989, a run or study folder, or a Reader."""
+    path to an image file. `net_or_run`: a run or study folder, a network (trained.TrainedNet or
+    model.Net1989), or a Reader."""
     r = reader(net_or_run, threshold, where)
     grey = load_image(image) if isinstance(image, (str, Path)) else image
     ink, polarity = to_ink(grey)

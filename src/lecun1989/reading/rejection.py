@@ -1,7 +1,7 @@
 """`lecun1989 reject`: how many test digits finished runs must reject to reach a given error.
 
 For every finished run the test outputs of its final weights are computed again (float64, the
-network as trained.load_net builds it), the digits are rejected least sure first (confidence.py), and
+network as trained.load_trained builds it), the digits are rejected least sure first (confidence.py), and
 the share that must be rejected for the accepted ones to err at most the target is taken per run,
 then mean ± std (min .. max) over the runs. The criterion is the margin between the two largest
 outputs, the zip-code work's; two others are measured beside it on the same outputs, to say whether
@@ -16,17 +16,19 @@ not its final ones.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..data import Location, Split
+from ..engines.ahead import cores
 from ..errors import LecunError
 from ..results import stats
 from ..store.folders import writer
 from ..store.rundir import read_config, read_json, run_dirs_under
-from ..trained import load_net, run_test_split
+from ..trained import load_trained, run_test_split
 from . import confidence
 
 # The companion paper's figure: about 9% rejected for 1% error (Le Cun et al., "Handwritten digit
@@ -112,7 +114,7 @@ class RunResult:
 
 def measure_run(run_dir: Path, test: Split) -> RunResult:
     """A finished run's outputs on the digits it was tested on (`test`, run_test_split's)."""
-    outputs = load_net(run_dir, note=lambda line: None).outputs(test.images)
+    outputs = load_trained(run_dir, note=lambda line: None).read(test.images)
     if not np.isfinite(outputs).all():
         raise LecunError(f"{run_dir}: the network's outputs are not finite; its weights are not a result")
     summary = read_json(Path(run_dir) / "summary.json")
@@ -167,7 +169,9 @@ def measure(paths: list[Path], error: float = 0.01, where: Location = Location()
     check_same_digits(found.finished)
     # one set of digits (checked above), loaded and checked against its digest once, not once a run
     test = run_test_split(found.finished[0], where)
-    runs = [measure_run(d, test) for d in found.finished]
+    # each run's outputs on its own core: the compiled forward pass holds no lock, and the runs are independent
+    with ThreadPoolExecutor(min(len(found.finished), cores())) as pool:
+        runs = list(pool.map(lambda d: measure_run(d, test), found.finished))
     at = {c: [confidence.rejection_at(r.scores[c], r.correct, error) for r in runs] for c in CRITERIA}
     return Rejection(error, runs, found.diverged, at)
 

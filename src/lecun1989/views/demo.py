@@ -26,9 +26,8 @@ def _template(name: str) -> str:
 
 
 def _params(net) -> dict:
-    return {name: {"shape": list(getattr(net, name).shape),
-                   "data": base64.b64encode(getattr(net, name).detach().numpy().astype("<f8").tobytes()).decode()}
-            for name in net.PARAMS}
+    return {name: {"shape": list(value.shape), "data": base64.b64encode(value.astype("<f8").tobytes()).decode()}
+            for name, value in net.params.items()}
 
 
 def model_data(run_dir: Path, where: Location = Location(), threshold: float | None = None) -> dict:
@@ -48,7 +47,7 @@ def model_data(run_dir: Path, where: Location = Location(), threshold: float | N
     first, *others = r.nets
     return {"params": _params(first), "committee": [_params(net) for net in others],
             "activation": n["activation"], "loss": n["loss"], "pad": paper.PAD_VALUE,
-            "table": first.table.numpy().reshape(-1).tolist(), "threshold": float(r.threshold), "info": info}
+            "table": first.table.reshape(-1).tolist(), "threshold": float(r.threshold), "info": info}
 
 
 def page(run_dir: Path, where: Location = Location(), threshold: float | None = None) -> str:
