@@ -327,6 +327,9 @@ def test_reader_trains_the_papers_network_and_predict_reads_with_its_committee(r
     assert len(r.nets) == 2 and math.isfinite(r.threshold)
     x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16))
     assert np.allclose(r.outputs(x), (r.nets[0].torch().outputs(x) + r.nets[1].torch().outputs(x)) / 2, atol=1e-15)
+    # a test set's worth, the networks read side by side in threads: the same bits as one after the other
+    x = np.random.default_rng(1).uniform(-1, 1, (reading.SIDE_BY_SIDE_AT, 16, 16))
+    assert np.array_equal(r.outputs(x), np.mean([r.nets[0].read(x), r.nets[1].read(x)], axis=0))
     # one run reads alone, the folder as a committee: both through predict
     grey = 1.0 - 0.9 * bars()
     from PIL import Image
