@@ -127,6 +127,22 @@ def test_the_compiled_forward_pass_agrees_with_the_torch_network():
                                            err_msg=f"{activation}, {loss}, {table}")
 
 
+def test_without_numba_networks_read_with_torch_one_at_a_time(monkeypatch):
+    """Where numba cannot be loaded a TrainedNet reads with torch's forward pass; a committee's networks,
+    read in threads on a test set's worth of images, take their turns, so that torch's one thread holds."""
+    from lecun1989 import trained
+    from lecun1989.model import Net1989
+    nets = tuple(trained.TrainedNet(net.config, net.get_params()) for net in (Net1989(seed=3), Net1989(seed=4)))
+    x = np.random.default_rng(6).uniform(-1, 1, (reading.SIDE_BY_SIDE_AT, 16, 16))
+    compiled = [net.read(x) for net in nets]
+    monkeypatch.setattr(trained, "compiled_forward", lambda: None)
+    before = torch.get_num_threads()
+    by_torch = reading.Reader(nets, 0.0).outputs(x)
+    assert torch.get_num_threads() == before   # each call's one thread undone, in turn
+    assert np.array_equal(by_torch, np.mean([net.torch().outputs(x) for net in nets], axis=0))
+    np.testing.assert_allclose(by_torch, np.mean(compiled, axis=0), rtol=0, atol=1e-12)
+
+
 def test_deslant_makes_a_slanted_bar_upright():
     slanted = bar_digit(h=40, w=6, shape=(60, 90), left=40, shear=0.5)
     assert abs(digits.slant(slanted[8:48, 20:70])) > 0.4

@@ -68,7 +68,9 @@ class TrainedNet:
         to rounding (tests/test_reading.py)."""
         forward = compiled_forward()
         if forward is None:
-            return self.torch().outputs(images)
+            # one network at a time: torch's thread count, set to one for the call, is the process's
+            with _FORWARD_LOCK:
+                return self.torch().outputs(images)
         return forward(*forward_args(self.config, self.params, self.table, images))
 
     def torch(self):
