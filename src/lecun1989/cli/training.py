@@ -232,7 +232,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("reader", help="train the paper's network for reading images: on every USPS and MNIST "
                                       "training digit, drawn with many pens and poses, and on ink that is no digit",
                        description="Train the paper's network (the same 9,760 parameters) for `predict`, with the "
-                                   "modern recipe (ReLU, dropout, cross-entropy, AdamW): on the 7,291 USPS and 60,000 MNIST training digits, each drawn again "
+                                   "modern recipe without dropout (ReLU, cross-entropy, AdamW): on the 7,291 USPS and 60,000 MNIST training digits, each drawn again "
                                    "with another pen, rotation, slant, width and blur, and on pieces of ink that "
                                    "are not a digit (halves, pairs, dots), over 8 seeds. Tested, and its "
                                    "rejection threshold set, on the 2,007 USPS test digits (docs/READING.md).")
