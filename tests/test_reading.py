@@ -125,6 +125,8 @@ def test_the_compiled_forward_pass_agrees_with_the_torch_network():
                 trained = TrainedNet(net.config, net.get_params())
                 np.testing.assert_allclose(trained.read(x), net.outputs(x), rtol=0, atol=1e-12,
                                            err_msg=f"{activation}, {loss}, {table}")
+                # a Reader made with the torch module reads with its weights, compiled
+                assert np.array_equal(reading.Reader(net, 0.0).outputs(x), trained.read(x))
 
 
 def test_without_numba_networks_read_with_torch_one_at_a_time(monkeypatch):

@@ -15,7 +15,7 @@ from .config import ACTIVATION_SCALES, NetConfig, connection_table
 from .data import DEFAULT_DATA_SEED, Dataset, Location, Split
 from .draws import SHAPES
 from .engines import ahead
-from .engines.cache import first_call
+from .engines.cache import first_call, in_disk_cache
 from .errors import LecunError
 from .store.rundir import check_passes, diverged_at, load_weights, read_config, read_metrics
 
@@ -112,14 +112,27 @@ def _compiled_forward():
         from .model_compiled import outputs   # numba
     except Exception:   # numba missing, or broken for this Python: any error while loading it
         return None
-    # every network's arguments have the same types: the paper's, on no images, compute nothing
-    empty = forward_args(NetConfig(), {name: np.zeros(shape) for name, (shape, _) in SHAPES.items()},
-                         connection_table(NetConfig().table), np.zeros((0, paper.IMAGE_SIZE, paper.IMAGE_SIZE)))
-    return outputs if first_call(outputs, empty, FORWARD_WHAT) else None
+    return outputs if first_call(outputs, _empty_args(), FORWARD_WHAT) else None
+
+
+def _empty_args() -> tuple:
+    """Every network's arguments have the same types: the paper's, on no images, compute nothing."""
+    return forward_args(NetConfig(), {name: np.zeros(shape) for name, (shape, _) in SHAPES.items()},
+                        connection_table(NetConfig().table), np.zeros((0, paper.IMAGE_SIZE, paper.IMAGE_SIZE)))
 
 
 FORWARD_WHAT = "the forward pass that predict and reject read with"
 FORWARD_TARGET = f"{__name__}:{compiled_forward.__name__}"   # for ahead.also
+
+
+def forward_missing() -> bool:
+    """Whether the compiled forward pass is missing from numba's disk cache (False without numba: there is
+    nothing to compile)."""
+    try:
+        from .model_compiled import outputs   # numba
+    except Exception:   # numba missing, or broken for this Python: any error while loading it
+        return False
+    return in_disk_cache(outputs, _empty_args()) is False
 
 
 def load_trained(run_dir: Path, note=lambda line: print(line, file=sys.stderr)) -> TrainedNet:

@@ -94,8 +94,9 @@ def run_study(args, recipe, ds, name: str, extra_lines=(), compare: bool = True,
 
 def cmd_paper(args) -> None:
     from ..engines import ahead
-    from ..trained import FORWARD_TARGET
-    ahead.also(FORWARD_TARGET)   # the rejection measure's forward pass, compiled while the runs train
+    from ..trained import FORWARD_TARGET, forward_missing
+    if forward_missing():   # the rejection measure's forward pass, compiled while the runs train
+        ahead.also(FORWARD_TARGET)
     run_study(args, recipe_from_args(args), data_from_args(args), "paper", table_lines=lambda out: [
         reject_table_line(out, location(args))])
 

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from .cache import in_disk_cache
+from .cache import NOTE_AFTER_S, in_disk_cache
 
 COMPILED_LINE = "compiled "   # the start of a line the engine prints for a kernel it compiled
 KERNELS_DONE = "ahead: the engine's kernels are compiled"   # the child's line between the kernels and `also`
@@ -55,25 +55,34 @@ class Ahead:
         self.pending: dict = {}   # kernel -> name, while the child may still be compiling it
         self.process: subprocess.Popen | None = None
         self.here_calls: list[tuple[object, tuple]] = []
+        self.said = 0             # the child's lines read so far
         if min(threads - 1, cores() - 1) < 1:
             return
         missing = [(name, fn, args) for name, fn, args in calls if in_disk_cache(fn, args) is False]
         others = {fn: name for name, fn, args in missing if name != here}
-        if len(others) == len(missing) or not others:
+        # the kernels side by side where the engine compiles its training kernel meanwhile; what `also`
+        # named (missing from the cache, as `also` was told) while the engine trains
+        if len(others) == len(missing):
+            others = {}
+        also = list(_ALSO)
+        if not others and not also:
             return
         # its standard error in a file, which no amount of it can fill; its standard input a pipe
         # this process never writes, so that it stops when this process ends, however it ends
         self.err = tempfile.TemporaryFile("w+", encoding="utf-8")
         try:
-            self.process = subprocess.Popen([*child, json.dumps({**spec, "also": _ALSO}), *others.values()],
+            self.process = subprocess.Popen([*child, json.dumps({**spec, "also": also}), *others.values()],
                                             stdin=subprocess.PIPE,
                                             stdout=subprocess.DEVNULL, stderr=self.err, text=True)
         except OSError:   # no child: the engine compiles them itself
             self.err.close()
             return
         _RUNNING.add(self.process)
+        _ALSO.clear()   # handed over: another engine of this command need not compile them again
         self.pending = others
-        self.here_calls = [(fn, args) for name, fn, args in missing if name == here]
+        self.here_calls = [(fn, args) for name, fn, args in missing if name == here and others]
+        if also:
+            _ALSO_CHILDREN.append(self)
 
     def wait_for(self, fn) -> float:
         """Before the kernel's first call: if the child compiles it, wait until the child has compiled the
@@ -82,29 +91,30 @@ class Ahead:
         if fn not in self.pending:
             return 0.0
         t0 = time.perf_counter()
-        while self.process.poll() is None and KERNELS_DONE not in self._lines(0):
+        while self.process.poll() is None and KERNELS_DONE not in self._lines():
             if time.perf_counter() - t0 > WAIT_S:   # stuck: the engine compiles the kernels itself
                 self.process.kill()
                 self.process.wait()
                 break
             time.sleep(0.02)
         self.pending = {}
-        self.said = _say_compiled(self._lines(0), 0)
-        if self.process.poll() is None:
-            _ALSO_CHILDREN.append(self)
-        else:
+        self.said = _say_compiled(self._lines(), 0)
+        if self.process.poll() is not None:
             self.close()
         return time.perf_counter() - t0
 
-    def _lines(self, start: int) -> list[str]:
+    def _lines(self) -> list[str]:
         self.err.seek(0)
-        return self.err.read().splitlines()[start:]
+        return self.err.read().splitlines()
 
     def close(self) -> None:
-        self.process.wait()
-        self.process.stdin.close()
-        _RUNNING.discard(self.process)
-        self.err.close()
+        if self.process in _RUNNING:
+            self.process.wait()
+            self.process.stdin.close()
+            _RUNNING.discard(self.process)
+            self.err.close()
+        if self in _ALSO_CHILDREN:
+            _ALSO_CHILDREN.remove(self)
 
 
 def _say_compiled(lines: list[str], said: int) -> int:
@@ -117,9 +127,9 @@ def _say_compiled(lines: list[str], said: int) -> int:
 
 
 def also(target: str) -> None:
-    """Have a child that compiles ahead (if one starts) also call `target`, "module:function", after the
-    engine's kernels: a function of no arguments that compiles what the command needs later into the
-    disk cache."""
+    """Have a child that compiles ahead also call `target`, "module:function", after the engine's kernels:
+    a function of no arguments that compiles into the disk cache what the command needs once it has
+    trained. Name only what the disk cache lacks: a child is started for it alone if need be."""
     if target not in _ALSO:
         _ALSO.append(target)
 
@@ -133,15 +143,23 @@ def compile_also(targets: list[str]) -> None:
 
 
 def wait_also() -> None:
-    """Before compiling what `also` named: wait for a child still compiling it, and say what it compiled."""
+    """Before compiling what `also` named: wait for a child still compiling it (saying so after a second),
+    and say what it compiled. In the main thread, so that an interrupt stops the wait."""
+    from tqdm import tqdm
     while _ALSO_CHILDREN:
-        job = _ALSO_CHILDREN.pop()
-        try:
-            job.process.wait(timeout=WAIT_S)
-        except subprocess.TimeoutExpired:   # stuck: the command compiles it itself
-            job.process.kill()
-            job.process.wait()
-        _say_compiled(job._lines(0), job.said)
+        job = _ALSO_CHILDREN[-1]
+        t0 = time.perf_counter()
+        noted = False
+        while job.process.poll() is None:
+            waited = time.perf_counter() - t0
+            if waited > NOTE_AFTER_S and not noted:
+                tqdm.write("waiting for the child process that compiles ahead to finish", file=sys.stderr)
+                noted = True
+            if waited > WAIT_S:   # stuck: the command compiles it itself
+                job.process.kill()
+                break
+            time.sleep(0.02)
+        job.said = _say_compiled(job._lines(), job.said)
         job.close()
 
 

@@ -411,7 +411,8 @@ class Reading:
 class Reader:
     """A network, or a committee of networks whose outputs are averaged, and the margin its digits need
     to be accepted."""
-    net: object                           # a trained.TrainedNet, or a tuple of them (a committee)
+    net: object                           # a trained.TrainedNet, or a tuple of them (a committee); a
+                                          # model.Net1989 is made one (readable)
     threshold: float
     run_dir: Path | None = None
     test_rejection: float | None = None   # the share of the run's test digits rejected at the threshold
@@ -419,6 +420,7 @@ class Reader:
     test_shown_error: float | None = None  # the error of the others, shown (None: none is)
 
     def __post_init__(self):
+        self.net = tuple(map(readable, self.net)) if isinstance(self.net, (tuple, list)) else readable(self.net)
         # the compiled code's first calls (a compile, or a load from the disk cache) now, so that no
         # reading's time holds them (predict --truth prints the speed it read at)
         compiled()
@@ -501,8 +503,7 @@ def reader(net_or_run, threshold: float | None = None, where: Location = Locatio
         return net_or_run if threshold is None else Reader(net_or_run.net, threshold, net_or_run.run_dir)
     if isinstance(net_or_run, (str, Path)):
         return _reader(Path(net_or_run).resolve(), threshold, where)
-    net = tuple(map(readable, net_or_run)) if isinstance(net_or_run, tuple) else readable(net_or_run)
-    return Reader(net, -math.inf if threshold is None else threshold)
+    return Reader(net_or_run, -math.inf if threshold is None else threshold)
 
 
 def readable(net):

@@ -28,7 +28,7 @@ from ..errors import LecunError
 from ..results import stats
 from ..store.folders import writer
 from ..store.rundir import read_config, read_json, run_dirs_under
-from ..trained import load_trained, run_test_split
+from ..trained import compiled_forward, load_trained, run_test_split
 from . import confidence
 
 # The companion paper's figure: about 9% rejected for 1% error (Le Cun et al., "Handwritten digit
@@ -169,6 +169,7 @@ def measure(paths: list[Path], error: float = 0.01, where: Location = Location()
     check_same_digits(found.finished)
     # one set of digits (checked above), loaded and checked against its digest once, not once a run
     test = run_test_split(found.finished[0], where)
+    compiled_forward()   # compiled or loaded here, where an interrupt stops it, not in a worker thread
     # each run's outputs on its own core: the compiled forward pass holds no lock, and the runs are independent
     with ThreadPoolExecutor(min(len(found.finished), cores())) as pool:
         runs = list(pool.map(lambda d: measure_run(d, test), found.finished))
