@@ -108,11 +108,17 @@ _FORWARD_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def _compiled_forward():
+    outputs = _outputs()
+    return outputs if outputs is not None and first_call(outputs, _empty_args(), FORWARD_WHAT) else None
+
+
+def _outputs():
+    """model_compiled.outputs, not yet called; None where numba cannot be loaded."""
     try:
         from .model_compiled import outputs   # numba
     except Exception:   # numba missing, or broken for this Python: any error while loading it
         return None
-    return outputs if first_call(outputs, _empty_args(), FORWARD_WHAT) else None
+    return outputs
 
 
 def _empty_args() -> tuple:
@@ -128,11 +134,8 @@ FORWARD_TARGET = f"{__name__}:{compiled_forward.__name__}"   # for ahead.also
 def forward_missing() -> bool:
     """Whether the compiled forward pass is missing from numba's disk cache (False without numba: there is
     nothing to compile)."""
-    try:
-        from .model_compiled import outputs   # numba
-    except Exception:   # numba missing, or broken for this Python: any error while loading it
-        return False
-    return in_disk_cache(outputs, _empty_args()) is False
+    outputs = _outputs()
+    return outputs is not None and in_disk_cache(outputs, _empty_args()) is False
 
 
 def load_trained(run_dir: Path, note=lambda line: print(line, file=sys.stderr)) -> TrainedNet:
