@@ -91,17 +91,28 @@ class Ahead:
         if fn not in self.pending:
             return 0.0
         t0 = time.perf_counter()
-        while self.process.poll() is None and KERNELS_DONE not in self._lines():
-            if time.perf_counter() - t0 > WAIT_S:   # stuck: the engine compiles the kernels itself
-                self.process.kill()
-                self.process.wait()
-                break
-            time.sleep(0.02)
+        self._wait(lambda: KERNELS_DONE in self._lines())
         self.pending = {}
         self.said = _say_compiled(self._lines(), 0)
         if self.process.poll() is not None:
             self.close()
         return time.perf_counter() - t0
+
+    def _wait(self, done, note: str | None = None) -> None:
+        """Until the child ends or `done()`; `note` said once it has taken NOTE_AFTER_S. A child still at it
+        after WAIT_S is stuck: it is killed, and the command compiles what it was to compile itself."""
+        t0, noted = time.perf_counter(), False
+        while self.process.poll() is None and not done():
+            waited = time.perf_counter() - t0
+            if note and not noted and waited > NOTE_AFTER_S:
+                from tqdm import tqdm   # its write keeps the note off a progress bar's line
+                tqdm.write(note, file=sys.stderr)
+                noted = True
+            if waited > WAIT_S:
+                self.process.kill()
+                self.process.wait()
+                return
+            time.sleep(0.02)
 
     def _lines(self) -> list[str]:
         self.err.seek(0)
@@ -145,20 +156,9 @@ def compile_also(targets: list[str]) -> None:
 def wait_also() -> None:
     """Before compiling what `also` named: wait for a child still compiling it (saying so after a second),
     and say what it compiled. In the main thread, so that an interrupt stops the wait."""
-    from tqdm import tqdm
     while _ALSO_CHILDREN:
         job = _ALSO_CHILDREN[-1]
-        t0 = time.perf_counter()
-        noted = False
-        while job.process.poll() is None:
-            waited = time.perf_counter() - t0
-            if waited > NOTE_AFTER_S and not noted:
-                tqdm.write("waiting for the child process that compiles ahead to finish", file=sys.stderr)
-                noted = True
-            if waited > WAIT_S:   # stuck: the command compiles it itself
-                job.process.kill()
-                break
-            time.sleep(0.02)
+        job._wait(lambda: False, "waiting for the child process that compiles ahead to finish")
         job.said = _say_compiled(job._lines(), job.said)
         job.close()
 
