@@ -159,6 +159,28 @@ def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
     assert all((i, i + 1) in spans for i in range(len(pieces)))
 
 
+def test_a_cut_wanders_from_its_column_only_as_far_as_its_band(usps, monkeypatch):
+    """Step 5: a cut path stays within ceil(band Href) of its column, where a wider band would follow
+    a thin gap further; reading cuts with segment.BAND, the reader's training rows with ROW_BAND."""
+    ink = np.zeros((44, 60))
+    ink[2:42, 4:56] = 1.0
+    ink[2:42, 30] = 0.0                  # a gap 10 columns right of the cut's column, the only thin way down
+    part = segment.Part.of(ink > 0)
+    wander = {}
+    for band in (0.1, 0.3):
+        (path,), = segment.cut_paths([(part, [20])], ink, 40.0, band)
+        wander[band] = int(np.abs(path - 20).max())
+        assert wander[band] <= math.ceil(band * 40)
+    assert wander == {0.1: 0, 0.3: 10}      # the narrow band cannot reach the gap: straight down; the wide one goes down it
+    assert np.array_equal(segment.cut_paths([(part, [20])], ink, 40.0)[0][0],
+                          segment.cut_paths([(part, [20])], ink, 40.0, segment.BAND)[0][0])
+    seen = []
+    monkeypatch.setattr(reader_data, "atoms", lambda ink, band: seen.append(band) or segment.atoms(ink, band=band))
+    inks, labels = reader_data.source_digits(n_usps=10, n_mnist=0)
+    reader_data.row_examples(inks, labels, 3, 0)
+    assert seen == [reader_data.ROW_BAND] and reader_data.ROW_BAND > segment.BAND
+
+
 def test_a_part_as_wide_as_two_digits_is_cut_finer_than_one():
     """Step 5: a part at least PAIR_WIDTH Href wide (likely touching digits) is cut into pieces at most
     FINE_PIECE Href wide, so that some run of them is each digit whole; one narrower keeps WIDEST_PIECE."""

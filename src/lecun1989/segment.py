@@ -19,7 +19,7 @@ CUTS_PER_HEIGHT = 3      # columns of least ink tried per digit height of a part
 WIDEST_PIECE = 0.6       # digit heights a piece between two cuts may span
 PAIR_WIDTH = 1.0         # digit heights from which a part is likely two digits or more, touching:
 FINE_PIECE = 0.25        # its pieces are at most this wide, so that some run of them is each digit whole
-BAND = 0.2               # digit heights a cut may wander from its column
+BAND = 0.12              # digit heights a cut may wander from its column: further, it follows merged strokes round
 DRIFT = 0.02             # a cut's cost for moving one column, in ink: straight where the ink allows
 MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part's edge
 THIN = 0.9               # of a part's fullest column's ink, the most a column it is cut at may hold
@@ -117,13 +117,14 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
             whole.add((a, b))
 
 
-def atoms(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float]:
+def atoms(ink: np.ndarray, finer: bool = False, band: float = BAND) -> tuple[list[Part], list[int], float]:
     """The row's pieces (steps 3-5): (the atoms left to right, the group each belongs to, Href); `finer`
-    (for a count the usual atoms cannot give) cuts every group and twice as finely."""
-    return row(ink, finer)[:3]
+    (for a count the usual atoms cannot give) cuts every group and twice as finely; `band`: the digit
+    heights a cut may wander from its column."""
+    return row(ink, finer, band)[:3]
 
 
-def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], float, list[Part]]:
+def row(ink: np.ndarray, finer: bool = False, band: float = BAND) -> tuple[list[Part], list[int], float, list[Part]]:
     """`atoms`, and the ink left out that may hold a digit, which a reader may weigh (reading/images.py,
     step 7): the components at the edge far taller than the ink away from it (step 3), then the marks
     beside the digits that may be a digit's pieces (step 4: sharing no column with a group's start, at
@@ -176,7 +177,7 @@ def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], fl
     href = float(np.median([p.height for p in parts]))
     pieces, group_of = [], []
     for g, (p, cuts) in enumerate(zip(parts, cut_paths([(p, cut_columns(p, ink, href, finer)) for p in parts],
-                                                       ink, href))):
+                                                       ink, href, band))):
         x0, y0, x1, y1 = p.box
         columns = np.arange(x0, x1)[None, :]
         edges = [np.full(y1 - y0, x0), *cuts, np.full(y1 - y0, x1)]
@@ -190,13 +191,14 @@ def row(ink: np.ndarray, finer: bool = False) -> tuple[list[Part], list[int], fl
     return pieces, group_of, href, marks
 
 
-def cut_paths(jobs: list[tuple[Part, list[int]]], ink: np.ndarray, height: float) -> list[list[np.ndarray]]:
+def cut_paths(jobs: list[tuple[Part, list[int]]], ink: np.ndarray, height: float,
+              band: float = BAND) -> list[list[np.ndarray]]:
     """The cuts through each part near its columns cs (step 5), jobs = [(part, cs), ...], each cut as the
     first column right of the cut in every row of its part: the path from top to bottom that crosses
-    the least ink, moving at most one column a row (a move costs DRIFT) within BAND heights of its
+    the least ink, moving at most one column a row (a move costs DRIFT) within `band` heights of its
     column c and inside the part's box. Every cut of the row is found together, one pass over the rows
     (each part's from its own top row) for all of them."""
-    band = max(1, math.ceil(BAND * height))
+    band = max(1, math.ceil(band * height))
     cuts = [(part, c, max(part.box[0] + 1, c - band), min(part.box[2] - 1, c + band)) for part, cs in jobs for c in cs]
     if not cuts:
         return [[] for _ in jobs]

@@ -68,7 +68,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    (ties: |2k - (a + b - 1)| smallest, then smallest k) if that column holds at most THIN max(col),
    else the piece is uncuttable and stays whole. Each cut column c becomes a cut path (`cut_paths`): from the group's
    top row to its bottom, one column per row, moving at most one column a row (a move costs DRIFT,
-   0.02, in ink) within ceil(BAND (0.2) Href) of c and inside the box, the path crossing the least
+   0.02, in ink) within ceil(BAND (0.12) Href) of c and inside the box, the path crossing the least
    ink (dynamic programming, ties: straight, then from the left; the end nearest c, then leftmost);
    above and below the group it is c. A cut never crosses the one before it (per row, the larger).
    An atom is the group's pixels between two consecutive cuts (an empty one is left out); atoms are
