@@ -25,11 +25,12 @@ ink at +1). So each example here is made as such a digit is: its ink drawn at a 
   drawn as above (any training digit), moved up or down by up to 0.08 of a height, each neighbour
   touching (ROW_TOUCH, placed as the zip-code benchmark places one) or a gap of U(0.08, 0.5) heights
   apart. Every candidate the segmenter makes of the row (segment.atoms with cuts free to wander
-  ROW_BAND of a height, segment.spans, on the row's ink scaled to a strongest ink of 1) is an example, labelled by which digit's ink its pixels are
-  (the digit drawn strongest at each pixel): the digit d if d owns at least PURE of its pixels and
-  it holds at least WHOLE of d's; not a digit if no digit owns MIXED of its pixels (a cut missed), or
-  it holds less than PART of the digit that owns the most and is at least WIDE_PIECE of a height wide
-  (a wrong cut; a narrower piece may be a 1); else (nearly a whole digit) it is left out.
+  ROW_BAND of a height, segment.spans, on the row's ink scaled to a strongest ink of 1) is an
+  example, labelled by which digit's ink its pixels are (the digit drawn strongest at each pixel):
+  the digit d if d owns at least PURE of its pixels and it holds at least WHOLE of d's; not a digit
+  if no digit owns MIXED of its pixels (a cut missed), or it holds less than PART of the digit that
+  owns the most and is at least WIDE_PIECE of a height wide (a wrong cut; a narrower piece may be a
+  1); else (nearly a whole digit) it is left out.
 
 Every draw comes from numpy's Generator(PCG64) seeded with [seed, k] for example k, and row r's from
 [seed, ROW_STREAM + r], so the set is
@@ -60,7 +61,7 @@ NEGATIVE_SHARE = 1 / 3       # of the whole set
 KINDS = (0.25, 0.4, 0.2, 0.15)  # the not-digits' kinds, in the module doc's order: how often each is drawn
 SHIFT_SHARE = 0.25           # of the examples moved by up to a pixel after normalizing
 WIDE_PIECE = 0.45            # a piece of a digit narrower than this (in heights) is not taught as a not-digit
-ROWS_PER_DIGIT = 1 / 20      # rows cut by the segmenter, per training digit (about 45,000 examples in all)
+ROWS_PER_DIGIT = 1 / 20      # rows cut by the segmenter, per training digit (about 99,000 examples in all)
 ROW_DIGITS = (2, 5)          # the fewest and most digits of a row
 ROW_TOUCH = 0.5              # of a row's neighbouring pairs, touching
 ROW_STREAM = 1 << 40         # row r draws from [seed, ROW_STREAM + r], never an example's [seed, k]
