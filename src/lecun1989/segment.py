@@ -198,8 +198,8 @@ def cut_paths(jobs: list[tuple[Part, list[int]]], ink: np.ndarray, height: float
     the least ink, moving at most one column a row (a move costs DRIFT) within `band` heights of its
     column c and inside the part's box. Every cut of the row is found together, one pass over the rows
     (each part's from its own top row) for all of them."""
-    band = max(1, math.ceil(band * height))
-    cuts = [(part, c, max(part.box[0] + 1, c - band), min(part.box[2] - 1, c + band)) for part, cs in jobs for c in cs]
+    reach = max(1, math.ceil(band * height))   # in columns
+    cuts = [(part, c, max(part.box[0] + 1, c - reach), min(part.box[2] - 1, c + reach)) for part, cs in jobs for c in cs]
     if not cuts:
         return [[] for _ in jobs]
     n = max(hi + 1 - lo for _, _, lo, hi in cuts)
