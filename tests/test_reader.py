@@ -161,7 +161,7 @@ def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
 
 def test_a_cut_wanders_from_its_column_only_as_far_as_its_band(usps, monkeypatch):
     """Step 5: a cut path stays within ceil(band Href) of its column, where a wider band would follow
-    a thin gap further; reading cuts with segment.BAND, the reader's training rows with ROW_BAND."""
+    a thin gap further; reading cuts as segment.READING says, the reader's training rows as ROW_CUTS."""
     ink = np.zeros((44, 60))
     ink[2:42, 4:56] = 1.0
     ink[2:42, 30] = 0.0                  # a gap 10 columns right of the cut's column, the only thin way down
@@ -173,32 +173,37 @@ def test_a_cut_wanders_from_its_column_only_as_far_as_its_band(usps, monkeypatch
         assert wander[band] <= math.ceil(band * 40)
     assert wander == {0.1: 0, 0.3: 10}      # the narrow band cannot reach the gap: straight down; the wide one goes down it
     assert np.array_equal(segment.cut_paths([(part, [20])], ink, 40.0)[0][0],
-                          segment.cut_paths([(part, [20])], ink, 40.0, segment.BAND)[0][0])
+                          segment.cut_paths([(part, [20])], ink, 40.0, segment.READING.band)[0][0])
     seen = []
-    monkeypatch.setattr(reader_data, "atoms", lambda ink, band: seen.append(band) or segment.atoms(ink, band=band))
+    monkeypatch.setattr(reader_data, "atoms", lambda ink, cuts: seen.append(cuts) or segment.atoms(ink, cuts=cuts))
     inks, labels = reader_data.source_digits(n_usps=10, n_mnist=0)
     reader_data.row_examples(inks, labels, 3, 0)
-    assert seen == [reader_data.ROW_BAND] and reader_data.ROW_BAND > segment.BAND
+    assert seen == [reader_data.ROW_CUTS] and reader_data.ROW_CUTS.band > segment.READING.band
 
 
 def test_a_part_as_wide_as_two_digits_is_cut_finer_than_one():
-    """Step 5: a part at least PAIR_WIDTH Href wide (likely touching digits) is cut into pieces at most
-    FINE_PIECE Href wide, so that some run of them is each digit whole; one narrower keeps WIDEST_PIECE."""
+    """Step 5: a part at least pair_width Href wide (likely touching digits) is cut into pieces at most
+    fine_piece Href wide, so that some run of them is each digit whole; one narrower keeps WIDEST_PIECE."""
     def ring(w, h=40, t=3):
         a = np.zeros((h, w))
         a[:t] = a[-t:] = a[:, :t] = a[:, -t:] = 1.0
         return a
 
-    def pieces(ink, href=40.0):
+    def pieces(ink, cuts=segment.READING, href=40.0):
         ink = np.pad(ink, 2)
         part = segment.Part.of(ink >= segment.MASK_LEVEL)
-        edges = [part.box[0], *segment.cut_columns(part, ink, href), part.box[2]]
+        edges = [part.box[0], *segment.cut_columns(part, ink, href, cuts=cuts), part.box[2]]
         return [b - a for a, b in zip(edges, edges[1:])]
 
-    pair = pieces(np.hstack([ring(24), ring(24)[:, 1:]]))       # two rings touching: 1.18 Href
-    assert len(pair) > 4 and max(pair) <= segment.FINE_PIECE * 40
+    fine = segment.READING.fine_piece * 40
+    pair = pieces(np.hstack([ring(26), ring(26)[:, 1:]]))       # two rings touching: 1.27 Href
+    assert len(pair) > 4 and max(pair) <= fine
+    wide = pieces(ring(44))                                      # one wide ring, 1.1 Href: cut coarsely
+    assert 1 < len(wide) < 4 and max(wide) > fine and max(wide) <= segment.WIDEST_PIECE * 40
+    # the reader's training rows are cut with ROW_CUTS: from 1.0 Href, finely
+    assert max(pieces(ring(44), cuts=reader_data.ROW_CUTS)) <= reader_data.ROW_CUTS.fine_piece * 40
     one = pieces(ring(34))                                       # one ring, 0.85 Href: cut, but coarsely
-    assert 1 < len(one) < 4 and max(one) > segment.FINE_PIECE * 40 and max(one) <= segment.WIDEST_PIECE * 40
+    assert 1 < len(one) < 4 and max(one) > fine and max(one) <= segment.WIDEST_PIECE * 40
 
 
 def test_a_whole_group_is_a_candidate_however_wide():

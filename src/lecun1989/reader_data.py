@@ -24,13 +24,13 @@ ink at +1). So each example here is made as such a digit is: its ink drawn at a 
   readers of 1990-1992 were trained: ROWS_PER_DIGIT rows per training digit, each of 2 to 5 digits
   drawn as above (any training digit), moved up or down by up to 0.08 of a height, each neighbour
   touching (ROW_TOUCH, placed as the zip-code benchmark places one) or a gap of U(0.08, 0.5) heights
-  apart. Every candidate the segmenter makes of the row (segment.atoms with cuts free to wander
-  ROW_BAND of a height, segment.spans, on the row's ink scaled to a strongest ink of 1) is an
-  example, labelled by which digit's ink its pixels are (the digit drawn strongest at each pixel):
-  the digit d if d owns at least PURE of its pixels and it holds at least WHOLE of d's; not a digit
-  if no digit owns MIXED of its pixels (a cut missed), or it holds less than PART of the digit that
-  owns the most and is at least WIDE_PIECE of a height wide (a wrong cut; a narrower piece may be a
-  1); else (nearly a whole digit) it is left out.
+  apart. Every candidate the segmenter makes of the row (segment.atoms cutting as ROW_CUTS says,
+  segment.spans, on the row's ink scaled to a strongest ink of 1) is an example, labelled by which
+  digit's ink its pixels are (the digit drawn strongest at each pixel): the digit d if d owns at
+  least PURE of its pixels and it holds at least WHOLE of d's; not a digit if no digit owns MIXED of
+  its pixels (a cut missed), or it holds less than PART of the digit that owns the most and is at
+  least WIDE_PIECE of a height wide (a wrong cut; a narrower piece may be a 1); else (nearly a whole
+  digit) it is left out.
 
 Every draw comes from numpy's Generator(PCG64) seeded with [seed, k] for example k, and row r's from
 [seed, ROW_STREAM + r], so the set is
@@ -50,7 +50,7 @@ from . import paper
 from .data import Dataset, Location, Split, parse_idx
 from .data import raw_digest, sha256_of
 from .digits import compiled, normalize, normalized
-from .segment import MASK_LEVEL, Part, atoms, spans
+from .segment import MASK_LEVEL, Cuts, Part, atoms, spans
 from .store.atomic import atomic_write
 
 FORMAT = 13                  # the cache's; raised whenever a draw below changes
@@ -65,10 +65,10 @@ ROWS_PER_DIGIT = 1 / 20      # rows cut by the segmenter, per training digit (ab
 ROW_DIGITS = (2, 5)          # the fewest and most digits of a row
 ROW_TOUCH = 0.5              # of a row's neighbouring pairs, touching
 ROW_STREAM = 1 << 40         # row r draws from [seed, ROW_STREAM + r], never an example's [seed, k]
-# the band its rows are cut with: wider than reading's (segment.BAND), where a cut through merged
-# strokes follows one round; taught the pieces of reading's straighter cuts, the network erred more on
-# whole digits (docs/READING.md)
-ROW_BAND = 0.2
+# how its rows are cut: coarser than reading (segment.READING), as reading cut until it was changed;
+# taught the pieces of reading's straighter or finer cuts, the network erred more on whole digits and
+# read no better (docs/READING.md)
+ROW_CUTS = Cuts(pair_width=1.0, fine_piece=0.25, band=0.2)
 PURE, WHOLE = 0.9, 0.9       # a candidate is digit d: d owns PURE of its pixels, it holds WHOLE of d's
 MIXED, PART = 0.75, 0.7      # not a digit: no digit owns MIXED of its pixels, or it holds under PART of one
 
@@ -231,7 +231,7 @@ def row_examples(inks: list[np.ndarray], labels: np.ndarray, seed: int, r: int) 
     """Row r's examples (the module doc): the 16x16 inputs of the segmenter's candidates that are
     taught, and their labels (NONE: not a digit)."""
     ink, owner, picks = _row(inks, np.random.default_rng([seed, ROW_STREAM + r]))
-    pieces, group_of, href = atoms(ink, band=ROW_BAND)
+    pieces, group_of, href = atoms(ink, cuts=ROW_CUTS)
     inputs, out = [], []
     if not pieces:
         return inputs, out

@@ -17,9 +17,6 @@ FAINT = 0.75             # a component at the image's edge whose strongest ink i
 CUT_RATIO = 0.75         # a part narrower than this many digit heights is never cut
 CUTS_PER_HEIGHT = 3      # columns of least ink tried per digit height of a part's width (at least 2)
 WIDEST_PIECE = 0.6       # digit heights a piece between two cuts may span
-PAIR_WIDTH = 1.0         # digit heights from which a part is likely two digits or more, touching:
-FINE_PIECE = 0.25        # its pieces are at most this wide, so that some run of them is each digit whole
-BAND = 0.12              # digit heights a cut may wander from its column: further, it goes round merged strokes
 DRIFT = 0.02             # a cut's cost for moving one column, in ink: straight where the ink allows
 MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part's edge
 THIN = 0.9               # of a part's fullest column's ink, the most a column it is cut at may hold
@@ -28,6 +25,22 @@ WIDEST_MARK = 1.2        # digit heights a short mark may span and join a digit:
 EDGE_TALL = 1.5          # times the tallest ink away from the image's edge that ink along the edge may be
 MAX_WIDTH = 1.5          # digit heights a candidate digit of several atoms may span
 JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """How wide parts are cut (step 5), in digit heights: a part at least `pair_width` wide is likely
+    two digits or more, touching, and its pieces are at most `fine_piece` wide, so that some run of
+    them is each digit whole; a cut may wander `band` from its column."""
+    pair_width: float
+    fine_piece: float
+    band: float
+
+
+# reading's cuts: fine pieces only in parts wide enough to be a pair (a wide single digit cut as finely
+# gives twice the candidates and more ways to misread it), and straight cuts (wandering further, a cut
+# goes round the merged strokes of a touching pair and takes a piece of one digit with it)
+READING = Cuts(pair_width=1.2, fine_piece=0.18, band=0.12)
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -75,13 +88,13 @@ class Part:
         return self.box[3] - self.box[1]
 
 
-def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False) -> list[int]:
+def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False, cuts: Cuts = READING) -> list[int]:
     """The columns a part may be cut at (step 5), left to right: none for a part narrower than
     CUT_RATIO times the row's `height`, or wider than LONGEST_RUN times its own height; else its
     columns of least ink (local minima of the column ink at least MIN_PIECE heights from the part's
     edges and from each other, holding at most THIN of its fullest column's ink, least ink first, at
     most CUTS_PER_HEIGHT per height of its width), then, while a piece between two cuts is wider than
-    WIDEST_PIECE heights (FINE_PIECE in a part at least PAIR_WIDTH heights wide), the widest (ties:
+    WIDEST_PIECE heights (cuts.fine_piece in a part at least cuts.pair_width heights wide), the widest (ties:
     leftmost) is cut at its column of least ink in its middle half (ties: nearest its middle, then
     leftmost) if that column holds at most THIN of the fullest one's ink (else the piece stays whole
     and the next widest is tried), so that every digit of a touching run can be made of whole pieces."""
@@ -100,7 +113,7 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
     for k in minima:
         if len(picked) < most and all(abs(k - q) >= MIN_PIECE * height for q in picked):
             picked.append(k)
-    widest = FINE_PIECE if w >= PAIR_WIDTH * height else WIDEST_PIECE
+    widest = cuts.fine_piece if w >= cuts.pair_width * height else WIDEST_PIECE
     whole = set()   # pieces with no column thin enough to cut
     while True:
         edges = [0, *sorted(picked), w]
@@ -117,14 +130,13 @@ def cut_columns(part: Part, ink: np.ndarray, height: float, finer: bool = False)
             whole.add((a, b))
 
 
-def atoms(ink: np.ndarray, finer: bool = False, band: float = BAND) -> tuple[list[Part], list[int], float]:
+def atoms(ink: np.ndarray, finer: bool = False, cuts: Cuts = READING) -> tuple[list[Part], list[int], float]:
     """The row's pieces (steps 3-5): (the atoms left to right, the group each belongs to, Href); `finer`
-    (for a count the usual atoms cannot give) cuts every group and twice as finely; `band`: the digit
-    heights a cut may wander from its column."""
-    return row(ink, finer, band)[:3]
+    (for a count the usual atoms cannot give) cuts every group and twice as finely; `cuts`: how."""
+    return row(ink, finer, cuts)[:3]
 
 
-def row(ink: np.ndarray, finer: bool = False, band: float = BAND) -> tuple[list[Part], list[int], float, list[Part]]:
+def row(ink: np.ndarray, finer: bool = False, cuts: Cuts = READING) -> tuple[list[Part], list[int], float, list[Part]]:
     """`atoms`, and the ink left out that may hold a digit, which a reader may weigh (reading/images.py,
     step 7): the components at the edge far taller than the ink away from it (step 3), then the marks
     beside the digits that may be a digit's pieces (step 4: sharing no column with a group's start, at
@@ -176,11 +188,11 @@ def row(ink: np.ndarray, finer: bool = False, band: float = BAND) -> tuple[list[
     # the height of a digit here: touching digits make a part wide, not tall
     href = float(np.median([p.height for p in parts]))
     pieces, group_of = [], []
-    for g, (p, cuts) in enumerate(zip(parts, cut_paths([(p, cut_columns(p, ink, href, finer)) for p in parts],
-                                                       ink, href, band))):
+    for g, (p, paths) in enumerate(zip(parts, cut_paths([(p, cut_columns(p, ink, href, finer, cuts)) for p in parts],
+                                                        ink, href, cuts.band))):
         x0, y0, x1, y1 = p.box
         columns = np.arange(x0, x1)[None, :]
-        edges = [np.full(y1 - y0, x0), *cuts, np.full(y1 - y0, x1)]
+        edges = [np.full(y1 - y0, x0), *paths, np.full(y1 - y0, x1)]
         for k in range(1, len(edges)):   # cuts never cross: each starts where the one before it ends
             edges[k] = np.maximum(edges[k], edges[k - 1])
         for a, b in zip(edges, edges[1:]):
@@ -192,7 +204,7 @@ def row(ink: np.ndarray, finer: bool = False, band: float = BAND) -> tuple[list[
 
 
 def cut_paths(jobs: list[tuple[Part, list[int]]], ink: np.ndarray, height: float,
-              band: float = BAND) -> list[list[np.ndarray]]:
+              band: float = READING.band) -> list[list[np.ndarray]]:
     """The cuts through each part near its columns cs (step 5), jobs = [(part, cs), ...], each cut as the
     first column right of the cut in every row of its part: the path from top to bottom that crosses
     the least ink, moving at most one column a row (a move costs DRIFT) within `band` heights of its

@@ -63,12 +63,12 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    than max(2, floor(CUTS_PER_HEIGHT (3) w / Href + 0.5)) are taken, each at least MIN_PIECE Href
    from those taken; then, while the widest piece between consecutive cuts (0 and w included;
    ties: the leftmost; pieces found uncuttable left out) is wider than WIDEST_PIECE (0.6) Href (in a
-   group at least PAIR_WIDTH (1.0) Href wide, likely touching digits: FINE_PIECE (0.25) Href) and at
+   group at least pair_width (1.2) Href wide, likely touching digits: fine_piece (0.18) Href) and at
    least 4 pixels, it is cut at its column of least ink among a + (b - a) // 4 .. b - 1 - (b - a) // 4
    (ties: |2k - (a + b - 1)| smallest, then smallest k) if that column holds at most THIN max(col),
    else the piece is uncuttable and stays whole. Each cut column c becomes a cut path (`cut_paths`): from the group's
    top row to its bottom, one column per row, moving at most one column a row (a move costs DRIFT,
-   0.02, in ink) within ceil(BAND (0.12) Href) of c and inside the box, the path crossing the least
+   0.02, in ink) within ceil(band (0.12) Href) of c and inside the box, the path crossing the least
    ink (dynamic programming, ties: straight, then from the left; the end nearest c, then leftmost);
    above and below the group it is c. A cut never crosses the one before it (per row, the larger).
    An atom is the group's pixels between two consecutive cuts (an empty one is left out); atoms are
@@ -118,7 +118,7 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    quarter of the tallest's height and no wider than WIDEST_MARK Hmax (a digit of pieces all shorter
    than half the tallest; not a dash, a hyphen or a line); an unsure count puts '?' before the text (and count_sure false
    in --json). With `digits=N` the reading has N digits; where no reading has N, the candidates are
-   made again, with finer cuts (every group cut, WIDEST_PIECE and FINE_PIECE halved) when every
+   made again, with finer cuts (every group cut, WIDEST_PIECE and fine_piece halved) when every
    reading has fewer, or with joins across any gap when some have more; then N, else the most below
    N, else the fewest (predict says so, as it says where the cheapest reading without a count has
    more digits: `best_count`). Each digit's label is its largest output and its margin
