@@ -253,6 +253,20 @@ def test_float32_tanh_is_within_4e_7_of_tanh_everywhere():
     assert y.max() <= 1 and y.min() >= -1
 
 
+def test_float64_tanh_is_within_2_ulp_of_libm_everywhere():
+    """The vectorizing Cephes tanh the float64 engine uses: both of its pieces and the seam between them,
+    tiny and huge inputs, infinities, and a NaN that stays a NaN (a diverged run must show as one)."""
+    from lecun1989.engines import layers as L
+    x = np.concatenate([np.linspace(-25, 25, 400_001), np.geomspace(1e-300, 30, 40_001),
+                        -np.geomspace(1e-300, 30, 40_001), np.nextafter(0.625, [0, 1]), [0.0, 1e308, -np.inf, np.inf]])
+    y = np.append(x, np.nan)
+    one = 1.0
+    L.act_fprop(y, Settings(one, one, -one, False, False, one, np.zeros((12, 8), np.int64)))
+    want = np.tanh(x)
+    assert np.isnan(y[-1])
+    assert (np.abs(y[:-1] - want) <= 2 * np.spacing(np.abs(want))).all()
+
+
 def test_the_disk_cache_is_keyed_on_the_compiled_sources_only():
     """The kernels inline layers.py, simd.py and steps.py and read network.py's constants: a change to
     any file the compiled code comes from must invalidate the cache, and a change to any other (the
