@@ -147,6 +147,28 @@ def test_the_page_drops_a_border_along_the_edge_as_predict_does(browser, run):
     assert text == want.text
 
 
+def test_the_page_takes_ruled_lines_out_as_predict_does(browser, run, usps):
+    """Digits written on a line, level or tilted, and a line drawn through them: the line taken out, the
+    strokes crossing it kept, in the page as in predict, box for box and input for input."""
+    grey = strip(usps.test.images[[3, 10, 25, 40, 77], 0])
+    # under the digits, touching their feet; through their middles; under them, a row lower every 40 columns
+    for y, fall in ((53, 0), (30, 0), (52, 1 / 40)):
+        lined = grey.copy()
+        for x in range(4, grey.shape[1] - 4):
+            top = y + int(x * fall)
+            lined[top:top + 3, x] = 0.1
+        want = reading.read_image(run, lined)
+        text, got = browser.execute_script(
+            "const r = lecun1989.readGrey(Float64Array.from(arguments[0]), arguments[1], arguments[2]);"
+            "return [r.text, r.digits.map(d => ({box: d.box, input: Array.from(d.input)}))];",
+            lined.reshape(-1).tolist(), lined.shape[1], lined.shape[0])
+        assert [tuple(g["box"]) for g in got] == [tuple(w.box) for w in want.digits], y
+        assert len(got) >= 5 and max(b[2] - b[0] for b in (g["box"] for g in got)) < 60   # the line is no digit's
+        assert text == want.text
+        for g, w in zip(got, want.digits):
+            assert np.abs(np.array(g["input"]) - w.input.reshape(-1)).max() <= 1e-5
+
+
 def test_the_page_never_shows_a_stroke_lower_than_the_digits_as_sure(browser, run):
     """A stray stroke beside the row, lower than its digits, is read but shown as '?', in the page as in
     predict."""

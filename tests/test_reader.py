@@ -126,23 +126,51 @@ def test_dots_and_dashes_beside_the_digits_are_never_digits():
 
 
 def test_a_line_is_never_sliced_into_digits_and_an_underline_never_joins_one():
-    # a dash alone, a ruled line, a wavy one: as thick everywhere, never cut into 1-pixel slivers
+    # a dash alone, a ruled line, a wavy one: far longer than the ink is tall, taken out as rules (of the
+    # wavy one, a few pixels at its ends are left)
     dash = np.zeros((120, 120))
     dash[57:63, 20:100] = 1.0
-    assert len(segment.atoms(dash)[0]) == 1
     ruled = np.zeros((20, 3000))
     ruled[9:11, 10:2990] = 1.0
-    assert len(segment.atoms(ruled)[0]) == 1
     wavy = np.zeros((60, 400))
     for x in range(20, 380):
         y = int(round(30 + 3 * np.sin(x / 40)))
         wavy[y - 2:y + 3, x] = 1.0
-    assert len(segment.atoms(wavy)[0]) == 1
-    # a line under three digits, apart from them: they are cut and ordered as without it
+    assert segment.atoms(dash)[0] == segment.atoms(ruled)[0] == []
+    assert sum(p.mask.sum() for p in segment.atoms(wavy)[0]) <= 12
+    # a line under three digits, apart from them, shorter than a rule: never sliced into 1-pixel slivers
+    # (LONGEST_RUN), never joined to a digit; they are cut and ordered as without it
     ink = bars()
     under = ink.copy()
     under[54:56, 15:115] = 1.0
     assert [p.box for p in segment.atoms(under)[0]] == [p.box for p in segment.atoms(ink)[0]]
+
+
+def test_a_ruled_line_is_taken_out_and_the_strokes_crossing_it_kept():
+    """Step 3: digits written on a line, or a line drawn through them, would be one component with it.
+    The line goes; a stroke that crosses it, upright or slanted, stays whole; a digit's own long stroke
+    (a 7's top) is no line."""
+    ink = bars()                                    # three bars, rows 10-49
+    ink[50:53, 5:160] = 1.0                         # a line under them, touching their feet
+    ink[28:31, 5:160] = 1.0                         # and one through their middles
+    for y in range(10, 50):                         # a slanted stroke crossing the line
+        ink[y, 130 + (y - 10) // 2:136 + (y - 10) // 2] = 1.0
+    pieces, groups, href = segment.atoms(ink)
+    # the bars as they were (less the row that touched the line under them), whole through the other
+    assert [p.box for p in pieces] == [(20, 10, 30, 49), (60, 10, 70, 49), (100, 10, 110, 49), (130, 10, 155, 49)]
+    assert all(p.mask.all() for p in pieces[:3])
+    kept = segment.without_rules(ink >= segment.MASK_LEVEL)
+    assert not kept[49:54].any() and not kept[27:32, 5:20].any() and not kept[27:32, 156:160].any()
+    # the same, the whole image tilted a row every 30 columns (about 2 degrees)
+    tilted = np.zeros((70, 200))
+    for x in range(200):
+        tilted[x // 30:x // 30 + 60, x] = ink[:, x]
+    assert len(segment.atoms(tilted)[0]) == 4 and not segment.without_rules(tilted > 0)[:, 5:19].any()
+    seven = np.zeros((60, 60))
+    seven[10:14, 10:50] = 1.0                       # a top stroke as wide as the digit is tall
+    for y in range(14, 50):
+        seven[y, 45 - (y - 14) // 2:50 - (y - 14) // 2] = 1.0
+    assert np.array_equal(segment.without_rules(seven > 0), seven > 0)
 
 
 def test_a_touching_pair_is_cut_where_the_ink_is_thinnest():
@@ -489,6 +517,27 @@ def two_stroke_digit() -> np.ndarray:
     ink = bars((60, 220))
     ink[10:28, 150:160] = ink[32:50, 165:175] = 1.0
     return ink
+
+
+def test_zip_codes_written_on_a_line_or_crossed_by_one_read_as_without_it(usps):   # usps: the threshold
+    """Ten strips of separated test digits (benchmark seed 7), a ruled line drawn under them touching
+    their feet, then through their middles: the reader reads them as it reads them bare (the reader of
+    before step 3's rules read none of those on a line right, and one crossed by it)."""
+    r = reading.reader(READER_FOR_CLI)
+    digits = benchmark.test_digits()
+    right = {"bare": 0, "on a line": 0, "crossed": 0}
+    strips = (benchmark.make_zip(digits, 7, i) for i in range(40))
+    for image, meta in [s for s in strips if not any(s[1]["touching"])][:10]:
+        grey = image.astype(np.float64) / 255
+        rows = np.flatnonzero((reading.to_ink(grey)[0] >= 0.5).any(axis=1))
+        t = max(2, (rows[-1] - rows[0]) // 12)   # a pen a little thinner than the digits'
+        light_ink = grey.mean() < 0.5
+        for case, y in (("bare", None), ("on a line", rows[-1] - t // 2), ("crossed", (rows[0] + rows[-1]) // 2)):
+            lined = grey.copy()
+            if y is not None:
+                lined[y:y + t] = 1 - (1 - lined[y:y + t]) * 0.1 if light_ink else lined[y:y + t] * 0.1
+            right[case] += "".join(str(d.label) for d in reading.read_image(r, lined).digits) == meta["zip"]
+    assert right["bare"] >= 9 and right["on a line"] >= right["bare"] - 1 and right["crossed"] >= right["bare"] - 2, right
 
 
 def test_a_digit_left_out_as_marks_makes_the_count_unsure(usps):   # usps: the reader's threshold

@@ -67,8 +67,9 @@ ROW_TOUCH = 0.5              # of a row's neighbouring pairs, touching
 ROW_STREAM = 1 << 40         # row r draws from [seed, ROW_STREAM + r], never an example's [seed, k]
 # how its rows are cut: coarser than reading (segment.READING), as reading cut until it was changed;
 # taught the pieces of reading's straighter or finer cuts, the network erred more on whole digits and
-# read no better (docs/READING.md)
-ROW_CUTS = Cuts(pair_width=1.0, fine_piece=0.25, band=0.2)
+# read no better (docs/READING.md). Its rows hold no ruled line: what would be taken out as one is the
+# strokes of touching digits lined up
+ROW_CUTS = Cuts(rules=False, pair_width=1.0, fine_piece=0.25, band=0.2)
 PURE, WHOLE = 0.9, 0.9       # a candidate is digit d: d owns PURE of its pixels, it holds WHOLE of d's
 MIXED, PART = 0.75, 0.7      # not a digit: no digit owns MIXED of its pixels, or it holds under PART of one
 

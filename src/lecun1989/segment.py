@@ -22,6 +22,9 @@ MIN_PIECE = 0.15         # digit heights between two cuts, or a cut and the part
 THIN = 0.9               # of a part's fullest column's ink, the most a column it is cut at may hold
 LONGEST_RUN = 8          # its own heights a part may span and still be cut: wider, it is a line, not digits
 WIDEST_MARK = 1.2        # digit heights a short mark may span and join a digit: wider, a line under or through the row
+RULE = 2.5               # the ink's heights a horizontal run of it may span in a stroke: longer, a ruled line
+TILTS = (0, 1, -1, 2, -2, 3, -3, 4, -4)   # rows a ruled line may climb or fall every TILT_RUN columns
+TILT_RUN = 60            # (one row in 60: about a degree, past which a line's runs are shorter than a rule)
 EDGE_TALL = 1.5          # times the tallest ink away from the image's edge that ink along the edge may be
 MAX_WIDTH = 1.5          # digit heights a candidate digit of several atoms may span
 JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
@@ -29,18 +32,21 @@ JOIN_GAP = 0.3           # digit heights between two groups one digit may bridge
 
 @dataclass(frozen=True)
 class Cuts:
-    """How wide parts are cut (step 5), in digit heights: a part at least `pair_width` wide is likely
-    two digits or more, touching, and its pieces are at most `fine_piece` wide, so that some run of
-    them is each digit whole; a cut may wander `band` from its column."""
+    """How a row is cut: whether ruled lines are taken out first (step 3, `without_rules`); then (step
+    5, in digit heights) a part at least `pair_width` wide is likely two digits or more, touching, and
+    its pieces are at most `fine_piece` wide, so that some run of them is each digit whole; a cut may
+    wander `band` from its column."""
+    rules: bool
     pair_width: float
     fine_piece: float
     band: float
 
 
-# reading's cuts: fine pieces only in parts wide enough to be a pair (a wide single digit cut as finely
-# gives twice the candidates and more ways to misread it), and straight cuts (wandering further, a cut
-# goes round the merged strokes of a touching pair and takes a piece of one digit with it)
-READING = Cuts(pair_width=1.2, fine_piece=0.18, band=0.12)
+# reading's cuts: ruled lines out; fine pieces only in parts wide enough to be a pair (a wide single
+# digit cut as finely gives twice the candidates and more ways to misread it), and straight cuts
+# (wandering further, a cut goes round the merged strokes of a touching pair and takes a piece of one
+# digit with it)
+READING = Cuts(rules=True, pair_width=1.2, fine_piece=0.18, band=0.12)
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -49,6 +55,127 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     from scipy.ndimage import label
     labels, n = label(mask, structure=np.ones((3, 3), dtype=bool))
     return labels.astype(np.int32, copy=False), int(n)
+
+
+def without_rules(mask: np.ndarray) -> np.ndarray:
+    """The mask without ruled lines (step 3): digits written on a line, or a line drawn under or
+    through them, would otherwise be one component with it. A line may be level or climb or fall k
+    rows every TILT_RUN columns, k in TILTS (up to about 4 degrees): sheared so that such a line is
+    level, the mask's longest run of set pixels held by three rows running is a rule's if at least
+    RULE times the height of its rows spanned (`_runs`). While some tilt holds one, the tilt whose such
+    run is the most such heights (ties: the first in TILTS) has its rules taken out (`_level_rules`, on
+    the mask sheared). All of it within the box of the set pixels, with a row more above and below
+    (x counted from the box's first column): the same for the rest of the image, which is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask
+    # a shear moves whole columns, so no tilt spans fewer rows than the tallest column's ink, and a rule
+    # covers columns without a gap: where no columns that long hold ink, there is none (as for a row of
+    # separated digits), and the tilts need not be tried
+    span = mask.shape[0] - np.argmax(mask[::-1], axis=0) - np.argmax(mask, axis=0)
+    gaps = np.flatnonzero(np.diff(cols) > 1)
+    widest = np.diff(np.concatenate([[0], gaps + 1, [cols.size]])).max()   # of the runs of columns with ink
+    if widest < RULE * span[cols].max():
+        return mask
+    box = np.s_[max(0, rows[0] - 1):rows[-1] + 2, cols[0]:cols[-1] + 1]
+    out = mask[box]
+    while True:
+        found = [(_runs(_shear(out, k))[5], -i, k) for i, k in enumerate(TILTS)]
+        score, _, k = max(found)
+        if score < 1:
+            break
+        cleaned = _shear(_level_rules(_shear(out, k)), k, back=out.shape[0])
+        if np.array_equal(cleaned, out):   # every pixel of it where strokes cross
+            break
+        out = cleaned
+    whole = mask.copy()
+    whole[box] = out
+    return whole
+
+
+def _shear(mask: np.ndarray, k: int, back: int | None = None) -> np.ndarray:
+    """The mask with column x moved down floor((k x + TILT_RUN / 2) / TILT_RUN) rows, the whole kept at
+    row 0 and below; with `back` (the height before), the shear undone."""
+    h, w = mask.shape
+    down = (np.arange(w) * k + TILT_RUN // 2) // TILT_RUN
+    down -= down.min()
+    out = np.zeros((h + int(down.max()), w) if back is None else (back, w), dtype=bool)
+    starts = np.flatnonzero(np.diff(down, prepend=-1))   # the columns moved alike, a block at a time
+    for a, b in zip(starts, [*starts[1:], w]):
+        if back is None:
+            out[down[a]:down[a] + h, a:b] = mask[:, a:b]
+        else:
+            out[:, a:b] = mask[down[a]:down[a] + back, a:b]
+    return out
+
+
+def _runs(mask: np.ndarray) -> tuple:
+    """The rows' runs of set pixels, each row's pixels joined with those of the rows above and below it
+    (a thin line, sheared or drawn at a slight slant, steps from row to row): their rows, starts and
+    ends past their last pixel; each row's longest run, and the shortest of those of it and the rows
+    above and below (0 in the first and last rows); the longest such over RULE times the height of the
+    rows spanned (0 for an empty mask); RULE times that height."""
+    joined = mask.copy()
+    joined[1:] |= mask[:-1]
+    joined[:-1] |= mask[1:]
+    w = mask.shape[1] + 1
+    # a run's start, then its end past its last pixel, row after row: the row's ink changes there
+    start, end = np.flatnonzero(np.diff(np.pad(joined, ((0, 0), (1, 1))).astype(np.int8), axis=1)).reshape(-1, 2).T
+    ys, starts, ends = start // w, start % w, end % w
+    longest = np.zeros(mask.shape[0], dtype=np.int64)
+    if ys.size:
+        first = np.flatnonzero(np.diff(ys, prepend=-1))   # each row's first run: runs come row by row
+        longest[ys[first]] = np.maximum.reduceat(ends - starts, first)
+    rows = np.flatnonzero(longest)
+    rule = RULE * (rows[-1] + 1 - rows[0]) if rows.size else math.inf
+    # a line, joined with the rows beside it, is as long in three rows running; where strokes of touching
+    # digits happen to line up, one or two
+    steady = np.zeros_like(longest)
+    steady[1:-1] = np.minimum(np.minimum(longest[:-2], longest[1:-1]), longest[2:])
+    return ys, starts, ends, longest, steady, steady.max(initial=0) / rule, rule
+
+
+def _level_rules(mask: np.ndarray) -> np.ndarray:
+    """The mask without level ruled lines: a row holding a rule's run, as do the rows above and below
+    it (`_runs`: of rows joined with their neighbours, so that the band holds a row of ink on either
+    side of the line), starts a band,
+    grown by each row next to it with a run at least half as long. In the band, the columns its runs
+    at least half a rule's cover are cleared, but those between a set pixel right above the band and
+    one right below it, each at most the band's height plus one columns away: a stroke crossing the
+    line, upright or slanted up to 45 degrees."""
+    h, w = mask.shape
+    ys, starts, ends, longest, steady, _, rule = _runs(mask)
+    out = mask.copy()
+    y = 0
+    while y < h:
+        if steady[y] < rule:
+            y += 1
+            continue
+        y0, y1 = y, y
+        while y0 > 0 and longest[y0 - 1] >= rule / 2:
+            y0 -= 1
+        while y1 + 1 < h and longest[y1 + 1] >= rule / 2:
+            y1 += 1
+        crossing = np.zeros(w, dtype=bool)
+        if 0 < y0 and y1 + 1 < h:   # a stroke up to 45 degrees from upright meets the band's sides this far apart
+            reach = y1 + 2 - y0
+            (above_left, above_right), (below_left, below_right) = (_within(mask[y], reach) for y in (y0 - 1, y1 + 1))
+            crossing = (above_left & below_right) | (above_right & below_left)
+        covered = np.zeros(w + 1, dtype=np.int64)   # the columns the band's long runs cover
+        for k in np.flatnonzero((ys >= y0) & (ys <= y1) & (ends - starts >= rule / 2)):
+            covered[starts[k]] += 1
+            covered[ends[k]] -= 1
+        out[y0:y1 + 1, (np.cumsum(covered[:w]) > 0) & ~crossing] = False
+        y = y1 + 1
+    return out
+
+
+def _within(line: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column x of a boolean row: whether it is set somewhere in x - reach .. x, and in x .. x + reach."""
+    n = np.concatenate([[0], np.cumsum(line)])
+    x = np.arange(line.size)
+    return (n[x + 1] - n[np.maximum(0, x - reach)] > 0,
+            n[np.minimum(line.size, x + reach + 1)] - n[x] > 0)
 
 
 @dataclass(eq=False)
@@ -141,7 +268,8 @@ def row(ink: np.ndarray, finer: bool = False, cuts: Cuts = READING) -> tuple[lis
     step 7): the components at the edge far taller than the ink away from it (step 3), then the marks
     beside the digits that may be a digit's pieces (step 4: sharing no column with a group's start, at
     least Hmax / 4 tall and at most WIDEST_MARK Hmax wide; not a dash, a hyphen or a line)."""
-    labels, n = components(ink >= MASK_LEVEL)
+    mask = ink >= MASK_LEVEL
+    labels, n = components(without_rules(mask) if cuts.rules else mask)
     if n == 0:
         return [], [], 0.0, []
     from scipy.ndimage import find_objects

@@ -39,7 +39,22 @@ All arithmetic is in float64. Pixel (i, j) is row i, column j; its centre is at 
    Then ink = ink / max(ink) (the strongest ink is 1). An image with no ink left, or whose strongest
    ink is below MIN_CONTRAST (0.3: noise on a blank page), is refused. On a
    flat paper (a clean canvas) the local rule is the global one: the paper the same level everywhere.
-3. Components (steps 3-5 in segment.py). mask = ink >= MASK_LEVEL (0.25). Connected components of the mask, 8-connected.
+3. Components (steps 3-5 in segment.py). mask = ink >= MASK_LEVEL (0.25), without ruled lines
+   (`without_rules`), all of it within the box of the set pixels with one row more above and below
+   (inside the image), x counted from the box's first column. For a tilt k in TILTS (0, 1, -1, 2, -2,
+   3, -3, 4, -4) the mask is sheared: column x moved down floor((k x + 30) / 60) rows (TILT_RUN 60;
+   the least move made 0). In a sheared mask
+   each row is joined (or) with the rows above and below it; of the joined rows' runs of set pixels,
+   longest[y] is row y's longest, steady[y] = min(longest[y - 1], longest[y], longest[y + 1]) (0 in the
+   first and last rows), T the rows from the first with a run to the last, and a rule's length
+   R = RULE (2.5) T. While some tilt has max(steady) >= R, the one with the largest max(steady) / R
+   (ties: the first) is taken: in its sheared mask, from the top, each row y with steady[y] >= R starts
+   a band, grown up and down by every next row with longest >= R / 2; in the band's rows, the columns
+   covered by a run of theirs at least R / 2 long are cleared, but a column x between a set pixel of
+   the (sheared, unjoined) row just above the band and one of the row just below it, each within
+   (band rows + 1) columns of x, one at or left of x and the other at or right of x (a stroke crossing
+   the line, slanted up to 45 degrees); a band at the sheared mask's top or bottom keeps none. The mask
+   is sheared back, and the tilts tried again (a clearing that changes nothing ends it). Connected components of the mask, 8-connected.
    A component's box is (x0, y0, x1, y1) with x1, y1 exclusive; its height y1 - y0, width x1 - x0.
    In this order: a component that touches the image's edge and whose strongest ink is below FAINT
    (0.75) is dropped (where a shadow's edge meets the image's edge the shadow is as thin as a stroke,

@@ -5,7 +5,7 @@
   "use strict";
   const SIZE = 16, MASK_LEVEL = 0.25, MAX_SLANT = 1.0, MIN_SLANT = 1e-9;
   const CUT_RATIO = 0.75, CUTS_PER_HEIGHT = 3, WIDEST_PIECE = 0.6, PAIR_WIDTH = 1.2, FINE_PIECE = 0.18, MIN_PIECE = 0.15, MAX_WIDTH = 1.5, JOIN_GAP = 0.3;
-  const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5;
+  const THIN = 0.9, LONGEST_RUN = 8, WIDEST_MARK = 1.2, EDGE_TALL = 1.5, RULE = 2.5, TILTS = [0, 1, -1, 2, -2, 3, -3, 4, -4], TILT_RUN = 60;
   const BAND = 0.12, DRIFT = 0.02, FAINT = 0.75, SPECK = 0.05, MIN_CONTRAST = 0.3, BLOT_EDGE = 0.3;
   const DIGIT_COST = { mse: 0.1, ce: -0.1 }, JOIN_COST = 0.5, CUT_COST = 0.5, WIDEST_DIGIT = 1.0, WIDE_COST = 2.0, COUNT_MARGIN = 1.0;
   const SKIP_COST = 1.0, SKIP_AREA = 0.03, SKIP_AREA_COST = 4.0, LEFT_OUT = 0.2, LOWEST_DIGIT = 0.5, SMALLEST_DIGIT = 8, SURE_HEIGHT = 0.7, MAX_UNLIKENESS = { mse: 0.1, ce: 0.05 };
@@ -161,6 +161,101 @@
     return masks;
   }
 
+  // 3. ruled lines out of the mask (segment.without_rules): of the mask sheared by each tilt, the one whose
+  // longest run held by three rows running (rows joined with their neighbours) is the most RULE heights,
+  // while one is a rule's
+  function withoutRules(mask, w, h) {   // within the box of the ink, a row more above and below
+    let r0 = h, r1 = -1, c0 = w, c1 = -1;
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        if (mask[y * w + x]) { r0 = Math.min(r0, y); r1 = Math.max(r1, y); c0 = Math.min(c0, x); c1 = Math.max(c1, x); }
+    if (r1 < 0) return mask;
+    const top = Math.max(0, r0 - 1), bh = Math.min(h, r1 + 2) - top, bw = c1 + 1 - c0;
+    let out = new Uint8Array(bw * bh);
+    for (let y = 0; y < bh; y++) for (let x = 0; x < bw; x++) out[y * bw + x] = mask[(top + y) * w + c0 + x];
+    for (;;) {
+      let best = null;
+      for (const k of TILTS) {   // ties: the first
+        const [s, sh] = shear(out, bw, bh, k), score = rowRuns(s, bw, sh).score;
+        if (!best || score > best.score) best = { score, k };
+      }
+      if (best.score < 1) break;
+      const [s, sh, down] = shear(out, bw, bh, best.k), level = levelRules(s, bw, sh), cleaned = new Uint8Array(bw * bh);
+      for (let y = 0; y < bh; y++) for (let x = 0; x < bw; x++) cleaned[y * bw + x] = level[(y + down[x]) * bw + x];
+      if (cleaned.every((v, i) => v === out[i])) break;   // every pixel of it where strokes cross
+      out = cleaned;
+    }
+    const whole = Uint8Array.from(mask);
+    for (let y = 0; y < bh; y++) for (let x = 0; x < bw; x++) whole[(top + y) * w + c0 + x] = out[y * bw + x];
+    return whole;
+  }
+
+  function shear(mask, w, h, k) {   // segment._shear: [the mask sheared, its height, each column's move down]
+    const down = new Int32Array(w);
+    for (let x = 0; x < w; x++) down[x] = Math.floor((x * k + TILT_RUN / 2) / TILT_RUN);
+    let lo = Infinity, hi = -Infinity;
+    for (const d of down) { lo = Math.min(lo, d); hi = Math.max(hi, d); }
+    const sh = h + hi - lo, out = new Uint8Array(sh * w);
+    for (let x = 0; x < w; x++) down[x] -= lo;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[(y + down[x]) * w + x] = mask[y * w + x];
+    return [out, sh, down];
+  }
+
+  function rowRuns(mask, w, h) {   // segment._runs: the runs of rows joined with their neighbours
+    const runs = [], longest = new Float64Array(h);
+    let first = -1, last = -1;
+    const at = (y, x) => mask[y * w + x] || (y > 0 && mask[(y - 1) * w + x]) || (y + 1 < h && mask[(y + 1) * w + x]);
+    for (let y = 0; y < h; y++) {
+      let x = 0;
+      while (x < w) {
+        if (!at(y, x)) { x++; continue; }
+        const a = x;
+        while (x < w && at(y, x)) x++;
+        runs.push([y, a, x]);
+        longest[y] = Math.max(longest[y], x - a);
+      }
+      if (longest[y] > 0) { if (first < 0) first = y; last = y; }
+    }
+    // a line, joined with the rows beside it, is as long in three rows running (strokes that line up, in one or two)
+    const steady = new Float64Array(h);
+    let held = 0;
+    for (let y = 1; y + 1 < h; y++) {
+      steady[y] = Math.min(longest[y - 1], longest[y], longest[y + 1]);
+      held = Math.max(held, steady[y]);
+    }
+    const rule = first < 0 ? Infinity : RULE * (last + 1 - first);
+    return { runs, longest, steady, rule, score: held / rule };
+  }
+
+  function levelRules(mask, w, h) {   // segment._level_rules
+    const { runs, longest, steady, rule } = rowRuns(mask, w, h), out = Uint8Array.from(mask);
+    const within = (y, reach) => {   // per column: set somewhere in x - reach .. x, and in x .. x + reach
+      const n = new Int32Array(w + 1), left = new Uint8Array(w), right = new Uint8Array(w);
+      for (let x = 0; x < w; x++) n[x + 1] = n[x] + mask[y * w + x];
+      for (let x = 0; x < w; x++) {
+        left[x] = n[x + 1] - n[Math.max(0, x - reach)] > 0 ? 1 : 0;
+        right[x] = n[Math.min(w, x + reach + 1)] - n[x] > 0 ? 1 : 0;
+      }
+      return [left, right];
+    };
+    let y = 0;
+    while (y < h) {
+      if (steady[y] < rule) { y++; continue; }
+      let y0 = y, y1 = y;
+      while (y0 > 0 && longest[y0 - 1] >= rule / 2) y0--;
+      while (y1 + 1 < h && longest[y1 + 1] >= rule / 2) y1++;
+      const crossing = new Uint8Array(w), covered = new Uint8Array(w);
+      if (0 < y0 && y1 + 1 < h) {
+        const reach = y1 + 2 - y0, [al, ar] = within(y0 - 1, reach), [bl, br] = within(y1 + 1, reach);
+        for (let x = 0; x < w; x++) crossing[x] = (al[x] && br[x]) || (ar[x] && bl[x]) ? 1 : 0;
+      }
+      for (const [ry, a, b] of runs) if (ry >= y0 && ry <= y1 && b - a >= rule / 2) covered.fill(1, a, b);
+      for (let r = y0; r <= y1; r++) for (let x = 0; x < w; x++) if (covered[x] && !crossing[x]) out[r * w + x] = 0;
+      y = y1 + 1;
+    }
+    return out;
+  }
+
   function part(mask, w, h) {   // a mask and its box [x0, y0, x1, y1), or null when empty
     let x0 = w, y0 = h, x1 = -1, y1 = -1, n = 0;
     for (let y = 0; y < h; y++)
@@ -239,7 +334,7 @@
   function atoms(ink, w, h) {
     const mask = new Uint8Array(w * h);
     for (let i = 0; i < w * h; i++) mask[i] = ink[i] >= MASK_LEVEL ? 1 : 0;
-    const all = components(mask, w, h).map(m => part(m, w, h));
+    const all = components(withoutRules(mask, w, h), w, h).map(m => part(m, w, h));
     const inside = c => c.box[0] > 0 && c.box[1] > 0 && c.box[2] < w && c.box[3] < h;
     let comps = all.filter(c => {
       if (inside(c)) return true;
