@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import math
+
 import numpy as np
 import pytest
 
@@ -262,7 +264,7 @@ def test_float64_tanh_is_within_2_ulp_of_libm_everywhere():
     y = np.append(x, np.nan)
     one = 1.0
     L.act_fprop(y, Settings(one, one, -one, False, False, one, np.zeros((12, 8), np.int64)))
-    want = np.tanh(x)
+    want = np.array([math.tanh(v) for v in x])   # libm's, which the engine called before (np.tanh is numpy's own)
     assert np.isnan(y[-1])
     assert (np.abs(y[:-1] - want) <= 2 * np.spacing(np.abs(want))).all()
 

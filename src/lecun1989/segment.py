@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def without_rules(mask: np.ndarray) -> np.ndarray:
     box = np.s_[max(0, rows[0] - 1):rows[-1] + 2, cols[0]:cols[-1] + 1]
     out = mask[box]
     while True:
-        found = [(_runs(_shear(out, k))[5], -i, k) for i, k in enumerate(TILTS)]
+        found = [(_runs(_shear(out, k)).score, -i, k) for i, k in enumerate(TILTS)]
         score, _, k = max(found)
         if score < 1:
             break
@@ -91,6 +92,17 @@ def without_rules(mask: np.ndarray) -> np.ndarray:
     whole = mask.copy()
     whole[box] = out
     return whole
+
+
+class Runs(NamedTuple):
+    """`_runs`' answer."""
+    ys: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    longest: np.ndarray
+    steady: np.ndarray
+    score: float
+    rule: float
 
 
 def _shear(mask: np.ndarray, k: int, back: int | None = None) -> np.ndarray:
@@ -109,7 +121,7 @@ def _shear(mask: np.ndarray, k: int, back: int | None = None) -> np.ndarray:
     return out
 
 
-def _runs(mask: np.ndarray) -> tuple:
+def _runs(mask: np.ndarray) -> Runs:
     """The rows' runs of set pixels, each row's pixels joined with those of the rows above and below it
     (a thin line, sheared or drawn at a slight slant, steps from row to row): their rows, starts and
     ends past their last pixel; each row's longest run, and the shortest of those of it and the rows
@@ -132,7 +144,7 @@ def _runs(mask: np.ndarray) -> tuple:
     # digits happen to line up, one or two
     steady = np.zeros_like(longest)
     steady[1:-1] = np.minimum(np.minimum(longest[:-2], longest[1:-1]), longest[2:])
-    return ys, starts, ends, longest, steady, steady.max(initial=0) / rule, rule
+    return Runs(ys, starts, ends, longest, steady, steady.max(initial=0) / rule, rule)
 
 
 def _level_rules(mask: np.ndarray) -> np.ndarray:

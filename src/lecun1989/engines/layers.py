@@ -18,8 +18,6 @@ every engine source (cache.py).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -203,7 +201,7 @@ def tanh64(x):
     a, z = abs(x), x * x
     small = x + x * z * (((_TP[0] * z + _TP[1]) * z + _TP[2]) / (((z + _TQ[0]) * z + _TQ[1]) * z + _TQ[2]))
     t = min(2.0 * a, _LARGEST) if a == a else a   # a NaN stays one
-    n = math.floor(t * _LOG2E + 0.5)
+    n = np.floor(t * _LOG2E + 0.5)   # a float: numba's math.floor makes an int64, which AVX2 cannot vectorize
     r = t - n * _LN2_HI - n * _LN2_LO
     rr = r * r
     p = r * ((_EP[0] * rr + _EP[1]) * rr + _EP[2])
